@@ -1,0 +1,22 @@
+/** Failures that belong to the FTP side of a transfer rather than to storage. */
+export const FTP_ERROR_CODES = [
+  'PERMISSION_DENIED', // the account lacks the permission the command needs
+  'NO_DATA_CONNECTION', // PASV/PORT missing, or the client never connected
+  'DATA_CONNECTION_LOST', // the data connection broke before the transfer ended
+  'CONTROL_CONNECTION_LOST', // the client left (or the server shut down) during a transfer
+  'BAD_SEQUENCE', // RNTO without RNFR, and the like
+  'BAD_ARGUMENT',
+  'NOT_IMPLEMENTED_PARAMETER',
+] as const;
+export type FtpErrorCode = (typeof FTP_ERROR_CODES)[number];
+
+export class FtpError extends Error {
+  constructor(
+    readonly code: FtpErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'FtpError';
+  }
+}

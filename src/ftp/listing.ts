@@ -1,0 +1,61 @@
+import type { Entry } from '../storage/object-store.js';
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const SIX_MONTHS_MS = 182 * 24 * 3600 * 1000;
+
+/**
+ * One line of a LIST reply in the `ls -l` form that curl, lftp, FileZilla and python's ftplib
+ * parse: recent entries show the time, older (or future) ones the year, all in UTC.
+ */
+export function formatListLine(entry: Entry, now: Date = new Date()): string {
+  const mode = entry.isDirectory ? 'drwxr-xr-x' : '-rw-r--r--';
+  const t = entry.mtime;
+  const month = MONTHS[t.getUTCMonth()];
+  const day = String(t.getUTCDate()).padStart(2, ' ');
+  const age = now.getTime() - t.getTime();
+  const when =
+    age >= 0 && age < SIX_MONTHS_MS
+      ? `${String(t.getUTCHours()).padStart(2, '0')}:${String(t.getUTCMinutes()).padStart(2, '0')}`
+      : ` ${t.getUTCFullYear()}`;
+  const size = String(entry.size).padStart(12, ' ');
+  return `${mode} 1 ftp ftp ${size} ${month} ${day} ${when} ${entry.name}`;
+}
+
+/** YYYYMMDDHHMMSS in UTC, as MDTM (RFC 3659 §2.3) and the MLSx modify fact want it. */
+export function formatTimeVal(date: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return (
+    p(date.getUTCFullYear(), 4) +
+    p(date.getUTCMonth() + 1) +
+    p(date.getUTCDate()) +
+    p(date.getUTCHours()) +
+    p(date.getUTCMinutes()) +
+    p(date.getUTCSeconds())
+  );
+}
+
+/**
+ * An MLSD/MLST entry (RFC 3659 §7): facts, a space, then the name. `type` is cdir for the listed
+ * directory itself. The unique fact is stable per path so clients can detect loops.
+ */
+export function formatFacts(entry: Entry, options: { type?: 'cdir'; uniqueId: string; canWrite: boolean; canDelete: boolean; canRename: boolean; canRead: boolean; canList: boolean; canMkdir: boolean }): string {
+  const type = options.type ?? (entry.isDirectory ? 'dir' : 'file');
+  let perm = '';
+  if (entry.isDirectory) {
+    if (options.canWrite) perm += 'c';
+    if (options.canDelete) perm += 'd';
+    if (options.canList) perm += 'el';
+    if (options.canRename) perm += 'f';
+    if (options.canMkdir) perm += 'm';
+    if (options.canDelete) perm += 'p';
+  } else {
+    if (options.canWrite) perm += 'aw';
+    if (options.canDelete) perm += 'd';
+    if (options.canRename) perm += 'f';
+    if (options.canRead) perm += 'r';
+  }
+  const facts = [`type=${type}`];
+  if (!entry.isDirectory) facts.push(`size=${entry.size}`);
+  facts.push(`modify=${formatTimeVal(entry.mtime)}`, `perm=${perm}`, `unique=${options.uniqueId}`);
+  return `${facts.join(';')}; ${entry.name}`;
+}

@@ -1,0 +1,48 @@
+import { StorageError, type StorageErrorCode } from '../storage/errors.js';
+import { FtpError, type FtpErrorCode } from './errors.js';
+
+export interface Reply {
+  code: number;
+  message: string;
+}
+
+/**
+ * The one table from typed errors to FTP replies (RFC 959 §4.2, RFC 3659 §5.5 for 554). Texts are
+ * fixed here; nothing from S3 or a stack trace reaches a client.
+ */
+const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
+  NOT_FOUND: { code: 550, message: 'No such file or directory' },
+  IS_DIRECTORY: { code: 550, message: 'Is a directory' },
+  NOT_DIRECTORY: { code: 550, message: 'Not a directory' },
+  ALREADY_EXISTS: { code: 550, message: 'File exists' },
+  NOT_EMPTY: { code: 550, message: 'Directory not empty' },
+  BAD_NAME: { code: 553, message: 'File name not allowed' },
+  NAME_TOO_LONG: { code: 553, message: 'File name too long' },
+  TOO_MANY_OBJECTS: { code: 550, message: 'Directory too large to rename' },
+  INVALID_RANGE: { code: 554, message: 'Invalid REST parameter' },
+  STORAGE_FULL: { code: 552, message: 'Exceeded storage allocation' },
+  DENIED: { code: 550, message: 'Permission denied' },
+  UNAVAILABLE: { code: 451, message: 'Storage temporarily unavailable, try again' },
+  ABORTED: { code: 426, message: 'Connection closed; transfer aborted' },
+  PARTIAL_RENAME: { code: 451, message: 'Rename incomplete: the file now exists under both names' },
+  INTERNAL: { code: 451, message: 'Local error in processing' },
+};
+
+const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
+  PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
+  NO_DATA_CONNECTION: { code: 425, message: "Can't open data connection" },
+  DATA_CONNECTION_LOST: { code: 426, message: 'Connection closed; transfer aborted' },
+  CONTROL_CONNECTION_LOST: { code: 426, message: 'Connection closed; transfer aborted' },
+  BAD_SEQUENCE: { code: 503, message: 'Bad sequence of commands' },
+  BAD_ARGUMENT: { code: 501, message: 'Syntax error in parameters or arguments' },
+  NOT_IMPLEMENTED_PARAMETER: { code: 504, message: 'Command not implemented for that parameter' },
+};
+
+const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' };
+
+/** The reply for any error a command handler throws. */
+export function replyFor(err: unknown): Reply {
+  if (err instanceof StorageError) return STORAGE_REPLIES[err.code];
+  if (err instanceof FtpError) return { code: FTP_REPLIES[err.code].code, message: err.message || FTP_REPLIES[err.code].message };
+  return INTERNAL_REPLY;
+}

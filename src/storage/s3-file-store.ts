@@ -1,0 +1,299 @@
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCopyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { StorageError, isStorageError } from './errors.js';
+import type { Entry, FileStore, ReadOptions, UploadSink } from './object-store.js';
+import { KeyMapper, baseName } from './paths.js';
+import { classifyS3Error } from './s3-errors.js';
+import { S3UploadSink } from './s3-upload-sink.js';
+
+const MiB = 1024 * 1024;
+/** CopyObject's limit; larger objects are copied part by part with UploadPartCopy. */
+const MAX_SINGLE_COPY_BYTES = 5 * 1024 * MiB;
+const COPY_PART_BYTES = 512 * MiB;
+const RENAME_CONCURRENCY = 8;
+
+export interface S3FileStoreOptions {
+  client: S3Client;
+  bucket: string;
+  prefix: string;
+  partSizeBytes: number;
+  queueSize: number;
+  renameDirectoryMaxObjects: number;
+}
+
+/** One account's virtual tree on `bucket/prefix`, with "dir/" marker objects for empty directories. */
+export class S3FileStore implements FileStore {
+  readonly bucket: string;
+  private readonly keys: KeyMapper;
+  private readonly client: S3Client;
+
+  constructor(private readonly options: S3FileStoreOptions) {
+    this.bucket = options.bucket;
+    this.client = options.client;
+    this.keys = new KeyMapper(options.prefix);
+  }
+
+  locate(path: string): { bucket: string; key: string } {
+    return { bucket: this.bucket, key: path === '/' ? this.keys.prefix : this.keys.fileKey(path) };
+  }
+
+  async stat(path: string): Promise<Entry> {
+    if (path === '/') return dirEntry('', new Date());
+    const file = await this.headFile(path);
+    if (file) return file;
+    const marker = await this.firstUnder(this.keys.dirPrefix(path));
+    if (marker) return dirEntry(baseName(path), marker.LastModified ?? new Date());
+    throw new StorageError('NOT_FOUND', 'No such file or directory');
+  }
+
+  async *list(path: string): AsyncIterable<Entry[]> {
+    const prefix = this.keys.dirPrefix(path);
+    const seenDirs = new Set<string>();
+    let token: string | undefined;
+    let first = true;
+    do {
+      const page = await this.s3(this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+      ));
+      const entries: Entry[] = [];
+      for (const cp of page.CommonPrefixes ?? []) {
+        const name = (cp.Prefix ?? '').slice(prefix.length, -1);
+        if (name === '' || seenDirs.has(name)) continue;
+        seenDirs.add(name);
+        entries.push(dirEntry(name, new Date()));
+      }
+      for (const obj of page.Contents ?? []) {
+        const key = obj.Key ?? '';
+        if (key === prefix) continue; // the listed directory's own marker
+        const name = key.slice(prefix.length);
+        entries.push({
+          name,
+          isDirectory: false,
+          size: obj.Size ?? 0,
+          mtime: obj.LastModified ?? new Date(0),
+          etag: obj.ETag,
+        });
+      }
+      if (first && path !== '/' && !page.KeyCount && !(page.Contents ?? []).length && !(page.CommonPrefixes ?? []).length) {
+        // Nothing under the prefix: a file of that name, or nothing at all.
+        if (await this.headFile(path)) throw new StorageError('NOT_DIRECTORY', 'Not a directory');
+        throw new StorageError('NOT_FOUND', 'No such file or directory');
+      }
+      first = false;
+      yield entries;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async read(path: string, options: ReadOptions = {}): Promise<Readable> {
+    const key = this.keys.fileKey(path);
+    const start = options.start ?? 0;
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: start > 0 ? `bytes=${start}-` : undefined }),
+      );
+      return res.Body as Readable;
+    } catch (err) {
+      const error = classifyS3Error(err);
+      if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {
+        throw new StorageError('IS_DIRECTORY', 'Is a directory');
+      }
+      if (error.code === 'INVALID_RANGE') {
+        // "bytes=size-" is unsatisfiable for S3, yet resuming a complete download is legitimate.
+        const file = await this.headFile(path);
+        if (file && file.size === start) return Readable.from([]);
+      }
+      throw error;
+    }
+  }
+
+  async write(path: string): Promise<UploadSink> {
+    const key = this.keys.fileKey(path);
+    if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
+    return new S3UploadSink({
+      client: this.client,
+      bucket: this.bucket,
+      key,
+      partSize: this.options.partSizeBytes,
+      queueSize: this.options.queueSize,
+    });
+  }
+
+  async remove(path: string): Promise<void> {
+    const key = this.keys.fileKey(path);
+    if (!(await this.headFile(path))) {
+      if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
+      throw new StorageError('NOT_FOUND', 'No such file or directory');
+    }
+    await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+  }
+
+  async mkdir(path: string): Promise<void> {
+    if (path === '/') throw new StorageError('ALREADY_EXISTS', 'Directory already exists');
+    const prefix = this.keys.dirPrefix(path);
+    if (await this.headFile(path)) throw new StorageError('ALREADY_EXISTS', 'A file of that name exists');
+    if (await this.firstUnder(prefix)) throw new StorageError('ALREADY_EXISTS', 'Directory already exists');
+    await this.s3(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: prefix, Body: '' })));
+  }
+
+  async rmdir(path: string): Promise<void> {
+    if (path === '/') throw new StorageError('DENIED', 'Cannot remove the root directory');
+    const prefix = this.keys.dirPrefix(path);
+    const page = await this.s3(this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 2 })));
+    const keys = (page.Contents ?? []).map((o) => o.Key);
+    if (!keys.length) {
+      if (await this.headFile(path)) throw new StorageError('NOT_DIRECTORY', 'Not a directory');
+      throw new StorageError('NOT_FOUND', 'No such file or directory');
+    }
+    if (keys.some((k) => k !== prefix)) throw new StorageError('NOT_EMPTY', 'Directory not empty');
+    await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: prefix })));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    if (from === '/' || to === '/') throw new StorageError('DENIED', 'Cannot rename the root directory');
+    if (from === to) return;
+    if (to.startsWith(from + '/')) throw new StorageError('BAD_NAME', 'Cannot move a directory into itself');
+    const source = await this.stat(from);
+    if (!source.isDirectory) {
+      const toKey = this.keys.fileKey(to);
+      if (await this.firstUnder(this.keys.dirPrefix(to))) throw new StorageError('IS_DIRECTORY', 'A directory of that name exists');
+      const fromKey = this.keys.fileKey(from);
+      await this.copyObject(fromKey, toKey, source.size);
+      await this.deleteSources([fromKey]);
+      return;
+    }
+    const fromPrefix = this.keys.dirPrefix(from);
+    const toPrefix = this.keys.dirPrefix(to);
+    try {
+      await this.stat(to);
+      throw new StorageError('ALREADY_EXISTS', 'Target name already exists');
+    } catch (err) {
+      if (!isStorageError(err, 'NOT_FOUND')) throw err;
+    }
+    const objects = await this.listAll(fromPrefix, this.options.renameDirectoryMaxObjects);
+    for (const o of objects) this.keys.fileKey('/' + (toPrefix + o.key.slice(fromPrefix.length)).slice(this.keys.prefix.length));
+    await mapLimit(objects, RENAME_CONCURRENCY, (o) => this.copyObject(o.key, toPrefix + o.key.slice(fromPrefix.length), o.size));
+    await this.deleteSources(objects.map((o) => o.key));
+  }
+
+  private async deleteSources(keys: string[]): Promise<void> {
+    try {
+      await mapLimit(keys, RENAME_CONCURRENCY, (key) => this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))));
+    } catch (err) {
+      throw new StorageError('PARTIAL_RENAME', 'Copied to the new name, but the old name could not be removed', {
+        cause: err,
+      });
+    }
+  }
+
+  private async listAll(prefix: string, max: number): Promise<{ key: string; size: number }[]> {
+    const out: { key: string; size: number }[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3(this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })));
+      for (const o of page.Contents ?? []) {
+        out.push({ key: o.Key ?? '', size: o.Size ?? 0 });
+        if (out.length > max) {
+          throw new StorageError('TOO_MANY_OBJECTS', `Directory holds more than ${max} objects; rename refused`);
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  private async copyObject(fromKey: string, toKey: string, size: number): Promise<void> {
+    const copySource = `${this.bucket}/${encodeURIComponent(fromKey).replace(/%2F/g, '/')}`;
+    if (size <= MAX_SINGLE_COPY_BYTES) {
+      await this.s3(this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: copySource })));
+      return;
+    }
+    const { UploadId } = await this.s3(this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: toKey })));
+    try {
+      const ranges: { n: number; start: number; end: number }[] = [];
+      for (let start = 0, n = 1; start < size; start += COPY_PART_BYTES, n++) {
+        ranges.push({ n, start, end: Math.min(start + COPY_PART_BYTES, size) - 1 });
+      }
+      const parts = await mapLimit(ranges, 4, async (r) => {
+        const res = await this.s3(this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: toKey,
+            UploadId,
+            PartNumber: r.n,
+            CopySource: copySource,
+            CopySourceRange: `bytes=${r.start}-${r.end}`,
+          }),
+        ));
+        return { PartNumber: r.n, ETag: res.CopyPartResult?.ETag };
+      });
+      await this.s3(this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, UploadId, MultipartUpload: { Parts: parts } }),
+      ));
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async headFile(path: string): Promise<Entry | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(path) }));
+      return {
+        name: baseName(path),
+        isDirectory: false,
+        size: res.ContentLength ?? 0,
+        mtime: res.LastModified ?? new Date(0),
+        etag: res.ETag,
+      };
+    } catch (err) {
+      const error = classifyS3Error(err);
+      if (error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** The first object under a key prefix, if any: how a directory's existence is decided. */
+  private async firstUnder(prefix: string): Promise<{ Key?: string; LastModified?: Date } | undefined> {
+    const page = await this.s3(this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 })));
+    return page.Contents?.[0];
+  }
+
+  /** Runs an S3 call and classifies its failure. */
+  private async s3<T>(request: Promise<T>): Promise<T> {
+    try {
+      return await request;
+    } catch (err) {
+      throw classifyS3Error(err);
+    }
+  }
+}
+
+function dirEntry(name: string, mtime: Date): Entry {
+  return { name, isDirectory: true, size: 0, mtime };
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
