@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { describe, expect, inject, it } from 'vitest';
+import { verifyPassword } from '../../src/accounts/passwords.js';
+import { s3Client } from '../support/bridge.js';
+import { curl, runProgram } from '../support/clients.js';
+
+/** The built CLI, as `node <bin>` runs it (npm test builds first). */
+const BIN = resolve('dist/cli/main.js');
+const tmp = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-cli-'));
+const cli = (args: string[], input?: string, env: Record<string, string> = {}) =>
+  runProgram('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, BIN, ...args], { input });
+
+describe('ftp-s3-bridge CLI', () => {
+  it('is built (run `npm run build`, which `npm test` does first)', () => {
+    expect(existsSync(BIN)).toBe(true);
+  });
+
+  it('hash-password reads stdin and prints a bcrypt or argon2id hash that verifies', async () => {
+    const bcrypt = await cli(['hash-password'], 's3cret pass\n');
+    expect(bcrypt.code).toBe(0);
+    const hash = bcrypt.stdout.toString().trim();
+    expect(hash).toMatch(/^\$2b\$10\$/);
+    expect(await verifyPassword('s3cret pass', hash)).toBe(true);
+    const argon = await cli(['hash-password', '--algorithm', 'argon2id'], 's3cret pass\n');
+    const argonHash = argon.stdout.toString().trim();
+    expect(argonHash).toMatch(/^\$argon2id\$/);
+    expect(await verifyPassword('s3cret pass', argonHash)).toBe(true);
+  });
+
+  it('exits 2 on a bad config with one line per bad field', async () => {
+    const file = join(tmp, 'bad.yaml');
+    writeFileSync(
+      file,
+      ['ftp:', '  port: 99999', '  bogus: 1', 's3:', '  partSizeMiB: 2', 'accounts:', '  - username: x', '    passwordHash: nothash', '    bucket: b1b'].join('\n'),
+    );
+    const res = await cli(['--config', file]);
+    expect(res.code).toBe(2);
+    const lines = res.stderr.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(res.stderr).toMatch(/^config error: ftp\.port: /m);
+    expect(res.stderr).toMatch(/^config error: ftp: .*bogus/m);
+    expect(res.stderr).toMatch(/^config error: s3\.partSizeMiB: /m);
+    expect(res.stderr).toMatch(/^config error: accounts\.0\.passwordHash: /m);
+  });
+
+  it('exits 2 for a missing config file and an unknown environment override', async () => {
+    expect((await cli(['--config', join(tmp, 'missing.yaml')])).code).toBe(2);
+    const file = join(tmp, 'ok-for-env.yaml');
+    writeFileSync(file, 'accounts: []\n');
+    const res = await cli(['check-config'], undefined, { FTP_S3_BRIDGE_CONFIG: file, FTP_S3_BRIDGE__S3__NOPE: '1' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/FTP_S3_BRIDGE__S3__NOPE: unknown key "NOPE"/);
+  });
+
+  it('serves from a config file with env overrides, logs the config without secrets, and stops on SIGTERM with 0', async () => {
+    const s3 = inject('s3');
+    const bucket = `cli-${Date.now().toString(36)}`;
+    const client = s3Client(s3);
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const hash = (await cli(['hash-password'], 'pw\n')).stdout.toString().trim();
+    const file = join(tmp, 'serve.yaml');
+    writeFileSync(
+      file,
+      [
+        'ftp:',
+        '  host: 127.0.0.1',
+        '  port: 0',
+        '  passive: { address: 127.0.0.1, portMin: 39900, portMax: 39909 }',
+        's3:',
+        `  endpoint: ${s3.endpoint}`,
+        '  region: us-east-1',
+        '  forcePathStyle: true',
+        `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "placeholder" }`,
+        'accounts:',
+        '  - username: cam01',
+        `    passwordHash: "${hash}"`,
+        `    bucket: ${bucket}`,
+        '    prefix: site-a/cam01/',
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, [BIN, '--config', file], {
+      env: { ...process.env, FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: s3.secretAccessKey },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      const port = await new Promise<number>((resolvePort, reject) => {
+        const timer = setTimeout(() => reject(new Error('no listening line: ' + out)), 20_000);
+        child.stdout.on('data', () => {
+          const m = /"msg":"FTP listening"/.test(out) && /"port":(\d+),"msg":"FTP listening"/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolvePort(Number(m[1]));
+          }
+        });
+      });
+      expect(out).toContain('"msg":"effective configuration"');
+      expect(out).toContain('[redacted]');
+      expect(out).not.toContain(s3.secretAccessKey === 'S3RVER' ? '"secretAccessKey":"S3RVER"' : s3.secretAccessKey);
+      expect(out).not.toContain(hash);
+      const up = await curl(['-T', '-', `ftp://cam01:pw@127.0.0.1:${port}/snap.jpg`], 'jpeg bytes');
+      expect(up.code).toBe(0);
+      const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+      const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'site-a/cam01/snap.jpg' }));
+      expect(await got.Body?.transformToString()).toBe('jpeg bytes');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    client.destroy();
+  });
+});

@@ -1,0 +1,171 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { hashPassword } from '../../src/accounts/passwords.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { BridgeConfigInput } from '../../src/config/schema.js';
+import { startBridge } from '../../src/server/bridge.js';
+import type { TestS3 } from './s3-backends.js';
+import { S3Proxy } from './s3-proxy.js';
+
+export const USER = 'alice';
+export const PASSWORD = 'correct horse';
+
+let bridgeCounter = 0;
+const hashCache = new Map<string, Promise<string>>();
+const cachedHash = (password: string) => {
+  if (!hashCache.has(password)) hashCache.set(password, hashPassword(password));
+  return hashCache.get(password) as Promise<string>;
+};
+
+export interface TestAccount {
+  username: string;
+  password: string;
+  prefix?: string;
+  bucket?: string;
+  permissions?: string[];
+}
+
+export interface TestBridgeOptions {
+  accounts?: TestAccount[];
+  /** Route the bridge's S3 traffic through a recording proxy (TestBridge.proxy). */
+  proxy?: boolean;
+  /** Where the bridge's JSON log goes (default: nowhere, or stderr at TEST_LOG_LEVEL). */
+  logStream?: NodeJS.WritableStream;
+  logLevel?: 'trace' | 'debug' | 'info';
+  ftp?: Partial<NonNullable<BridgeConfigInput['ftp']>>;
+  s3?: Partial<NonNullable<BridgeConfigInput['s3']>>;
+}
+
+export function s3Client(s3: TestS3): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** A running bridge on loopback against the test run's real S3, with a fresh bucket of its own. */
+export class TestBridge {
+  private constructor(
+    readonly port: number,
+    readonly bucket: string,
+    readonly s3: S3Client,
+    readonly backend: TestS3,
+    private readonly stop: () => Promise<void>,
+    readonly proxy: S3Proxy | undefined,
+  ) {}
+
+  static async start(options: TestBridgeOptions = {}): Promise<TestBridge> {
+    const backend = inject('s3');
+    const s3 = s3Client(backend);
+    const bucket = `t-${randomBytes(6).toString('hex')}`;
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const accounts = options.accounts ?? [{ username: USER, password: PASSWORD }];
+    // Each bridge gets its own passive range: test files run in parallel workers.
+    const pool = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? 1);
+    const portMin = 40000 + (pool % 50) * 400 + (bridgeCounter++ % 40) * 10;
+    const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
+    const config = parseConfig({
+      ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9 }, loginFailureDelayMs: 200, ...options.ftp },
+      s3: {
+        endpoint: proxy?.endpoint ?? backend.endpoint,
+        region: backend.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey },
+        partSizeMiB: 5,
+        queueSize: 2,
+        ...options.s3,
+      },
+      accounts: await Promise.all(
+        accounts.map(async (a) => ({
+          username: a.username,
+          passwordHash: await cachedHash(a.password),
+          bucket: a.bucket ?? bucket,
+          prefix: a.prefix ?? '',
+          ...(a.permissions ? { permissions: a.permissions } : {}),
+        })),
+      ),
+      log: { level: options.logLevel ?? (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent' },
+    });
+    const logger = options.logStream ? pino({ level: config.log.level }, options.logStream) : pino({ level: config.log.level });
+    const running = await startBridge(config, logger);
+    const stop = async () => {
+      await running.close();
+      await proxy?.close();
+    };
+    return new TestBridge(running.ftpAddress.port, bucket, s3, backend, stop, proxy);
+  }
+
+  url(path = '/', user = USER, password = PASSWORD): string {
+    return `ftp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}${path}`;
+  }
+
+  async getObject(key: string): Promise<Buffer | undefined> {
+    try {
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const chunks: Buffer[] = [];
+      for await (const c of res.Body as Readable) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw err;
+    }
+  }
+
+  async objectHash(key: string): Promise<string | undefined> {
+    const body = await this.getObject(key);
+    return body && sha256(body);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Buffer | string): Promise<void> {
+    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body }));
+  }
+
+  async keys(prefix = ''): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      out.push(...(page.Contents ?? []).map((o) => o.Key as string));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort();
+  }
+
+  /** Incomplete multipart uploads in the bucket (backends with ListMultipartUploads only). */
+  async pendingUploads(): Promise<string[]> {
+    const res = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket }));
+    return (res.Uploads ?? []).map((u) => u.Key as string);
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    this.s3.destroy();
+  }
+}

@@ -1,0 +1,144 @@
+import { execFile, spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+
+export interface ProcessResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a real client program, with a hard time limit; stdin optional. */
+export function runProgram(cmd: string, args: string[], options: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export const curl = (args: string[], input?: Buffer | string) => runProgram('curl', ['-sS', '--max-time', '60', ...args], { input });
+
+/** Runs a python3 script (ftplib) with arguments; the script prints its results on stdout. */
+export const python = (script: string, args: string[]) => runProgram('python3', ['-c', script, ...args]);
+
+export const hasProgram = (name: string): Promise<boolean> =>
+  new Promise((resolve) => execFile('sh', ['-c', `command -v ${name}`], (err) => resolve(!err)));
+
+export interface FtpReply {
+  code: number;
+  text: string;
+}
+
+/**
+ * A bare control connection for replaying exact command sequences (device quirks, split commands,
+ * connections dropped at precise moments). Replies are parsed per RFC 959 §4.2 (multi-line aware).
+ */
+export class RawFtp {
+  private buffer = '';
+  private waiters: ((reply: FtpReply) => void)[] = [];
+  private replies: FtpReply[] = [];
+  private lines: string[] = [];
+
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+  }
+
+  static async connect(port: number, host = '127.0.0.1'): Promise<RawFtp> {
+    const socket = connect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const ftp = new RawFtp(socket);
+    await ftp.reply();
+    return ftp;
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let i: number;
+    while ((i = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, i).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(i + 1);
+      this.lines.push(line);
+      const m = /^(\d{3})([ -])/.exec(line);
+      const first = this.lines[0] ?? '';
+      const firstCode = /^(\d{3})-/.exec(first)?.[1];
+      // Done when: a single-line reply, or the "ddd " line closing a "ddd-" block.
+      if (m && m[2] === ' ' && (!firstCode || firstCode === m[1])) {
+        const reply = { code: Number(m[1]), text: this.lines.join('\n') };
+        this.lines = [];
+        const waiter = this.waiters.shift();
+        if (waiter) waiter(reply);
+        else this.replies.push(reply);
+      }
+    }
+  }
+
+  /** The next reply, waiting up to `timeoutMs`. */
+  reply(timeoutMs = 20_000): Promise<FtpReply> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no FTP reply within ' + timeoutMs + ' ms')), timeoutMs);
+      this.waiters.push((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+  }
+
+  send(line: string): void {
+    this.socket.write(line + '\r\n');
+  }
+
+  async command(line: string): Promise<FtpReply> {
+    this.send(line);
+    return this.reply();
+  }
+
+  async login(user: string, password: string): Promise<void> {
+    const u = await this.command(`USER ${user}`);
+    if (u.code !== 331) throw new Error('USER: ' + u.text);
+    const p = await this.command(`PASS ${password}`);
+    if (p.code !== 230) throw new Error('PASS: ' + p.text);
+  }
+
+  /** PASV, then opens the data connection to the announced port. */
+  async pasv(): Promise<Socket> {
+    const r = await this.command('PASV');
+    const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(r.text);
+    if (r.code !== 227 || !m) throw new Error('PASV: ' + r.text);
+    const port = Number(m[5]) * 256 + Number(m[6]);
+    const data = connect(port, `${m[1]}.${m[2]}.${m[3]}.${m[4]}`);
+    await new Promise<void>((resolve, reject) => {
+      data.once('connect', resolve);
+      data.once('error', reject);
+    });
+    return data;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Reads a data socket to its end. */
+export function readAll(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', () => resolve(Buffer.concat(chunks)));
+    socket.once('error', reject);
+  });
+}

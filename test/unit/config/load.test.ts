@@ -1,0 +1,323 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../../src/accounts/passwords.js';
+import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
+import { redactSecrets } from '../../../src/config/redact.js';
+
+let dir: string;
+let bcryptHash: string;
+let fileCounter = 0;
+
+/** The configuration file of the spec, verbatim apart from the generated hash. */
+const specYaml = (hash: string): string => `ftp:
+  host: 0.0.0.0
+  port: 2121
+  passive: { address: 203.0.113.10, portMin: 30000, portMax: 30049 }
+s3:
+  endpoint: http://127.0.0.1:9000
+  region: us-east-1
+  forcePathStyle: true
+  credentials: { accessKeyId: x, secretAccessKey: y }
+  partSizeMiB: 8
+  queueSize: 4
+accounts:
+  - username: cam01
+    passwordHash: "${hash}"
+    bucket: uploads
+    prefix: site-a/cam01/
+    permissions: [list, read, write, delete, rename, mkdir]
+`;
+
+function writeConfig(text: string): string {
+  const file = join(dir, `config-${++fileCounter}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Runs `fn`, expects a ConfigError and returns its problem lines. */
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    // The message carries the same lines, one per problem.
+    expect((err as ConfigError).message.split('\n').slice(1)).toEqual(problems);
+    return problems;
+  }
+  throw new Error('expected a ConfigError, but the configuration was accepted');
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-config-'));
+  bcryptHash = await hashPassword('correct horse');
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('loadConfig: the spec file', () => {
+  it('accepts the YAML of the spec and returns every value, with defaults for the rest', () => {
+    expect(bcryptHash).toMatch(/^\$2b\$10\$.{53}$/);
+    const config = loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: {} });
+    expect(config.ftp).toEqual({
+      host: '0.0.0.0',
+      port: 2121,
+      passive: { address: '203.0.113.10', portMin: 30000, portMax: 30049 },
+      greeting: 'ftp-s3-bridge ready',
+      loginFailureDelayMs: 1000,
+      renameDirectoryMaxObjects: 1000,
+      dataConnectionTimeoutSeconds: 30,
+    });
+    expect(config.s3).toEqual({
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      partSizeMiB: 8,
+      queueSize: 4,
+      maxAttempts: 5,
+    });
+    expect(config.accounts).toEqual([
+      {
+        username: 'cam01',
+        passwordHash: bcryptHash,
+        bucket: 'uploads',
+        prefix: 'site-a/cam01/',
+        permissions: ['list', 'read', 'write', 'delete', 'rename', 'mkdir'],
+      },
+    ]);
+    expect(config.log).toEqual({ level: 'info', pretty: false });
+  });
+
+  it('also accepts an argon2id hash', async () => {
+    const argon = await hashPassword('pw', 'argon2id');
+    const config = loadConfig({ file: writeConfig(specYaml(argon)), env: {} });
+    expect(config.accounts[0]?.passwordHash).toBe(argon);
+  });
+
+  it('reads the file named by FTP_S3_BRIDGE_CONFIG when no file is passed', () => {
+    const file = writeConfig(specYaml(bcryptHash).replace('port: 2121', 'port: 2222'));
+    const config = loadConfig({ env: { FTP_S3_BRIDGE_CONFIG: file } });
+    expect(config.ftp.port).toBe(2222);
+    expect(config.accounts[0]?.username).toBe('cam01');
+  });
+
+  it('an explicit file wins over FTP_S3_BRIDGE_CONFIG', () => {
+    const explicit = writeConfig(specYaml(bcryptHash).replace('port: 2121', 'port: 2301'));
+    const fromEnv = writeConfig(specYaml(bcryptHash).replace('port: 2121', 'port: 2302'));
+    expect(loadConfig({ file: explicit, env: { FTP_S3_BRIDGE_CONFIG: fromEnv } }).ftp.port).toBe(2301);
+  });
+});
+
+describe('loadConfig: environment overrides', () => {
+  it('overrides the S3 endpoint', () => {
+    const config = loadConfig({
+      file: writeConfig(specYaml(bcryptHash)),
+      env: { FTP_S3_BRIDGE__S3__ENDPOINT: 'https://s3.example.test:8443' },
+    });
+    expect(config.s3.endpoint).toBe('https://s3.example.test:8443');
+    // The rest of the file is untouched.
+    expect(config.s3.region).toBe('us-east-1');
+    expect(config.s3.credentials).toEqual({ accessKeyId: 'x', secretAccessKey: 'y' });
+  });
+
+  it('parses PORT_MIN as a number onto passive.portMin', () => {
+    const config = loadConfig({
+      file: writeConfig(specYaml(bcryptHash)),
+      env: { FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MIN: '31000', FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MAX: '31049' },
+    });
+    expect(config.ftp.passive.portMin).toBe(31000);
+    expect(config.ftp.passive.portMax).toBe(31049);
+    expect(config.ftp.passive.address).toBe('203.0.113.10');
+  });
+
+  it('a PORT_MIN above the file\'s portMax is reported against ftp.passive', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: { FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MIN: '31000' } }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^ftp\.passive: .*portMin must be <= portMax/)]);
+  });
+
+  it('matches segments in any case, with or without underscores', () => {
+    for (const name of ['FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MIN', 'FTP_S3_BRIDGE__ftp__passive__portMin', 'FTP_S3_BRIDGE__FTP__PASSIVE__PORTMIN']) {
+      const config = loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: { [name]: '30010' } });
+      expect(config.ftp.passive.portMin, name).toBe(30010);
+    }
+  });
+
+  it('maps PART_SIZE_MIB onto s3.partSizeMiB as a number', () => {
+    const config = loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: { FTP_S3_BRIDGE__S3__PART_SIZE_MIB: '16' } });
+    expect(config.s3.partSizeMiB).toBe(16);
+  });
+
+  it('parses a flow sequence for an account\'s permissions, by index', () => {
+    const config = loadConfig({
+      file: writeConfig(specYaml(bcryptHash)),
+      env: { FTP_S3_BRIDGE__ACCOUNTS__0__PERMISSIONS: '[list, read]' },
+    });
+    expect(config.accounts[0]?.permissions).toEqual(['list', 'read']);
+    expect(config.accounts[0]?.username).toBe('cam01');
+  });
+
+  it('builds a whole configuration from the environment alone', () => {
+    const config = loadConfig({
+      env: {
+        FTP_S3_BRIDGE__ACCOUNTS__0__USERNAME: 'cam02',
+        FTP_S3_BRIDGE__ACCOUNTS__0__PASSWORD_HASH: bcryptHash,
+        FTP_S3_BRIDGE__ACCOUNTS__0__BUCKET: 'uploads',
+        FTP_S3_BRIDGE__S3__CREDENTIALS__ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG',
+        FTP_S3_BRIDGE__FTP__PORT: '2100',
+      },
+    });
+    expect(config.accounts).toEqual([
+      { username: 'cam02', passwordHash: bcryptHash, bucket: 'uploads', prefix: '', permissions: ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] },
+    ]);
+    expect(config.s3.credentials).toEqual({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG' });
+    expect(config.ftp.port).toBe(2100);
+  });
+
+  it('ignores variables without the FTP_S3_BRIDGE__ prefix', () => {
+    const config = loadConfig({
+      file: writeConfig(specYaml(bcryptHash)),
+      env: { FTP_S3_BRIDGE_S3__ENDPOINT: 'http://ignored.test', S3__ENDPOINT: 'http://ignored.test', PATH: '/usr/bin' },
+    });
+    expect(config.s3.endpoint).toBe('http://127.0.0.1:9000');
+  });
+});
+
+describe('loadConfig: problems', () => {
+  it('an unknown key in the YAML names its path', () => {
+    const yaml = specYaml(bcryptHash).replace('  queueSize: 4\n', '  queueSize: 4\n  bogusKey: 1\n');
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^s3: .*bogusKey/);
+  });
+
+  it('an unknown key deep in an account names the account path', () => {
+    const yaml = specYaml(bcryptHash).replace('    bucket: uploads\n', '    bucket: uploads\n    buckt: typo\n');
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
+    expect(problems).toEqual([expect.stringMatching(/^accounts\.0: .*buckt/)]);
+  });
+
+  it('an unknown key in the environment names the variable and where it was looked up', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: { FTP_S3_BRIDGE__S3__PART_SIZE: '16' } }),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^FTP_S3_BRIDGE__S3__PART_SIZE: unknown key "PART_SIZE" under s3$/);
+  });
+
+  it('several unknown environment variables give one line each', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        file: writeConfig(specYaml(bcryptHash)),
+        env: { FTP_S3_BRIDGE__NOPE: '1', FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MINIMUM: '1', FTP_S3_BRIDGE__ACCOUNTS__FIRST__BUCKET: 'b' },
+      }),
+    );
+    expect(problems).toHaveLength(3);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^FTP_S3_BRIDGE__NOPE: .*"NOPE".*\(root\)/),
+        expect.stringMatching(/^FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MINIMUM: .*"PORT_MINIMUM".*ftp\.passive/),
+        expect.stringMatching(/^FTP_S3_BRIDGE__ACCOUNTS__FIRST__BUCKET: .*"FIRST".*accounts/),
+      ]),
+    );
+  });
+
+  it('a bad value names the field: s3.partSizeMiB', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: { FTP_S3_BRIDGE__S3__PART_SIZE_MIB: '4' } }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^s3\.partSizeMiB: .+/)]);
+  });
+
+  it('several bad fields give one line each, each naming its field', () => {
+    const yaml = specYaml(bcryptHash)
+      .replace('port: 2121', 'port: 70000')
+      .replace('partSizeMiB: 8', 'partSizeMiB: 2')
+      .replace('queueSize: 4', 'queueSize: many')
+      .replace('bucket: uploads', 'bucket: u')
+      .replace('prefix: site-a/cam01/', 'prefix: /site-a')
+      .replace('permissions: [list, read, write, delete, rename, mkdir]', 'permissions: [list, fly]');
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
+    const fields = problems.map((p) => p.slice(0, p.indexOf(': ')));
+    expect(fields.sort()).toEqual(
+      ['ftp.port', 's3.partSizeMiB', 's3.queueSize', 'accounts.0.bucket', 'accounts.0.prefix', 'accounts.0.permissions.1'].sort(),
+    );
+    for (const line of problems) expect(line).not.toContain('\n');
+  });
+
+  it('refuses a password that is not a bcrypt or argon2id hash', () => {
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(specYaml('plaintext-password')), env: {} }));
+    expect(problems).toEqual([expect.stringMatching(/^accounts\.0\.passwordHash: /)]);
+  });
+
+  it('requires at least one account', () => {
+    const problems = problemsOf(() => loadConfig({ file: writeConfig('ftp:\n  port: 2121\naccounts: []\n'), env: {} }));
+    expect(problems).toEqual(['accounts: at least one account is required']);
+  });
+
+  it('a missing file is a ConfigError naming the file', () => {
+    const file = join(dir, 'does-not-exist.yaml');
+    const problems = problemsOf(() => loadConfig({ file, env: {} }));
+    expect(problems).toEqual([`config file ${file}: ENOENT`]);
+  });
+
+  it('invalid YAML is a ConfigError naming the file, on one line', () => {
+    const file = writeConfig('ftp:\n  port: [2121\n  host: x\n');
+    const problems = problemsOf(() => loadConfig({ file, env: {} }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not valid YAML: `));
+    expect(problems[0]).not.toContain('\n');
+  });
+
+  it('a YAML file whose top level is not a mapping is a ConfigError', () => {
+    const problems = problemsOf(() => loadConfig({ file: writeConfig('- just\n- a list\n'), env: {} }));
+    expect(problems).toEqual([expect.stringMatching(/the top level must be a mapping$/)]);
+  });
+
+  it('parseConfig rejects an empty object with a line for accounts', () => {
+    const problems = problemsOf(() => parseConfig({}));
+    expect(problems).toEqual([expect.stringMatching(/^accounts: /)]);
+  });
+});
+
+describe('redactSecrets', () => {
+  it('hides secretAccessKey and passwordHash and keeps every other field', () => {
+    const config = loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: {} });
+    const redacted = redactSecrets(config);
+    expect(redacted.s3.credentials).toEqual({ accessKeyId: 'x', secretAccessKey: '[redacted]' });
+    expect(redacted.accounts[0]).toEqual({
+      username: 'cam01',
+      passwordHash: '[redacted]',
+      bucket: 'uploads',
+      prefix: 'site-a/cam01/',
+      permissions: ['list', 'read', 'write', 'delete', 'rename', 'mkdir'],
+    });
+    expect(redacted.ftp).toEqual(config.ftp);
+    expect(redacted.s3.endpoint).toBe('http://127.0.0.1:9000');
+    expect(JSON.stringify(redacted)).not.toContain(bcryptHash);
+  });
+
+  it('returns a copy and leaves the original untouched', () => {
+    const config = loadConfig({ file: writeConfig(specYaml(bcryptHash)), env: {} });
+    const redacted = redactSecrets(config);
+    expect(redacted).not.toBe(config);
+    expect(config.s3.credentials?.secretAccessKey).toBe('y');
+    expect(config.accounts[0]?.passwordHash).toBe(bcryptHash);
+  });
+
+  it('hides a session token and leaves an absent one absent', () => {
+    expect(redactSecrets({ accessKeyId: 'a', secretAccessKey: 's', sessionToken: 't' })).toEqual({
+      accessKeyId: 'a',
+      secretAccessKey: '[redacted]',
+      sessionToken: '[redacted]',
+    });
+    expect(redactSecrets({ accessKeyId: 'a', sessionToken: undefined })).toEqual({ accessKeyId: 'a', sessionToken: undefined });
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { FTP_ERROR_CODES, FtpError, type FtpErrorCode } from '../../../src/ftp/errors.js';
+import { replyFor } from '../../../src/ftp/replies.js';
+import { STORAGE_ERROR_CODES, StorageError, type StorageErrorCode } from '../../../src/storage/errors.js';
+
+const SECRET = 'SECRET';
+
+describe('replyFor: storage errors', () => {
+  it.each(STORAGE_ERROR_CODES.map((c) => [c]))('%s → a 4xx/5xx reply with a fixed text', (code) => {
+    const reply = replyFor(new StorageError(code, `internal detail ${SECRET}`));
+    expect(reply.code).toBeGreaterThanOrEqual(400);
+    expect(reply.code).toBeLessThan(600);
+    expect(reply.message).toMatch(/\S/);
+    // The StorageError's own message never reaches the client.
+    expect(reply.message).not.toContain(SECRET);
+  });
+
+  const expected: Array<[StorageErrorCode, number]> = [
+    ['NOT_FOUND', 550],
+    ['IS_DIRECTORY', 550],
+    ['NOT_DIRECTORY', 550],
+    ['ALREADY_EXISTS', 550],
+    ['NOT_EMPTY', 550],
+    ['BAD_NAME', 553],
+    ['NAME_TOO_LONG', 553],
+    ['TOO_MANY_OBJECTS', 550],
+    ['INVALID_RANGE', 554],
+    ['STORAGE_FULL', 552],
+    ['DENIED', 550],
+    ['UNAVAILABLE', 451],
+    ['ABORTED', 426],
+    ['PARTIAL_RENAME', 451],
+    ['INTERNAL', 451],
+  ];
+
+  it('covers every storage code in this table', () => {
+    expect(expected.map(([c]) => c).sort()).toEqual([...STORAGE_ERROR_CODES].sort());
+  });
+
+  it.each(expected)('%s → %i', (code, reply) => {
+    expect(replyFor(new StorageError(code, 'x')).code).toBe(reply);
+  });
+
+  it('transient failures are 4xx (retry), permanent ones 5xx', () => {
+    expect(replyFor(new StorageError('UNAVAILABLE', 'x')).code).toBeLessThan(500);
+    expect(replyFor(new StorageError('NOT_FOUND', 'x')).code).toBeGreaterThanOrEqual(500);
+    expect(replyFor(new StorageError('BAD_NAME', 'x')).code).toBeGreaterThanOrEqual(500);
+  });
+});
+
+describe('replyFor: FTP errors', () => {
+  it.each(FTP_ERROR_CODES.map((c) => [c]))('%s → a 4xx/5xx reply', (code) => {
+    const reply = replyFor(new FtpError(code, ''));
+    expect(reply.code).toBeGreaterThanOrEqual(400);
+    expect(reply.code).toBeLessThan(600);
+    expect(reply.message).toMatch(/\S/);
+  });
+
+  const expected: Array<[FtpErrorCode, number]> = [
+    ['PERMISSION_DENIED', 550],
+    ['NO_DATA_CONNECTION', 425],
+    ['DATA_CONNECTION_LOST', 426],
+    ['CONTROL_CONNECTION_LOST', 426],
+    ['BAD_SEQUENCE', 503],
+    ['BAD_ARGUMENT', 501],
+    ['NOT_IMPLEMENTED_PARAMETER', 504],
+  ];
+
+  it('covers every FTP code in this table', () => {
+    expect(expected.map(([c]) => c).sort()).toEqual([...FTP_ERROR_CODES].sort());
+  });
+
+  it.each(expected)('%s → %i', (code, reply) => {
+    expect(replyFor(new FtpError(code, 'x')).code).toBe(reply);
+  });
+
+  it('uses the FtpError message when there is one, the table text otherwise', () => {
+    expect(replyFor(new FtpError('BAD_ARGUMENT', 'File name required'))).toEqual({ code: 501, message: 'File name required' });
+    expect(replyFor(new FtpError('NO_DATA_CONNECTION', ''))).toEqual({ code: 425, message: "Can't open data connection" });
+  });
+});
+
+describe('replyFor: anything else', () => {
+  it('a plain Error → 451 without its text', () => {
+    const err = new Error(`stack text ${SECRET}`);
+    const reply = replyFor(err);
+    expect(reply.code).toBe(451);
+    expect(reply.message).not.toContain(SECRET);
+    expect(reply.message).not.toContain('stack');
+    expect(reply.message).not.toContain(err.stack?.split('\n')[1]?.trim() ?? 'at ');
+  });
+
+  it.each([
+    ['a TypeError', new TypeError(`Cannot read properties of undefined ${SECRET}`)],
+    ['an error shaped like a StorageError but not one', Object.assign(new Error(SECRET), { name: 'StorageError', code: 'NOT_FOUND' })],
+    ['a string', `thrown string ${SECRET}`],
+    ['undefined', undefined],
+    ['null', null],
+  ])('%s → 451 without its text', (_label, err) => {
+    const reply = replyFor(err);
+    expect(reply.code).toBe(451);
+    expect(reply.message).not.toContain(SECRET);
+  });
+});
