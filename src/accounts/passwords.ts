@@ -1,19 +1,19 @@
 import { hash as argon2Hash, verify as argon2Verify, Algorithm } from '@node-rs/argon2';
-import { hash as bcryptHash, verify as bcryptVerify } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 
 export type HashAlgorithm = 'bcrypt' | 'argon2id';
 
 /** Hashes a password for the config file. bcrypt cost 10, or argon2id with the library's defaults. */
 export async function hashPassword(password: string, algorithm: HashAlgorithm = 'bcrypt'): Promise<string> {
   if (algorithm === 'argon2id') return argon2Hash(password, { algorithm: Algorithm.Argon2id });
-  return bcryptHash(password, { cost: 10, version: '2b' });
+  return bcrypt.hash(password, 10);
 }
 
 /** Checks a password against a bcrypt ($2a$/$2b$/$2y$) or argon2id hash; false for anything else. */
 export async function verifyPassword(password: string, passwordHash: string): Promise<boolean> {
   try {
     if (passwordHash.startsWith('$argon2id$')) return await argon2Verify(passwordHash, password);
-    if (/^\$2[aby]\$/.test(passwordHash)) return await bcryptVerify(password, passwordHash);
+    if (/^\$2[aby]\$/.test(passwordHash)) return await bcrypt.compare(password, passwordHash);
   } catch {
     return false;
   }

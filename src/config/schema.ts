@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- names must be checked for control characters */
 import { z } from 'zod';
 
 /** Per-account operations; each FTP command needs one of them (see ftp/permissions). */

@@ -2,10 +2,12 @@ import type { Entry } from '../storage/object-store.js';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const SIX_MONTHS_MS = 182 * 24 * 3600 * 1000;
+/** S3's clock may run ahead of ours: a slightly future mtime is still "recent". */
+const CLOCK_SKEW_MS = 24 * 3600 * 1000;
 
 /**
  * One line of a LIST reply in the `ls -l` form that curl, lftp, FileZilla and python's ftplib
- * parse: recent entries show the time, older (or future) ones the year, all in UTC.
+ * parse: recent entries show the time, older (or far future) ones the year, all in UTC.
  */
 export function formatListLine(entry: Entry, now: Date = new Date()): string {
   const mode = entry.isDirectory ? 'drwxr-xr-x' : '-rw-r--r--';
@@ -14,7 +16,7 @@ export function formatListLine(entry: Entry, now: Date = new Date()): string {
   const day = String(t.getUTCDate()).padStart(2, ' ');
   const age = now.getTime() - t.getTime();
   const when =
-    age >= 0 && age < SIX_MONTHS_MS
+    age > -CLOCK_SKEW_MS && age < SIX_MONTHS_MS
       ? `${String(t.getUTCHours()).padStart(2, '0')}:${String(t.getUTCMinutes()).padStart(2, '0')}`
       : ` ${t.getUTCFullYear()}`;
   const size = String(entry.size).padStart(12, ' ');

@@ -198,7 +198,7 @@ describe('python ftplib', () => {
     expect(out.size).toBe(1024000);
     expect(out.mdtm).toMatch(/^213 \d{14}$/);
     expect(out.list).toHaveLength(1);
-    expect(out.list[0]).toMatch(/^-rw-r--r-- 1 ftp ftp +1024000 .* Überwachung 日本\.bin$/);
+    expect(out.list?.[0]).toMatch(/^-rw-r--r-- 1 ftp ftp +1024000 .* Überwachung 日本\.bin$/);
     expect(out.nlst).toEqual(['Überwachung 日本.bin']);
     expect(out.retr_sha).toBe(out.sha);
     expect(out.rnfr).toMatch(/^350/);

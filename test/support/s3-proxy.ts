@@ -11,18 +11,17 @@ export interface ProxiedRequest {
  * proves that a refused command never reached S3. Headers (Host included, it is signed) pass unchanged.
  */
 export class S3Proxy {
-  readonly requests: ProxiedRequest[] = [];
-
   private constructor(
     private readonly server: Server,
     readonly endpoint: string,
+    readonly requests: ProxiedRequest[],
   ) {}
 
   static async start(target: string): Promise<S3Proxy> {
     const upstream = new URL(target);
-    let proxy: S3Proxy | undefined;
+    const requests: ProxiedRequest[] = [];
     const server = createServer((req: IncomingMessage, res) => {
-      proxy?.requests.push({ method: req.method ?? '', path: req.url ?? '' });
+      requests.push({ method: req.method ?? '', path: req.url ?? '' });
       const out = request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
         (up) => {
@@ -34,8 +33,7 @@ export class S3Proxy {
       req.pipe(out);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new S3Proxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    return proxy;
+    return new S3Proxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests);
   }
 
   close(): Promise<void> {

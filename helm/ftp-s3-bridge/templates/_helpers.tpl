@@ -1,0 +1,110 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "ftp-s3-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart unless the release name already contains the chart name. */}}
+{{- define "ftp-s3-bridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ftp-s3-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.labels" -}}
+helm.sh/chart: {{ include "ftp-s3-bridge.chart" . }}
+{{ include "ftp-s3-bridge.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ftp-s3-bridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Ports the chart reads from .Values.config (see values.yaml). */}}
+{{- define "ftp-s3-bridge.ftpPort" -}}
+{{- dig "ftp" "port" 2121 (.Values.config | default dict) | int }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.httpPort" -}}
+{{- dig "http" "port" 8080 (.Values.config | default dict) | int }}
+{{- end }}
+
+{{/* The passive port range as a JSON list of port numbers; fails on a bad range. */}}
+{{- define "ftp-s3-bridge.passivePorts" -}}
+{{- $min := dig "ftp" "passive" "portMin" 30000 (.Values.config | default dict) | int }}
+{{- $max := dig "ftp" "passive" "portMax" 30009 (.Values.config | default dict) | int }}
+{{- if or (lt $min 1024) (gt $max 65535) (gt $min $max) }}
+{{- fail (printf "config.ftp.passive: need 1024 <= portMin <= portMax <= 65535, got %d-%d" $min $max) }}
+{{- end }}
+{{- untilStep $min (add1 $max | int) 1 | toJson }}
+{{- end }}
+
+{{/* Is there an accounts file to mount? */}}
+{{- define "ftp-s3-bridge.hasAccounts" -}}
+{{- if or .Values.existingSecret .Values.accounts }}true{{ end }}
+{{- end }}
+
+{{/* Does the chart create its own Secret (inline accounts and/or inline S3 credentials)? */}}
+{{- define "ftp-s3-bridge.createSecret" -}}
+{{- if or (and .Values.accounts (not .Values.existingSecret)) (include "ftp-s3-bridge.inlineS3Credentials" .) }}true{{ end }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.inlineS3Credentials" -}}
+{{- if and (not .Values.s3Credentials.existingSecret) .Values.s3Credentials.accessKeyId }}true{{ end }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.accountsSecretName" -}}
+{{- default (include "ftp-s3-bridge.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.accountsSecretKey" -}}
+{{- if .Values.existingSecret }}{{ .Values.existingSecretKey }}{{ else }}accounts.yaml{{ end }}
+{{- end }}
+
+{{/*
+The config file: .Values.config plus the paths of the files this chart mounts. These key names
+must match the server's config schema (src/config); this is the one place to change them.
+*/}}
+{{- define "ftp-s3-bridge.config" -}}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- if include "ftp-s3-bridge.hasAccounts" . }}
+{{- $accounts := get $cfg "accounts" | default dict }}
+{{- $_ := set $accounts "file" "/etc/ftp-s3-bridge/accounts.yaml" }}
+{{- $_ := set $cfg "accounts" $accounts }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- $ftp := get $cfg "ftp" | default dict }}
+{{- $tls := get $ftp "tls" | default dict }}
+{{- $_ := set $tls "certFile" "/etc/ftp-s3-bridge/tls/tls.crt" }}
+{{- $_ := set $tls "keyFile" "/etc/ftp-s3-bridge/tls/tls.key" }}
+{{- if .Values.tls.implicit.enabled }}
+{{- $_ := set $tls "implicitPort" (.Values.tls.implicit.containerPort | int) }}
+{{- end }}
+{{- $_ := set $ftp "tls" $tls }}
+{{- $_ := set $cfg "ftp" $ftp }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
