@@ -6,7 +6,9 @@ import { configSchema, type BridgeConfig } from './schema.js';
 /**
  * Environment overrides: `FTP_S3_BRIDGE__` followed by the key path, segments separated by `__`,
  * each segment the key in any case with or without underscores (`PORT_MIN`, `portMin`, `PORTMIN`
- * all name `portMin`); array items by index. Values are parsed as YAML scalars or flow collections:
+ * all name `portMin`); array items by index. A string field takes the value verbatim (a secret
+ * such as `p@ss #1` or a bucket named `123456789012` must not be read as YAML); any other field
+ * parses it as a YAML scalar or flow collection:
  *   FTP_S3_BRIDGE__S3__ENDPOINT=http://127.0.0.1:9000
  *   FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MIN=30000
  *   FTP_S3_BRIDGE__ACCOUNTS__0__PERMISSIONS=[list, read]
@@ -100,7 +102,7 @@ function applyEnvOverrides(target: JsonObject, env: NodeJS.ProcessEnv): void {
       path.push(String(key));
       const container = holder as Record<string | number, Json>;
       if (last) {
-        container[key] = parseEnvValue(value);
+        container[key] = isStringSchema(node) ? value : parseEnvValue(value);
       } else {
         const next = container[key];
         if (typeof next !== 'object' || next === null) {
@@ -136,6 +138,9 @@ function unwrap(schema: unknown): AnySchema | undefined {
 function objectShape(schema: unknown): Record<string, unknown> | undefined {
   const s = unwrap(schema);
   return s?._zod.def.type === 'object' ? (s._zod.def.shape as Record<string, unknown>) : undefined;
+}
+function isStringSchema(schema: unknown): boolean {
+  return unwrap(schema)?._zod.def.type === 'string';
 }
 function arrayElement(schema: unknown): unknown {
   const s = unwrap(schema);

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
-import { buildCommands, type CommandContext } from './commands.js';
+import { buildCommands, type CommandContext } from './commands/index.js';
+import type { OperationListener } from './operations.js';
 import { commandRegistry, type FtpConnection, type FtpSrvInstance } from './ftp-srv-internals.js';
 import { Session } from './session.js';
 
@@ -14,6 +15,8 @@ export interface FtpServerOptions {
   authenticator: Authenticator;
   storeFor(account: AccountConfig): FileStore;
   logger: Logger;
+  /** Told of every finished or failed file operation (audit log, metrics, events). */
+  onOperation: OperationListener;
 }
 
 /** ftp-srv server instance → our context. The command registry is process-wide; contexts are not. */
@@ -69,6 +72,7 @@ export class FtpServer {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       passiveAddress: (connection) => this.passiveAddress(connection),
+      onOperation: (event) => options.onOperation(event),
     });
     this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => {
       this.connections.add(connection);

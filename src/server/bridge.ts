@@ -4,6 +4,7 @@ import { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { FtpServer } from '../ftp/ftp-server.js';
+import type { OperationEvent } from '../ftp/operations.js';
 import { createS3Client } from '../storage/s3-client.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
 
@@ -27,7 +28,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       queueSize: config.s3.queueSize,
       renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
     });
-  const ftp = new FtpServer({ ftp: config.ftp, authenticator, storeFor, logger });
+  const audit = logger.child({ component: 'audit' });
+  const onOperation = (event: OperationEvent) => audit.info(event, 'operation');
+  const ftp = new FtpServer({ ftp: config.ftp, authenticator, storeFor, logger, onOperation });
   const ftpAddress = await ftp.listen();
   logger.info({ address: ftpAddress.address, port: ftpAddress.port }, 'FTP listening');
   return {

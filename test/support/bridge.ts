@@ -21,7 +21,6 @@ import { S3Proxy } from './s3-proxy.js';
 export const USER = 'alice';
 export const PASSWORD = 'correct horse';
 
-let bridgeCounter = 0;
 const hashCache = new Map<string, Promise<string>>();
 const cachedHash = (password: string) => {
   if (!hashCache.has(password)) hashCache.set(password, hashPassword(password));
@@ -77,9 +76,9 @@ export class TestBridge {
     const bucket = `t-${randomBytes(6).toString('hex')}`;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const accounts = options.accounts ?? [{ username: USER, password: PASSWORD }];
-    // Each bridge gets its own passive range: test files run in parallel workers.
-    const pool = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? 1);
-    const portMin = 40000 + (pool % 50) * 400 + (bridgeCounter++ % 40) * 10;
+    // Each bridge gets its own passive range; random blocks keep parallel workers (and parallel
+    // test runs) apart, and the bridge skips ports that are busy anyway.
+    const portMin = 20000 + Math.floor(Math.random() * 3000) * 10;
     const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
     const config = parseConfig({
       ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9 }, loginFailureDelayMs: 200, ...options.ftp },

@@ -181,6 +181,31 @@ describe('loadConfig: environment overrides', () => {
     expect(config.ftp.port).toBe(2100);
   });
 
+  it('takes a string field verbatim instead of reading it as YAML', () => {
+    const env = (secret: string, bucket = 'uploads') => ({
+      FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: secret,
+      FTP_S3_BRIDGE__ACCOUNTS__0__BUCKET: bucket,
+    });
+    const file = writeConfig(specYaml(bcryptHash));
+    // " #" would start a YAML comment, "a: b" a mapping, digits a number, "!x" a tag, "[x]" a list.
+    for (const secret of ['p@ss #1', '12345678', 'Welcome: x', '!secret', '[abc]', 'true', "'quoted'", ' padded ']) {
+      expect(loadConfig({ file, env: env(secret) }).s3.credentials?.secretAccessKey, secret).toBe(secret);
+    }
+    // S3 bucket names may be all digits.
+    expect(loadConfig({ file, env: env('y', '123456789012') }).accounts[0]?.bucket).toBe('123456789012');
+    // An empty value is the empty string, which for a prefix means the whole bucket.
+    expect(loadConfig({ file, env: { FTP_S3_BRIDGE__ACCOUNTS__0__PREFIX: '' } }).accounts[0]?.prefix).toBe('');
+  });
+
+  it('still parses YAML for non-string fields', () => {
+    const config = loadConfig({
+      file: writeConfig(specYaml(bcryptHash)),
+      env: { FTP_S3_BRIDGE__S3__FORCE_PATH_STYLE: 'false', FTP_S3_BRIDGE__LOG__PRETTY: 'true', FTP_S3_BRIDGE__LOG__LEVEL: 'debug' },
+    });
+    expect(config.s3.forcePathStyle).toBe(false);
+    expect(config.log).toEqual({ level: 'debug', pretty: true });
+  });
+
   it('ignores variables without the FTP_S3_BRIDGE__ prefix', () => {
     const config = loadConfig({
       file: writeConfig(specYaml(bcryptHash)),
@@ -196,6 +221,18 @@ describe('loadConfig: problems', () => {
     const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^s3: .*bogusKey/);
+  });
+
+  it('an unknown top-level key is reported against the root', () => {
+    const yaml = specYaml(bcryptHash) + 'logging:\n  level: debug\n';
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
+    expect(problems).toEqual([expect.stringMatching(/^\(root\): .*logging/)]);
+  });
+
+  it('an unknown key under ftp.passive names that path', () => {
+    const yaml = specYaml(bcryptHash).replace('portMax: 30049 }', 'portMax: 30049, portCount: 50 }');
+    const problems = problemsOf(() => loadConfig({ file: writeConfig(yaml), env: {} }));
+    expect(problems).toEqual([expect.stringMatching(/^ftp\.passive: .*portCount/)]);
   });
 
   it('an unknown key deep in an account names the account path', () => {

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURES, rawArgument } from '../../../src/ftp/commands.js';
+import { buildCommands, featuresOf, rawArgument } from '../../../src/ftp/commands/index.js';
+
+const FEATURES = featuresOf(buildCommands(() => {
+  throw new Error('not used');
+}));
 import type { FtpCommand } from '../../../src/ftp/ftp-srv-internals.js';
 
 /** A command roughly as ftp-srv's parser hands it over: quotes stripped from arg, flags split off. */

@@ -1,0 +1,102 @@
+import type { Socket } from 'node:net';
+import { StorageError } from '../../storage/errors.js';
+import { FtpError } from '../errors.js';
+import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
+import type { OperationEvent, OperationListener } from '../operations.js';
+import { replyFor } from '../replies.js';
+import type { Session } from '../session.js';
+
+/** What the command handlers need from the server around them (one per FtpServer). */
+export interface CommandContext {
+  sessionOf(connection: FtpConnection): Session | undefined;
+  dataConnectionTimeoutMs: number;
+  /** Address announced in PASV replies for a connection. */
+  passiveAddress(connection: FtpConnection): Promise<string>;
+  onOperation: OperationListener;
+}
+
+/** Finds the context of the server a connection belongs to (the ftp-srv registry is process-wide). */
+export type ContextOf = (connection: FtpConnection) => CommandContext;
+
+export interface CommandSpec {
+  handler: CommandHandler;
+  /** Allowed before login. */
+  noAuth?: boolean;
+  syntax: string;
+  /** Line(s) this command adds to the FEAT reply. */
+  feat?: string[];
+}
+
+/** The argument exactly as sent: ftp-srv's parser strips every '"' and splits flags off. */
+export function rawArgument(command: FtpCommand): string {
+  const m = /^\S+ (.*)$/s.exec(command.raw);
+  return m ? (m[1] as string) : '';
+}
+
+/** RFC 959 quoting of a path in a 257 reply: embedded quotes doubled. */
+export const quotePath = (p: string) => `"${p.replace(/"/g, '""')}"`;
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? '/' + name : `${dir}/${name}`;
+}
+
+type Body = (
+  conn: FtpConnection,
+  session: Session,
+  arg: string,
+  command: FtpCommand,
+  previous: Partial<FtpCommand>,
+) => Promise<unknown>;
+
+/**
+ * Wraps a command body that needs a logged-in session: any error it throws becomes the reply
+ * from the one error table (replies.ts).
+ */
+export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler {
+  return async function (this: FtpConnection, { command, previous_command }) {
+    const session = contextOf(this).sessionOf(this);
+    try {
+      if (!session) throw new FtpError('BAD_SEQUENCE', 'Not logged in');
+      await body(this, session, rawArgument(command), command, previous_command);
+    } catch (err) {
+      const reply = replyFor(err);
+      const level = err instanceof StorageError || err instanceof FtpError ? 'info' : 'error';
+      session?.log[level]({ err, directive: command.directive, reply: reply.code }, 'command failed');
+      await this.reply(reply.code, reply.message);
+    }
+  };
+}
+
+/** Waits for the data connection set up by PASV/EPSV/PORT/EPRT. */
+export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
+  try {
+    return await conn.connector.waitForConnection({ timeout: contextOf(conn).dataConnectionTimeoutMs });
+  } catch (err) {
+    throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
+  }
+}
+
+/** Reports a finished or failed operation to the server's listener. */
+export function report(
+  contextOf: ContextOf,
+  conn: FtpConnection,
+  session: Session,
+  fields: Omit<OperationEvent, 'sessionId' | 'user' | 'clientIp' | 'result' | 'code' | 'durationMs' | 'error'> & {
+    started: number;
+    error?: unknown;
+    code?: number;
+  },
+): void {
+  const { started, error, code, ...rest } = fields;
+  const failed = error !== undefined;
+  contextOf(conn).onOperation({
+    ...rest,
+    sessionId: conn.id,
+    user: session.account.username,
+    clientIp: (conn.ip ?? '').replace(/^::ffff:/, ''),
+    durationMs: Date.now() - started,
+    result: failed ? 'error' : 'ok',
+    code: failed ? replyFor(error).code : (code ?? 250),
+    ...(failed ? { error: (error as { code?: string }).code ?? 'INTERNAL' } : {}),
+  });
+}

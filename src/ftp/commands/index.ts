@@ -1,0 +1,34 @@
+import type { FtpConnection } from '../ftp-srv-internals.js';
+import type { CommandSpec, ContextOf } from './context.js';
+import { dataConnectionCommands } from './data-connection.js';
+import { fileCommands } from './files.js';
+import { listingCommands } from './listing.js';
+import { protocolCommands } from './protocol.js';
+import { transferCommands } from './transfer.js';
+
+export { rawArgument, type CommandContext, type CommandSpec, type ContextOf } from './context.js';
+
+/** Every command handler of ours, by directive, plus FEAT built from what they announce. */
+export function buildCommands(contextOf: ContextOf): Record<string, CommandSpec> {
+  const commands: Record<string, CommandSpec> = {
+    ...protocolCommands(contextOf),
+    ...dataConnectionCommands(contextOf),
+    ...fileCommands(contextOf),
+    ...listingCommands(contextOf),
+    ...transferCommands(contextOf),
+  };
+  const features = featuresOf(commands);
+  commands.FEAT = {
+    handler: async function (this: FtpConnection) {
+      return this.reply(211, 'Features:', ...features.map((f) => ({ message: ' ' + f, raw: true })), 'End');
+    },
+    noAuth: true,
+    syntax: 'FEAT',
+  };
+  return commands;
+}
+
+/** The FEAT lines (RFC 2389), sorted and without duplicates. */
+export function featuresOf(commands: Record<string, CommandSpec>): string[] {
+  return [...new Set(Object.values(commands).flatMap((c) => c.feat ?? []))].sort();
+}

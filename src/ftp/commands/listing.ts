@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import type { Entry } from '../../storage/object-store.js';
+import { closeData, writeLines } from '../data-transfer.js';
+import { FtpError } from '../errors.js';
+import { formatFacts, formatListLine } from '../listing.js';
+import type { Session } from '../session.js';
+import { joinPath, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
+
+/** LIST, NLST, MLSD and MLST: what a directory holds, in three dialects that always agree. */
+export function listingCommands(contextOf: ContextOf): Record<string, CommandSpec> {
+  const factOptions = (session: Session, path: string, type?: 'cdir') => ({
+    type,
+    uniqueId: createHash('sha1').update(session.store.locate(path).key).digest('hex').slice(0, 16),
+    canWrite: session.permissions.has('write'),
+    canDelete: session.permissions.has('delete'),
+    canRename: session.permissions.has('rename'),
+    canRead: session.permissions.has('read'),
+    canList: session.permissions.has('list'),
+    canMkdir: session.permissions.has('mkdir'),
+  });
+
+  const listing = (format: 'ls' | 'names' | 'facts') =>
+    sessionCommand(contextOf, async (conn, session, arg) => {
+      session.require('list');
+      // "LIST -la dir": ls options are not a path; many clients send them.
+      const path = session.resolve(format === 'facts' ? arg : arg.replace(/^(\s*-\w+)+\s*/, ''));
+      const target = await session.store.stat(path);
+      if (format === 'facts' && !target.isDirectory) throw new FtpError('BAD_ARGUMENT', 'Not a directory');
+      const line = (e: Entry, type?: 'cdir') =>
+        format === 'ls'
+          ? formatListLine(e)
+          : format === 'names'
+            ? e.name
+            : formatFacts(e, factOptions(session, joinPath(path, e.name), type));
+      const data = await waitForData(contextOf, conn);
+      try {
+        await conn.reply(150, 'Here comes the directory listing');
+        if (!target.isDirectory) {
+          await writeLines(data, [line(target)]);
+        } else {
+          if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')]);
+          for await (const page of session.store.list(path)) await writeLines(data, page.map((e) => line(e)));
+        }
+        await closeData(data);
+        await conn.reply(226, 'Directory send OK');
+      } catch (err) {
+        // A listing cut short is not a listing: the error reply, never 226.
+        data.destroy();
+        throw err;
+      } finally {
+        conn.connector.end();
+      }
+    });
+
+  return {
+    LIST: { handler: listing('ls'), syntax: 'LIST [<path>]' },
+    NLST: { handler: listing('names'), syntax: 'NLST [<path>]' },
+    MLSD: { handler: listing('facts'), syntax: 'MLSD [<path>]', feat: ['MLST type*;size*;modify*;perm*;unique*;'] },
+    MLST: {
+      handler: sessionCommand(contextOf, async (conn, session, arg) => {
+        session.require('list', 'read');
+        const path = session.resolve(arg);
+        const entry = await session.store.stat(path);
+        const facts = formatFacts({ ...entry, name: path }, factOptions(session, path));
+        await conn.reply(250, 'Listing ' + path, { message: ' ' + facts, raw: true }, 'End');
+      }),
+      syntax: 'MLST [<path>]',
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/** What a finished (or failed) file operation reports, for audit logs, metrics and events. */
+export interface OperationEvent {
+  op: 'STOR' | 'STOU' | 'APPE' | 'RETR' | 'DELE' | 'MKD' | 'RMD' | 'RENAME';
+  sessionId: string;
+  user: string;
+  clientIp: string;
+  /** The virtual path (for RENAME: the new one). */
+  path: string;
+  /** For RENAME: the old virtual path. */
+  from?: string;
+  bucket: string;
+  key: string;
+  bytes?: number;
+  etag?: string;
+  durationMs: number;
+  result: 'ok' | 'error';
+  /** The FTP reply code sent. */
+  code: number;
+  /** Our error code (StorageErrorCode / FtpErrorCode) when result is 'error'. */
+  error?: string;
+}
+
+export type OperationListener = (event: OperationEvent) => void;
