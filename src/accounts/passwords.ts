@@ -1,5 +1,6 @@
 import { hash as argon2Hash, verify as argon2Verify, Algorithm } from '@node-rs/argon2';
-import bcrypt from 'bcryptjs';
+// bcrypt (native, prebuilt) hashes on libuv's thread pool: a login never stalls other sessions' transfers.
+import bcrypt from 'bcrypt';
 
 export type HashAlgorithm = 'bcrypt' | 'argon2id';
 
@@ -13,7 +14,10 @@ export async function hashPassword(password: string, algorithm: HashAlgorithm = 
 export async function verifyPassword(password: string, passwordHash: string): Promise<boolean> {
   try {
     if (passwordHash.startsWith('$argon2id$')) return await argon2Verify(passwordHash, password);
-    if (/^\$2[aby]\$/.test(passwordHash)) return await bcrypt.compare(password, passwordHash);
+    if (/^\$2[aby]\$/.test(passwordHash)) {
+      // $2y$ (PHP, htpasswd) is the same algorithm as $2b$; the native library only knows the latter.
+      return await bcrypt.compare(password, passwordHash.replace(/^\$2y\$/, '$2b$'));
+    }
   } catch {
     return false;
   }
