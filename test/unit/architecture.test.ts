@@ -1,0 +1,45 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, resolve, dirname } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/** The layers of src/, lowest first: a module may import its own layer and lower ones only. */
+const LAYERS = ['config', 'storage', 'accounts', 'ftp', 'server', 'cli'];
+const SRC = resolve('src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+const layerOf = (file: string) => relative(SRC, file).split('/')[0] as string;
+
+describe('architecture', () => {
+  it('every source file lives in a known layer', () => {
+    for (const file of sourceFiles(SRC)) expect(LAYERS).toContain(layerOf(file));
+  });
+
+  it('lower layers never import higher ones', () => {
+    const violations: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const from = LAYERS.indexOf(layerOf(file));
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g)) {
+        const spec = (m[1] ?? m[2]) as string;
+        const target = resolve(dirname(file), spec);
+        const to = LAYERS.indexOf(layerOf(target));
+        if (to > from) violations.push(`${relative(SRC, file)} imports ${spec}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('storage knows nothing of FTP reply codes, and ftp nothing of the AWS SDK', () => {
+    for (const file of sourceFiles(join(SRC, 'storage'))) {
+      expect(readFileSync(file, 'utf8'), file).not.toMatch(/from '\.\.\/ftp\//);
+    }
+    for (const file of sourceFiles(join(SRC, 'ftp'))) {
+      expect(readFileSync(file, 'utf8'), file).not.toMatch(/@aws-sdk\//);
+    }
+  });
+});
