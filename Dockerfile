@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # ftp-s3-bridge container image.
 #   docker build -t ftp-s3-bridge .
-#   docker run --rm -p 2121:2121 -p 8080:8080 -p 30000-30009:30000-30009 \
+#   docker run --rm -p 2121:2121 -p 9464:9464 -p 30000-30009:30000-30009 \
 #     -v "$PWD/config.yaml:/etc/ftp-s3-bridge/config.yaml:ro" ftp-s3-bridge
 
 # ---- build: compile TypeScript, then drop the dev dependencies -------------------------------
@@ -30,9 +30,13 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
-# FTP control, implicit FTPS, metrics/health, passive range. Docker lets a non-root user bind 990
+# FTP control, implicit FTPS, metrics/health (http.port), passive range (the config's
+# ftp.passive.portMin..portMax must match what is published). Docker lets a non-root user bind 990
 # inside the container; many Kubernetes runtimes do not, so the Helm chart listens on 9990 instead.
-EXPOSE 2121 990 8080 30000-30009
+# Config: the file named by --config (or FTP_S3_BRIDGE_CONFIG), and any key from the environment as
+# FTP_S3_BRIDGE__<SECTION>__<KEY>; for a configuration from the environment alone, run the image
+# with the command `serve` (no --config).
+EXPOSE 2121 990 9464 30000-30009
 # tini is PID 1: it passes SIGTERM to node (which then drains transfers) and reaps zombies.
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]
 CMD ["--config", "/etc/ftp-s3-bridge/config.yaml"]

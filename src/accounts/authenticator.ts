@@ -1,33 +1,53 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccountConfig } from '../config/schema.js';
+import { AccountStore } from './account-store.js';
+import type { AuthHook } from './auth-hook.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
-export type LoginResult = { ok: true; account: AccountConfig } | { ok: false };
+export type LoginResult =
+  | { ok: true; account: AccountConfig; source: 'local' | 'hook' }
+  /** `reason` is for the log only; the client sees the same 530 whatever it is. */
+  | { ok: false; reason?: string };
 
 /**
- * Checks credentials against the configured accounts. An unknown user costs the same hash
- * verification as a known one, and every failure answers at the same fixed delay after the
- * attempt started, so neither timing nor reply tells whether a username exists.
+ * Checks credentials against the accounts in force (read from the live store at each login, so a
+ * reloaded accounts file applies to the next login), then, for names that are not local accounts,
+ * against the external auth hook. An unknown user costs the same hash verification as a known one,
+ * and every failure answers at the same fixed delay after the attempt started, so neither timing
+ * nor reply tells whether a username exists.
  */
 export class Authenticator {
-  private readonly byName: Map<string, AccountConfig>;
+  private readonly store: AccountStore;
   private readonly dummyHash: Promise<string>;
 
   constructor(
-    accounts: AccountConfig[],
+    accounts: readonly AccountConfig[] | AccountStore,
     private readonly failureDelayMs: number,
+    private readonly hook?: AuthHook,
   ) {
-    this.byName = new Map(accounts.map((a) => [a.username, a]));
+    this.store = accounts instanceof AccountStore ? accounts : new AccountStore(accounts);
     this.dummyHash = hashPassword('not-a-real-password-' + Math.random());
   }
 
-  async login(username: string, password: string): Promise<LoginResult> {
+  async login(username: string, password: string, clientIp = ''): Promise<LoginResult> {
     const started = Date.now();
-    const account = this.byName.get(username);
-    const ok = await verifyPassword(password, account?.passwordHash ?? (await this.dummyHash));
-    if (account && ok) return { ok: true, account };
+    const result = await this.check(username, password, clientIp);
+    if (result.ok) return result;
     const wait = started + this.failureDelayMs - Date.now();
     if (wait > 0) await sleep(wait);
+    return result;
+  }
+
+  private async check(username: string, password: string, clientIp: string): Promise<LoginResult> {
+    const account = this.store.get(username);
+    if (!account && this.hook) {
+      const answer = await this.hook.login(username, password, clientIp);
+      return answer.ok ? { ok: true, account: answer.account, source: 'hook' } : { ok: false, reason: `auth hook: ${answer.reason}` };
+    }
+    // A local account is decided locally: the hook is never asked about it.
+    const ok = await verifyPassword(password, account?.passwordHash ?? (await this.dummyHash));
+    if (account && ok) return { ok: true, account, source: 'local' };
+    // No reason: not even the log tells an unknown user from a wrong password.
     return { ok: false };
   }
 }

@@ -8,19 +8,27 @@ import { ConfigError, loadConfig, parseConfig } from '../config/load.js';
 import type { BridgeConfig } from '../config/schema.js';
 import { startBridge, type RunningBridge } from '../server/bridge.js';
 import { startEmbeddedS3 } from '../server/embedded-s3.js';
+import { accountsCommand, ACCOUNTS_USAGE } from './accounts.js';
+import { runCheck } from './check.js';
+import { sweepUploadsCommand } from './sweep-uploads.js';
 import { createLogger } from '../server/logger.js';
 
 const USAGE = `Usage:
   ftp-s3-bridge [serve] --config FILE     run the bridge (or set FTP_S3_BRIDGE_CONFIG)
   ftp-s3-bridge check-config --config FILE
+  ftp-s3-bridge check --config FILE --user U --password P [--host H] [--port N]
+                                          log in to the running bridge; store, list, retrieve, delete a file
+  ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
+                                          abort incomplete multipart uploads older than DURATION (30s, 15m, 24h)
   ftp-s3-bridge hash-password [--algorithm bcrypt|argon2id]   reads the password on stdin
   ftp-s3-bridge dev [--data DIR] [--port N]   embedded local S3 under ./data and a dev account
-`;
+${ACCOUNTS_USAGE}`;
 
 const EXIT_CONFIG = 2;
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['serve', 'check-config', 'hash-password', 'dev', 'help'];
+  if (argv[0] === 'accounts') return accountsCommand(argv.slice(1));
+  const commands = ['serve', 'check', 'check-config', 'hash-password', 'dev', 'help', 'sweep-uploads'];
   const command = argv[0] && commands.includes(argv[0]) ? argv[0] : 'serve';
   const args = command === argv[0] ? argv.slice(1) : argv;
   const { values } = parseArgs({
@@ -29,8 +37,12 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       algorithm: { type: 'string', default: 'bcrypt' },
       data: { type: 'string', default: './data' },
-      port: { type: 'string', default: '2121' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      user: { type: 'string' },
+      password: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      'older-than': { type: 'string' },
     },
     strict: true,
   });
@@ -46,10 +58,33 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write('configuration OK\n');
       return 0;
     case 'dev':
-      return devCommand(values.data as string, Number(values.port));
+      return devCommand(values.data as string, Number(values.port ?? '2121'));
+    case 'check':
+      return checkCommand(values);
+    case 'sweep-uploads':
+      return sweepUploadsCommand(loadConfig({ file: values.config }), values['older-than']);
     default:
       return serve(loadConfig({ file: values.config }));
   }
+}
+
+async function checkCommand(values: { config?: string; host?: string; port?: string; user?: string; password?: string }): Promise<number> {
+  // The environment keeps the password out of the process list.
+  const password = values.password ?? process.env.FTP_S3_BRIDGE_CHECK_PASSWORD;
+  if (!values.user || password === undefined) {
+    process.stderr.write('check needs --user and --password (or FTP_S3_BRIDGE_CHECK_PASSWORD)\n');
+    return EXIT_CONFIG;
+  }
+  let host = values.host;
+  let port = values.port ? Number(values.port) : undefined;
+  if (!host || port === undefined) {
+    const ftp = loadConfig({ file: values.config }).ftp;
+    // A wildcard listener is reached on loopback from the machine itself.
+    host ??= ftp.host === '0.0.0.0' ? '127.0.0.1' : ftp.host === '::' ? '::1' : ftp.host;
+    port ??= ftp.port;
+  }
+  const passed = await runCheck({ host, port, user: values.user, password, out: (l) => process.stdout.write(l + '\n') });
+  return passed ? 0 : 1;
 }
 
 async function hashPasswordCommand(algorithm: string): Promise<number> {
@@ -72,18 +107,25 @@ async function serve(config: BridgeConfig, onStop?: () => Promise<void>): Promis
   try {
     bridge = await startBridge(config, logger);
   } catch (err) {
+    // An invalid accounts file is a configuration error: exit 2 with one line per bad field.
+    if (err instanceof ConfigError) throw err;
     logger.fatal({ err }, 'could not start');
     return 1;
   }
   await new Promise<void>((done) => {
+    let signals = 0;
     const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
-      done();
+      if (++signals === 1) {
+        logger.info({ signal, drainTimeoutSeconds: config.shutdown.drainTimeoutSeconds }, 'shutting down: draining');
+        bridge.drain().then(done, done);
+      } else {
+        logger.warn({ signal }, 'second signal: aborting transfers in flight');
+        void bridge.close();
+      }
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
-  await bridge.close();
   await onStop?.();
   logger.info('stopped');
   logger.flush();

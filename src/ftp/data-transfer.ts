@@ -20,7 +20,7 @@ const controlGone = (control: Socket): boolean => control.destroyed || control.r
  * a close without EOF, or a control connection that is gone aborts the upload. Resolves once the
  * object is committed.
  */
-export function receiveUpload(data: Socket, sink: UploadSink, control: Socket): Promise<CommittedObject> {
+export function receiveUpload(data: Readable, sink: UploadSink, control: Socket): Promise<CommittedObject> {
   return new Promise<CommittedObject>((resolve, reject) => {
     let settled = false;
     let sawEof = false;
@@ -44,6 +44,8 @@ export function receiveUpload(data: Socket, sink: UploadSink, control: Socket): 
     const onControlClose = () =>
       fail(new FtpError('CONTROL_CONNECTION_LOST', 'Control connection closed during transfer'));
 
+    // Before anything can fail: destroying the sink emits 'error', which must have a listener.
+    sink.on('error', (err) => fail(err));
     control.once('close', onControlClose);
     control.once('end', onControlClose);
     if (controlGone(control)) return onControlClose();
@@ -64,7 +66,6 @@ export function receiveUpload(data: Socket, sink: UploadSink, control: Socket): 
     data.once('close', () => {
       if (!sawEof) fail(new FtpError('DATA_CONNECTION_LOST', 'Data connection closed before end of file'));
     });
-    sink.once('error', (err) => fail(err));
     sink.once('finish', () => {
       if (settled) return;
       settled = true;

@@ -36,6 +36,8 @@ export interface FtpConnection extends EventEmitter {
   transferType: string;
   secure: boolean;
   ip: string;
+  /** ftp-srv's per-connection child of the logger it was given (pino here). */
+  log: import('pino').Logger;
   reply(options: number | Record<string, unknown>, ...letters: unknown[]): Promise<void>;
   close(code?: number, message?: string): Promise<void>;
   login(username: string, password: string): Promise<void>;
@@ -61,6 +63,8 @@ export const commandRegistry = require('ftp-srv/src/commands/registry') as Recor
 
 export const PassiveConnector = require('ftp-srv/src/connector/passive') as new (connection: FtpConnection) => Connector;
 export const ActiveConnector = require('ftp-srv/src/connector/active') as new (connection: FtpConnection) => Connector;
+/** The "no data connection set up" connector ftp-srv puts in place after a transfer. */
+export const BaseConnector = require('ftp-srv/src/connector/base') as new (connection: FtpConnection) => Connector;
 
 /** The FtpSrv instance as used here (its typings do not declare 'connect' or the listener types). */
 export interface FtpSrvInstance {

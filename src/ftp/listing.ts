@@ -40,7 +40,7 @@ export function formatTimeVal(date: Date): string {
  * An MLSD/MLST entry (RFC 3659 §7): facts, a space, then the name. `type` is cdir for the listed
  * directory itself. The unique fact is stable per path so clients can detect loops.
  */
-export function formatFacts(entry: Entry, options: { type?: 'cdir'; uniqueId: string; canWrite: boolean; canDelete: boolean; canRename: boolean; canRead: boolean; canList: boolean; canMkdir: boolean }): string {
+export function formatFacts(entry: Entry, options: { type?: 'cdir'; uniqueId: string; canWrite: boolean; canDelete: boolean; canRename: boolean; canRead: boolean; canList: boolean; canMkdir: boolean; facts?: ReadonlySet<string> }): string {
   const type = options.type ?? (entry.isDirectory ? 'dir' : 'file');
   let perm = '';
   if (entry.isDirectory) {
@@ -59,5 +59,7 @@ export function formatFacts(entry: Entry, options: { type?: 'cdir'; uniqueId: st
   const facts = [`type=${type}`];
   if (!entry.isDirectory) facts.push(`size=${entry.size}`);
   facts.push(`modify=${formatTimeVal(entry.mtime)}`, `perm=${perm}`, `unique=${options.uniqueId}`);
-  return `${facts.join(';')}; ${entry.name}`;
+  // OPTS MLST picks the facts sent (RFC 3659 §7.9); no fact at all leaves only " name".
+  const selected = options.facts ? facts.filter((f) => options.facts?.has(f.slice(0, f.indexOf('=')).toLowerCase())) : facts;
+  return `${selected.map((f) => f + ';').join('')} ${entry.name}`;
 }

@@ -25,6 +25,8 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   UNAVAILABLE: { code: 451, message: 'Storage temporarily unavailable, try again' },
   ABORTED: { code: 426, message: 'Connection closed; transfer aborted' },
   PARTIAL_RENAME: { code: 451, message: 'Rename incomplete: the file now exists under both names' },
+  APPEND_UNSUPPORTED: { code: 504, message: 'Appending to a file of 5 MiB or more is not supported by this storage' },
+  CHANGED: { code: 451, message: 'The file changed meanwhile; try again' },
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
 
@@ -36,6 +38,10 @@ const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   BAD_SEQUENCE: { code: 503, message: 'Bad sequence of commands' },
   BAD_ARGUMENT: { code: 501, message: 'Syntax error in parameters or arguments' },
   NOT_IMPLEMENTED_PARAMETER: { code: 504, message: 'Command not implemented for that parameter' },
+  // RFC 4217 §9: a data command whose PROT level the server's policy does not accept.
+  PROTECTION_REQUIRED: { code: 521, message: 'Data connection cannot be opened with this PROT setting' },
+  INVALID_RESTART: { code: 554, message: 'Invalid REST parameter' },
+  NOT_AVAILABLE: { code: 550, message: 'Requested action not taken: not available' },
 };
 
 const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' };

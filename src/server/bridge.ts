@@ -1,43 +1,181 @@
 import type { AddressInfo } from 'node:net';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
+import { TlsCredentials } from '../ftp/tls.js';
 import { createS3Client } from '../storage/s3-client.js';
+import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
+import { sweepUploads } from '../storage/sweep.js';
+import { eventFor, WebhookPublisher } from './events.js';
+import { Readiness } from './health.js';
+import { OpsHttpServer } from './http.js';
+import { BridgeMetrics } from './metrics.js';
+import { startAccountServices, targetOf } from './account-services.js';
 
 export interface RunningBridge {
   /** The FTP control listener's address (its port is the real one when the config says 0). */
   ftpAddress: AddressInfo;
+  /** The implicit FTPS listener's address, when `ftp.tls.implicitPort` is set. */
+  ftpsImplicitAddress?: AddressInfo;
+  /** The metrics/health listener's address, unless `http.enabled` is false. */
+  httpAddress: AddressInfo | undefined;
+  /**
+   * Graceful stop: not ready at once, no new connections, idle sessions get 421, transfers in
+   * flight run on for up to `shutdown.drainTimeoutSeconds` and are then aborted.
+   */
+  drain(): Promise<void>;
+  /** Immediate stop: transfers in flight are aborted. */
   close(): Promise<void>;
+}
+
+/** The audit line of one operation, with the field names the operations docs promise. */
+function auditFields(e: OperationEvent) {
+  return {
+    event: 'operation',
+    session: e.sessionId,
+    user: e.user,
+    clientIp: e.clientIp,
+    operation: e.op,
+    path: e.path,
+    ...(e.from !== undefined ? { from: e.from } : {}),
+    bucket: e.bucket,
+    key: e.key,
+    bytes: e.bytes,
+    durationMs: e.durationMs,
+    result: e.result,
+    replyCode: e.code,
+    etag: e.etag,
+    ...(e.error !== undefined ? { error: e.error } : {}),
+  };
+}
+
+/**
+ * With `s3.sweepUploadsOlderThanHours`, aborts orphaned multipart uploads under every account's
+ * bucket and prefix once an hour (and shortly after start). Age-based, so safe on several replicas.
+ */
+function startPeriodicSweep(config: BridgeConfig, s3: S3Client, logger: Logger): NodeJS.Timeout | undefined {
+  const hours = config.s3.sweepUploadsOlderThanHours;
+  if (hours === undefined) return undefined;
+  const targets = config.accounts.map((a) => ({ bucket: a.bucket, prefix: a.prefix }));
+  const sweep = () =>
+    sweepUploads(s3, targets, new Date(Date.now() - hours * 3_600_000)).then(
+      (result) => logger.info(result, 'swept incomplete multipart uploads'),
+      (err: unknown) => logger.warn({ err }, 'sweeping incomplete multipart uploads failed'),
+    );
+  setTimeout(() => void sweep(), 60_000).unref();
+  return setInterval(() => void sweep(), 3_600_000).unref();
 }
 
 /** Composition root: builds every part from the config and starts the FTP listener. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
   logger.info({ config: redactSecrets(config) }, 'effective configuration');
-  const s3 = createS3Client(config.s3);
-  const authenticator = new Authenticator(config.accounts, config.ftp.loginFailureDelayMs);
-  const storeFor = (account: AccountConfig) =>
+  // `ftp` is assigned below; the metrics only read it when scraped.
+  // eslint-disable-next-line prefer-const -- used by the closures below before it is assigned
+  let ftp: FtpServer;
+  const metrics = new BridgeMetrics({
+    sessionsActive: () => ftp.connections.size,
+    passivePorts: () => ftp.passivePortUsage(),
+  });
+  const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
+  const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
+  const authenticator = accounts.authenticator;
+  const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024);
+  const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
     new S3FileStore({
-      client: s3,
+      client: accounts.clients.get(targetOf(account)),
+      objectParams: accounts.objectParams(account, session),
       bucket: account.bucket,
       prefix: account.prefix,
       partSizeBytes: config.s3.partSizeMiB * 1024 * 1024,
       queueSize: config.s3.queueSize,
       renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
+      hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
+      maxAttempts: config.s3.maxAttempts,
+      memoryBudget,
     });
+  const sweepTimer = startPeriodicSweep(config, s3, logger.child({ component: 'sweep' }));
   const audit = logger.child({ component: 'audit' });
-  const onOperation = (event: OperationEvent) => audit.info(event, 'operation');
-  const ftp = new FtpServer({ ftp: config.ftp, authenticator, storeFor, logger, onOperation });
-  const ftpAddress = await ftp.listen();
-  logger.info({ address: ftpAddress.address, port: ftpAddress.port }, 'FTP listening');
+  const webhookConfig = config.events.webhook;
+  const webhook = webhookConfig
+    ? new WebhookPublisher(webhookConfig, logger.child({ component: 'webhook' }), {
+        onDelivered: () => metrics.webhookEvents.inc({ result: 'delivered' }),
+        onFailed: () => metrics.webhookEvents.inc({ result: 'failed' }),
+        onDropped: () => metrics.webhookEvents.inc({ result: 'dropped' }),
+      })
+    : undefined;
+  const onOperation = (event: OperationEvent) => {
+    audit.info(auditFields(event), 'operation');
+    metrics.onOperation(event);
+    accounts.onOperation(event);
+    const published = webhook && eventFor(event);
+    if (published) webhook.publish(published);
+  };
+  const { cert, key, minVersion, reloadCheckSeconds } = config.ftp.tls;
+  const tls = cert && key ? await TlsCredentials.load({ cert, key, minVersion, reloadCheckSeconds }, logger.child({ component: 'tls' })) : undefined;
+  ftp = new FtpServer({
+    ftp: config.ftp,
+    authenticator,
+    storeFor,
+    logger,
+    onOperation,
+    onLogin: (r) => metrics.onLogin(r),
+    transferPolicy: accounts.transferPolicy,
+    tls,
+    accountRequiresTls: (username) => accounts.store.get(username)?.requireTls === true,
+  });
+  accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
+  const onHangup = () => void accounts.reload();
+  if (config.accountsFile) process.on('SIGHUP', onHangup);
+  const buckets = [...new Set(accounts.store.all().filter((a) => !a.endpoint).map((a) => a.bucket))];
+  const readiness = new Readiness(s3, buckets, config.http.readinessCacheSeconds * 1000);
+  let http: OpsHttpServer | undefined;
+  let httpAddress: AddressInfo | undefined;
+  if (config.http.enabled) {
+    http = new OpsHttpServer(metrics.registry, readiness, logger.child({ component: 'http' }));
+    httpAddress = await http.listen(config.http.host, config.http.port);
+    logger.info({ address: httpAddress.address, port: httpAddress.port }, 'HTTP (metrics, health) listening');
+  }
+  let ftpAddress: AddressInfo;
+  let ftpsImplicitAddress: AddressInfo | undefined;
+  try {
+    ftpAddress = await ftp.listen();
+    ftpsImplicitAddress = await ftp.listenImplicit();
+  } catch (err) {
+    await ftp.close();
+    tls?.close();
+    await http?.close();
+    s3.destroy();
+    throw err;
+  }
+  logger.info({ address: ftpAddress.address, explicitFtps: tls !== undefined, port: ftpAddress.port }, 'FTP listening');
+  if (ftpsImplicitAddress) logger.info({ address: ftpsImplicitAddress.address, port: ftpsImplicitAddress.port }, 'implicit FTPS listening');
+  let stopped: Promise<void> | undefined;
+  const stop = (graceful: boolean) =>
+    (stopped ??= (async () => {
+      readiness.startDraining();
+      if (sweepTimer) clearInterval(sweepTimer);
+      if (graceful) await ftp.drain(config.shutdown.drainTimeoutSeconds * 1000);
+      else await ftp.close();
+      tls?.close();
+      await webhook?.close(graceful ? 5000 : 0);
+      await http?.close();
+      process.off('SIGHUP', onHangup);
+      accounts.close();
+      s3.destroy();
+    })());
   return {
     ftpAddress,
-    async close() {
-      await ftp.close();
-      s3.destroy();
+    ftpsImplicitAddress,
+    httpAddress,
+    drain: () => stop(true),
+    close: () => {
+      // During a drain: cut it short.
+      if (stopped) void ftp.close();
+      return stop(false);
     },
   };
 }

@@ -18,6 +18,8 @@ export const STORAGE_ERROR_CODES = [
   'UNAVAILABLE', // transient: throttling, 5xx, network
   'ABORTED', // the transfer was cancelled (client gone, shutdown)
   'PARTIAL_RENAME', // a rename copied data but could not remove every source
+  'APPEND_UNSUPPORTED', // appending to a large object needs UploadPartCopy, which the store lacks
+  'CHANGED', // the object changed while an append or resume was being set up (ETag mismatch)
   'INTERNAL',
 ] as const;
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];

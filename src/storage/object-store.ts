@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { DigestAlgorithm, StoredDigests } from './digests.js';
 
 /** A file or directory of an account's virtual tree. */
 export interface Entry {
@@ -16,6 +17,28 @@ export interface CommittedObject {
   key: string;
   size: number;
   etag?: string;
+  /** Hex digests of the whole object, computed while it streamed in (absent for appends of large objects). */
+  digests?: StoredDigests;
+  /** Whether `digests` were stored as the object's metadata (single-request uploads). */
+  digestsInMetadata?: boolean;
+}
+
+export interface WriteOptions {
+  /**
+   * Append instead of replacing: 'end' appends to whatever the file holds (APPE; a missing file
+   * is created); a number resumes an upload at that offset, which must equal the file's current
+   * size (REST n + STOR). The old object stays visible until the new one commits.
+   */
+  appendAt?: number | 'end';
+}
+
+/** A digest of a whole file, and where it came from. */
+export interface FileDigest {
+  algorithm: DigestAlgorithm;
+  hex: string;
+  size: number;
+  /** 'stored': from what the upload computed; 'computed': the object was read to compute it. */
+  source: 'stored' | 'computed';
 }
 
 /**
@@ -43,7 +66,12 @@ export interface FileStore {
   /** Every entry of a directory, page by page; throws NOT_FOUND for a missing directory. */
   list(path: string): AsyncIterable<Entry[]>;
   read(path: string, options?: ReadOptions): Promise<Readable>;
-  write(path: string): Promise<UploadSink>;
+  write(path: string, options?: WriteOptions): Promise<UploadSink>;
+  /**
+   * The digest of a file: from what its upload computed, else by reading it when it is at most
+   * `maxStreamBytes` long (default: the store's configured limit). Undefined when neither is possible.
+   */
+  digest(path: string, algorithm: DigestAlgorithm, options?: { maxStreamBytes?: number }): Promise<FileDigest | undefined>;
   remove(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;

@@ -9,10 +9,10 @@ import type { BridgeConfig } from '../config/schema.js';
  * `WHEN_REQUIRED` checksums: with `WHEN_SUPPORTED`, streamed bodies are sent aws-chunked with CRC
  * trailers, which s3rver stores verbatim inside the object and Swift refuses.
  */
-export function createS3Client(s3: BridgeConfig['s3']): S3Client {
+export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3RequestInfo) => void): S3Client {
   const custom = s3.endpoint !== undefined;
   const agentOptions = { keepAlive: true, maxSockets: 256 };
-  return new S3Client({
+  const client = new S3Client({
     region: s3.region,
     endpoint: s3.endpoint,
     forcePathStyle: s3.forcePathStyle,
@@ -22,9 +22,49 @@ export function createS3Client(s3: BridgeConfig['s3']): S3Client {
     responseChecksumValidation: s3.responseChecksumValidation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED'),
     requestHandler: new NodeHttpHandler({
       connectionTimeout: 10_000,
-      requestTimeout: 60_000,
+      // An idle-socket timeout, armed until the response body is consumed: it fails a request, or
+      // a response body, that makes no progress for this long (stalls included). A wall-clock
+      // timeout would fail large parts on a slow link.
+      socketTimeout: s3.requestTimeoutSeconds * 1000,
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
     }),
   });
+  if (onRequest) observeRequests(client, onRequest);
+  return client;
+}
+
+/** One S3 API call as the request hook sees it: after its last retry. */
+export interface S3RequestInfo {
+  /** The API name, e.g. "PutObject", "UploadPart". */
+  operation: string;
+  durationMs: number;
+  /** Set when the call failed: the S3 error code, the SDK error name or the HTTP status. */
+  errorCode?: string;
+}
+
+function observeRequests(client: S3Client, onRequest: (info: S3RequestInfo) => void): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = String(context.commandName ?? 'Unknown').replace(/Command$/, '');
+      const started = Date.now();
+      const tell = (errorCode?: string) => {
+        try {
+          onRequest({ operation, durationMs: Date.now() - started, ...(errorCode !== undefined ? { errorCode } : {}) });
+        } catch {
+          // An observer never changes the outcome of a request.
+        }
+      };
+      try {
+        const result = await next(args);
+        tell();
+        return result;
+      } catch (err) {
+        const e = err as { Code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
+        tell(e.Code ?? e.name ?? String(e.$metadata?.httpStatusCode ?? 'Unknown'));
+        throw err;
+      }
+    },
+    { step: 'initialize', name: 'ftpS3BridgeRequestObserver' },
+  );
 }

@@ -41,6 +41,7 @@ export function classifyS3Error(err: unknown): StorageError {
   }
   if (name === 'NoSuchBucket') return new StorageError('UNAVAILABLE', 'Storage bucket unavailable', { cause: err });
   if (DENIED.has(name) || status === 403) return new StorageError('DENIED', 'Storage access denied', { cause: err });
+  if (name === 'PreconditionFailed' || status === 412) return new StorageError('CHANGED', 'The file changed meanwhile', { cause: err });
   if (name === 'InvalidRange' || status === 416) return new StorageError('INVALID_RANGE', 'Restart offset beyond end of file', { cause: err });
   if (TOO_LARGE.has(name) || status === 507) return new StorageError('STORAGE_FULL', 'Storage refused the file size', { cause: err });
   if (name === 'KeyTooLongError') return new StorageError('NAME_TOO_LONG', 'File name too long', { cause: err });

@@ -12,11 +12,15 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
-import type { Entry, FileStore, ReadOptions, UploadSink } from './object-store.js';
+import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
 import { KeyMapper, baseName } from './paths.js';
 import { classifyS3Error } from './s3-errors.js';
-import { S3UploadSink } from './s3-upload-sink.js';
+import { MIN_PART_BYTES, S3AppendUpload } from './s3-append-upload.js';
+import type { MemoryBudget } from './memory-budget.js';
+import { resumableRead } from './s3-resumable-read.js';
+import { S3UploadSink, type ObjectParams } from './s3-upload-sink.js';
 
 const MiB = 1024 * 1024;
 /** CopyObject's limit; larger objects are copied part by part with UploadPartCopy. */
@@ -31,7 +35,19 @@ export interface S3FileStoreOptions {
   partSizeBytes: number;
   queueSize: number;
   renameDirectoryMaxObjects: number;
+  /** HASH of an object without stored digests reads it when it is at most this long. */
+  hashMaxStreamBytes?: number;
+  /** Attempts of a download that S3 breaks (resumed from the byte reached); default 5. */
+  maxAttempts?: number;
+  /** Shared budget for upload part buffers (all sessions); omitted: unbounded. */
+  memoryBudget?: MemoryBudget;
+  /** Digests of multipart uploads (whose metadata was sent before the data); default: one per process. */
+  digestCache?: DigestCache;
+  /** Sent with every object this store creates (account policy, uploader metadata). */
+  objectParams?: ObjectParams;
 }
+
+const processDigestCache = new DigestCache();
 
 /** One account's virtual tree on `bucket/prefix`, with "dir/" marker objects for empty directories. */
 export class S3FileStore implements FileStore {
@@ -104,7 +120,7 @@ export class S3FileStore implements FileStore {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: start > 0 ? `bytes=${start}-` : undefined }),
       );
-      return res.Body as Readable;
+      return resumableRead({ client: this.client, bucket: this.bucket, key, start, first: res, maxAttempts: this.options.maxAttempts ?? 5 });
     } catch (err) {
       const error = classifyS3Error(err);
       if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {
@@ -119,16 +135,99 @@ export class S3FileStore implements FileStore {
     }
   }
 
-  async write(path: string): Promise<UploadSink> {
+  async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.keys.fileKey(path);
     if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
-    return new S3UploadSink({
+    const { appendAt } = options;
+    const existing = appendAt === undefined || appendAt === 0 ? undefined : await this.headFile(path);
+    if (appendAt !== undefined && appendAt !== 'end' && appendAt !== (existing?.size ?? 0)) {
+      throw new StorageError('INVALID_RANGE', `Restart offset ${appendAt} is not the file size ${existing?.size ?? 0}`);
+    }
+    if (!existing || existing.size === 0) return this.newUpload(key);
+    if (existing.size >= MIN_PART_BYTES) {
+      if (!existing.etag) throw new StorageError('INTERNAL', 'Storage returned no ETag');
+      const upload = new S3AppendUpload({
+        client: this.client,
+        bucket: this.bucket,
+        key,
+        source: { size: existing.size, etag: existing.etag },
+        partSize: this.options.partSizeBytes,
+        queueSize: this.options.queueSize,
+        objectParams: this.options.objectParams,
+      });
+      // Server-side copy first: a store that cannot copy parts is refused before any data flows.
+      await upload.ready;
+      return upload;
+    }
+    // Under S3's minimum part size the old bytes cannot be a copied part: read them (< 5 MiB) and
+    // send them ahead of the new ones, through the same commit-or-abort upload as any STOR.
+    const head = await this.readWhole(key, existing.etag);
+    const sink = this.newUpload(key);
+    sink.write(head);
+    return sink;
+  }
+
+  private newUpload(key: string): S3UploadSink {
+    const sink = new S3UploadSink({
       client: this.client,
       bucket: this.bucket,
       key,
       partSize: this.options.partSizeBytes,
       queueSize: this.options.queueSize,
+      budget: this.options.memoryBudget,
+      objectParams: this.options.objectParams,
     });
+    sink.committed.then(
+      (object: CommittedObject) => {
+        if (object.digests && !object.digestsInMetadata) this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
+      },
+      () => undefined,
+    );
+    return sink;
+  }
+
+  private get digestCache(): DigestCache {
+    return this.options.digestCache ?? processDigestCache;
+  }
+
+  /** A small object's bytes, provided it still is the version with `etag`. */
+  private async readWhole(key: string, etag: string | undefined): Promise<Buffer> {
+    const res = await this.s3(this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: etag })));
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of res.Body as Readable) chunks.push(chunk as Buffer);
+    } catch (err) {
+      throw classifyS3Error(err);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async digest(path: string, algorithm: DigestAlgorithm, options: { maxStreamBytes?: number } = {}): Promise<FileDigest | undefined> {
+    const key = this.keys.fileKey(path);
+    let head;
+    try {
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      const error = classifyS3Error(err);
+      if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {
+        throw new StorageError('IS_DIRECTORY', 'Is a directory');
+      }
+      throw error;
+    }
+    const size = head.ContentLength ?? 0;
+    const stored: StoredDigests = { ...this.digestCache.get(this.bucket, key, head.ETag), ...digestsFromMetadata(head.Metadata) };
+    const hex = stored[algorithm];
+    if (hex) return { algorithm, hex, size, source: 'stored' };
+    const max = options.maxStreamBytes ?? this.options.hashMaxStreamBytes ?? 0;
+    if (size > max) return undefined;
+    const res = await this.s3(this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: head.ETag })));
+    const hash = createDigest(algorithm);
+    try {
+      for await (const chunk of res.Body as Readable) hash.update(chunk as Buffer);
+    } catch (err) {
+      throw classifyS3Error(err);
+    }
+    return { algorithm, hex: hash.digest('hex'), size, source: 'computed' };
   }
 
   async remove(path: string): Promise<void> {
@@ -217,10 +316,10 @@ export class S3FileStore implements FileStore {
   private async copyObject(fromKey: string, toKey: string, size: number): Promise<void> {
     const copySource = `${this.bucket}/${encodeURIComponent(fromKey).replace(/%2F/g, '/')}`;
     if (size <= MAX_SINGLE_COPY_BYTES) {
-      await this.s3(this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: copySource })));
+      await this.s3(this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: copySource, ...this.copyPolicy() })));
       return;
     }
-    const { UploadId } = await this.s3(this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: toKey })));
+    const { UploadId } = await this.s3(this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, ...this.copyPolicy() })));
     try {
       const ranges: { n: number; start: number; end: number }[] = [];
       for (let start = 0, n = 1; start < size; start += COPY_PART_BYTES, n++) {
@@ -246,6 +345,12 @@ export class S3FileStore implements FileStore {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, UploadId })).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A copy made by a rename keeps the source's metadata and tags, but takes the account's class and encryption. */
+  private copyPolicy(): ObjectParams {
+    const { StorageClass, ServerSideEncryption, SSEKMSKeyId } = this.options.objectParams ?? {};
+    return { StorageClass, ServerSideEncryption, SSEKMSKeyId };
   }
 
   private async headFile(path: string): Promise<Entry | undefined> {

@@ -75,6 +75,7 @@ describe('ftp-s3-bridge CLI', () => {
         '  region: us-east-1',
         '  forcePathStyle: true',
         `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "placeholder" }`,
+        'http: { host: 127.0.0.1, port: 0 }',
         'accounts:',
         '  - username: cam01',
         `    passwordHash: "${hash}"`,

@@ -33,11 +33,16 @@ export interface TestAccount {
   prefix?: string;
   bucket?: string;
   permissions?: string[];
+  allowFrom?: string[];
+  /** More account keys (quota, bandwidth, S3 policy...), as in the config. */
+  policy?: Record<string, unknown>;
 }
 
 export interface TestBridgeOptions {
   accounts?: TestAccount[];
-  /** Route the bridge's S3 traffic through a recording proxy (TestBridge.proxy). */
+  /** More top-level config keys (accountsFile, auth, quotaRefreshSeconds...). */
+  config?: Partial<BridgeConfigInput>;
+  /** Route the bridge's S3 traffic through a recording, fault-injecting proxy (TestBridge.proxy, see S3Proxy.addRule). */
   proxy?: boolean;
   /** Where the bridge's JSON log goes (default: nowhere, or stderr at TEST_LOG_LEVEL). */
   logStream?: NodeJS.WritableStream;
@@ -61,6 +66,9 @@ export const sha256 = (data: Buffer | string) => createHash('sha256').update(dat
 
 /** A running bridge on loopback against the test run's real S3, with a fresh bucket of its own. */
 export class TestBridge {
+  /** The implicit FTPS listener's port (ftp.tls.implicitPort set, e.g. to 0). */
+  ftpsImplicitPort: number | undefined;
+
   private constructor(
     readonly port: number,
     readonly bucket: string,
@@ -82,6 +90,7 @@ export class TestBridge {
     const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
     const config = parseConfig({
       ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9 }, loginFailureDelayMs: 200, ...options.ftp },
+      http: { host: '127.0.0.1', port: 0 },
       s3: {
         endpoint: proxy?.endpoint ?? backend.endpoint,
         region: backend.region,
@@ -98,8 +107,11 @@ export class TestBridge {
           bucket: a.bucket ?? bucket,
           prefix: a.prefix ?? '',
           ...(a.permissions ? { permissions: a.permissions } : {}),
+          ...(a.allowFrom ? { allowFrom: a.allowFrom } : {}),
+          ...a.policy,
         })),
       ),
+      ...options.config,
       log: { level: options.logLevel ?? (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent' },
     });
     const logger = options.logStream ? pino({ level: config.log.level }, options.logStream) : pino({ level: config.log.level });
@@ -108,7 +120,9 @@ export class TestBridge {
       await running.close();
       await proxy?.close();
     };
-    return new TestBridge(running.ftpAddress.port, bucket, s3, backend, stop, proxy);
+    const bridge = new TestBridge(running.ftpAddress.port, bucket, s3, backend, stop, proxy);
+    bridge.ftpsImplicitPort = running.ftpsImplicitAddress?.port;
+    return bridge;
   }
 
   url(path = '/', user = USER, password = PASSWORD): string {

@@ -49,13 +49,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "ftp-s3-bridge.httpPort" -}}
-{{- dig "http" "port" 8080 (.Values.config | default dict) | int }}
+{{- dig "http" "port" 9464 (.Values.config | default dict) | int }}
 {{- end }}
 
 {{/* The passive port range as a JSON list of port numbers; fails on a bad range. */}}
 {{- define "ftp-s3-bridge.passivePorts" -}}
 {{- $min := dig "ftp" "passive" "portMin" 30000 (.Values.config | default dict) | int }}
-{{- $max := dig "ftp" "passive" "portMax" 30009 (.Values.config | default dict) | int }}
+{{- $max := dig "ftp" "passive" "portMax" 30049 (.Values.config | default dict) | int }}
 {{- if or (lt $min 1024) (gt $max 65535) (gt $min $max) }}
 {{- fail (printf "config.ftp.passive: need 1024 <= portMin <= portMax <= 65535, got %d-%d" $min $max) }}
 {{- end }}
@@ -86,25 +86,33 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The config file: .Values.config plus the paths of the files this chart mounts. These key names
-must match the server's config schema (src/config); this is the one place to change them.
+must match the server's config schema (src/config/schema.ts, strict: unknown keys are refused);
+.ci/run renders the chart and runs `check-config` on the result so that the two cannot drift.
 */}}
 {{- define "ftp-s3-bridge.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- if include "ftp-s3-bridge.hasAccounts" . }}
-{{- $accounts := get $cfg "accounts" | default dict }}
-{{- $_ := set $accounts "file" "/etc/ftp-s3-bridge/accounts.yaml" }}
-{{- $_ := set $cfg "accounts" $accounts }}
+{{- $_ := set $cfg "accountsFile" "/etc/ftp-s3-bridge/accounts.yaml" }}
+{{- end }}
+{{- $ftp := get $cfg "ftp" | default dict }}
+{{- $passive := get $ftp "passive" | default dict }}
+{{- if and (hasKey $passive "address") (not (get $passive "address")) }}
+{{- $_ := unset $passive "address" }}
 {{- end }}
 {{- if .Values.tls.enabled }}
-{{- $ftp := get $cfg "ftp" | default dict }}
 {{- $tls := get $ftp "tls" | default dict }}
-{{- $_ := set $tls "certFile" "/etc/ftp-s3-bridge/tls/tls.crt" }}
-{{- $_ := set $tls "keyFile" "/etc/ftp-s3-bridge/tls/tls.key" }}
+{{- $_ := set $tls "cert" "/etc/ftp-s3-bridge/tls/tls.crt" }}
+{{- $_ := set $tls "key" "/etc/ftp-s3-bridge/tls/tls.key" }}
 {{- if .Values.tls.implicit.enabled }}
 {{- $_ := set $tls "implicitPort" (.Values.tls.implicit.containerPort | int) }}
 {{- end }}
 {{- $_ := set $ftp "tls" $tls }}
-{{- $_ := set $cfg "ftp" $ftp }}
 {{- end }}
+{{- $_ := set $cfg "ftp" $ftp }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/* The drain timeout the server will use (the schema's default when unset). */}}
+{{- define "ftp-s3-bridge.drainTimeoutSeconds" -}}
+{{- dig "shutdown" "drainTimeoutSeconds" 300 (.Values.config | default dict) | int }}
 {{- end }}

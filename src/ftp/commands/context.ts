@@ -3,16 +3,36 @@ import { StorageError } from '../../storage/errors.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
 import type { OperationEvent, OperationListener } from '../operations.js';
+import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
 import type { Session } from '../session.js';
+import { dataProtection, serverTlsSocket, type TlsCredentials } from '../tls.js';
+import type { TransferPolicy } from '../transfer-policy.js';
 
 /** What the command handlers need from the server around them (one per FtpServer). */
 export interface CommandContext {
   sessionOf(connection: FtpConnection): Session | undefined;
   dataConnectionTimeoutMs: number;
+  /** ftp.mkdExistingDirectory: how MKD of an existing directory is answered (default 'ok': 257). */
+  mkdExistingDirectory?: 'ok' | 'error';
   /** Address announced in PASV replies for a connection. */
   passiveAddress(connection: FtpConnection): Promise<string>;
+  /** The passive port range, shared by every connection of the server. */
+  passivePorts: PassivePortPool;
+  /** Where passive data listeners bind (the control listener's host). */
+  passiveListenHost: string;
   onOperation: OperationListener;
+  /** Quotas and bandwidth limits of transfers (none when omitted). */
+  transferPolicy?: TransferPolicy;
+  /** Told after every session command's final reply (a draining server then closes idle connections). */
+  commandEnded?(connection: FtpConnection): void;
+  /** The FTPS certificate; undefined when ftp.tls is not configured (AUTH TLS is then refused). */
+  tls: TlsCredentials | undefined;
+  /**
+   * Whether the connection must use TLS, control and data: ftp.requireTls, or requireTls of the
+   * logged-in account or of the account named `username` (default: the connection's USER).
+   */
+  tlsRequired(connection: FtpConnection, username?: string): boolean;
 }
 
 /** Finds the context of the server a connection belongs to (the ftp-srv registry is process-wide). */
@@ -23,6 +43,8 @@ export interface CommandSpec {
   /** Allowed before login. */
   noAuth?: boolean;
   syntax: string;
+  /** Whether the FEAT lines are announced on this server (default: always). */
+  offered?(ctx: CommandContext): boolean;
   /** Line(s) this command adds to the FEAT reply. */
   feat?: string[];
 }
@@ -54,7 +76,8 @@ type Body = (
  */
 export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler {
   return async function (this: FtpConnection, { command, previous_command }) {
-    const session = contextOf(this).sessionOf(this);
+    const ctx = contextOf(this);
+    const session = ctx.sessionOf(this);
     try {
       if (!session) throw new FtpError('BAD_SEQUENCE', 'Not logged in');
       await body(this, session, rawArgument(command), command, previous_command);
@@ -63,17 +86,29 @@ export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler
       const level = err instanceof StorageError || err instanceof FtpError ? 'info' : 'error';
       session?.log[level]({ err, directive: command.directive, reply: reply.code }, 'command failed');
       await this.reply(reply.code, reply.message);
+    } finally {
+      ctx.commandEnded?.(this);
     }
   };
 }
 
 /** Waits for the data connection set up by PASV/EPSV/PORT/EPRT. */
 export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
+  const ctx = contextOf(conn);
+  const protection = dataProtection(conn);
+  if (protection.level !== 'P' && ctx.tlsRequired(conn)) {
+    conn.connector.end();
+    throw new FtpError('PROTECTION_REQUIRED', 'Data connections must be protected: send PBSZ 0 and PROT P');
+  }
+  let socket: Socket;
   try {
-    return await conn.connector.waitForConnection({ timeout: contextOf(conn).dataConnectionTimeoutMs });
+    socket = await conn.connector.waitForConnection({ timeout: ctx.dataConnectionTimeoutMs });
   } catch (err) {
     throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
   }
+  // PROT P: TLS over the connection the connector accepted or opened (the connectors stay plain TCP).
+  if (protection.level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.secureContext, ctx.dataConnectionTimeoutMs, conn.log);
+  return socket;
 }
 
 /** Reports a finished or failed operation to the server's listener. */

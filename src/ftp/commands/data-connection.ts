@@ -1,26 +1,269 @@
-import type { AddressInfo, Server } from 'node:net';
-import { PassiveConnector, type FtpConnection } from '../ftp-srv-internals.js';
-import type { CommandSpec, ContextOf } from './context.js';
+import { isIP, type Socket } from 'node:net';
+import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
+import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
+import { rawArgument, type CommandSpec, type ContextOf } from './context.js';
 
-/** PASV (ftp-srv's needs a fixed pasv_url; ours asks the server which address to announce). EPSV, PORT, EPRT: ftp-srv's. */
+/** An address as the socket layer reports it, IPv4-mapped IPv6 folded back to IPv4. */
+export const plainIp = (address: string | undefined): string => (address ?? '').replace(/^::ffff:(?=\d+\.)/i, '');
+
+/**
+ * The passive data connection of one PASV/EPSV. It accepts exactly one connection, and only from
+ * the control connection's address: any other peer is dropped and logged (port stealing, RFC 2577)
+ * while the real client may still come. The pool port is returned the moment the connection is
+ * accepted, the listener idles out, or the connector is ended (transfer done or failed, another
+ * PASV/PORT, control connection closed).
+ */
+export class PassiveDataConnector implements Connector {
+  readonly type = 'passive' as const;
+  private dataSocket: Socket | null = null;
+  private lease: PassiveLease | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private waiters: { resolve(s: Socket): void; reject(e: Error): void }[] = [];
+
+  constructor(
+    private readonly connection: FtpConnection,
+    private readonly idleTimeoutMs: number,
+  ) {}
+
+  get socket(): Socket | null {
+    return this.dataSocket;
+  }
+
+  get port(): number | undefined {
+    return this.lease?.port;
+  }
+
+  /** Takes a port from the pool and listens on it. */
+  async open(acquire: (onConnection: (s: Socket) => void) => Promise<PassiveLease>): Promise<number> {
+    this.lease = await acquire((socket) => this.accept(socket));
+    if (this.ended) {
+      this.lease.release();
+      throw new Error('connector ended while opening');
+    }
+    this.idleTimer = setTimeout(() => {
+      this.connection.log.info({ port: this.lease?.port }, 'passive data connection not used in time; port released');
+      this.fail(new Error('no data connection within the timeout'));
+    }, this.idleTimeoutMs);
+    this.idleTimer.unref();
+    return this.lease.port;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.dataSocket || this.ended) {
+      socket.destroy();
+      return;
+    }
+    const control = plainIp(this.connection.commandSocket.remoteAddress);
+    const peer = plainIp(socket.remoteAddress);
+    if (peer !== control) {
+      this.connection.log.warn(
+        { event: 'port-stealing-refused', dataPeer: peer, controlPeer: control, port: this.lease?.port },
+        'data connection from another address than the control connection refused',
+      );
+      socket.destroy();
+      return;
+    }
+    // One data connection per PASV: the listener (and its pool port) is done.
+    clearTimeout(this.idleTimer);
+    this.lease?.release();
+    socket.on('error', (err) => this.connection.log.debug({ err }, 'data connection error'));
+    // Plain TCP: PROT P wraps the socket in TLS in waitForData (context.ts), for both connectors.
+    this.ready(socket);
+  }
+
+  private ready(socket: Socket): void {
+    if (this.ended) {
+      socket.destroy();
+      return;
+    }
+    this.dataSocket = socket;
+    for (const w of this.waiters.splice(0)) w.resolve(socket);
+  }
+
+  private fail(err: Error): void {
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.end();
+  }
+
+  waitForConnection({ timeout = 30_000 }: { timeout?: number } = {}): Promise<Socket> {
+    if (this.dataSocket) return Promise.resolve(this.dataSocket);
+    if (this.ended) return Promise.reject(new Error('no passive data connection set up'));
+    return new Promise<Socket>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error('data connection timeout'));
+        this.end();
+      }, timeout);
+      const waiter = {
+        resolve: (s: Socket) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.idleTimer);
+    this.lease?.release();
+    const socket = this.dataSocket;
+    this.dataSocket = null;
+    if (socket && !socket.destroyed) socket.end(() => socket.destroy());
+    for (const w of this.waiters.splice(0)) w.reject(new Error('data connection closed'));
+    if (this.connection.connector === this) this.connection.connector = new BaseConnector(this.connection);
+  }
+}
+
+/** Ends whatever data connection a previous PASV/EPSV/PORT/EPRT left (its port goes back to the pool). */
+function dropPrevious(conn: FtpConnection): void {
+  conn.connector?.end();
+}
+
+type ParsedActive = { host: string; port: number; family: 4 | 6 } | { error: string };
+
+/** PORT h1,h2,h3,h4,p1,p2 */
+export function parsePort(arg: string): ParsedActive {
+  const parts = arg.trim().split(',');
+  if (parts.length !== 6 || !parts.every((p) => /^\d{1,3}$/.test(p.trim()) && Number(p) <= 255)) {
+    return { error: 'Syntax error in PORT parameters' };
+  }
+  const n = parts.map(Number);
+  return { host: n.slice(0, 4).join('.'), port: (n[4] as number) * 256 + (n[5] as number), family: 4 };
+}
+
+/** EPRT |1|132.235.1.2|6275| (RFC 2428); any delimiter character. */
+export function parseEprt(arg: string): ParsedActive {
+  const s = arg.trim();
+  const d = s[0];
+  if (!d) return { error: 'Syntax error in EPRT parameters' };
+  const fields = s.split(d);
+  if (fields.length !== 5 || fields[0] !== '' || fields[4] !== '') return { error: 'Syntax error in EPRT parameters' };
+  const [, proto, host = '', portText = ''] = fields;
+  if (proto !== '1' && proto !== '2') return { error: 'Network protocol not supported, use (1,2)' };
+  const family = proto === '1' ? 4 : 6;
+  if (isIP(host) !== family || !/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    return { error: 'Syntax error in EPRT parameters' };
+  }
+  return { host, port: Number(portText), family };
+}
+
+/** Data connection set-up: PASV, EPSV (ours, over our port pool) and PORT, EPRT (ftp-srv's active connector, checked first). */
 export function dataConnectionCommands(contextOf: ContextOf): Record<string, CommandSpec> {
+  const epsvAll = new WeakSet<FtpConnection>();
+
+  const passive = async (conn: FtpConnection): Promise<number> => {
+    dropPrevious(conn);
+    const ctx = contextOf(conn);
+    const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs);
+    conn.connector = connector;
+    try {
+      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, onConnection));
+    } catch (err) {
+      connector.end();
+      throw err;
+    }
+  };
+
+  const passiveFailure = (conn: FtpConnection, err: unknown) => {
+    if (err instanceof PoolExhaustedError) {
+      conn.log.warn({ event: 'passive-ports-exhausted' }, err.message);
+      return conn.reply(425, 'No passive port free; try again later');
+    }
+    conn.log.error({ err }, 'passive listener failed');
+    return conn.reply(425, "Can't open passive connection");
+  };
+
+  const active = async (conn: FtpConnection, verb: string, parsed: ParsedActive) => {
+    if ('error' in parsed) return conn.reply(parsed.error.startsWith('Network') ? 522 : 501, parsed.error);
+    if (epsvAll.has(conn)) return conn.reply(503, `${verb} not allowed after EPSV ALL`);
+    const control = plainIp(conn.commandSocket.remoteAddress);
+    const reason =
+      plainIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
+    if (reason) {
+      conn.log.warn(
+        { event: 'active-refused', command: verb, target: `${parsed.host}:${parsed.port}`, controlPeer: control, reason },
+        'active data connection refused (RFC 2577 bounce protection)',
+      );
+      return conn.reply(504, `${verb} refused: ${reason}`);
+    }
+    dropPrevious(conn);
+    const connector = new ActiveConnector(conn);
+    conn.connector = connector;
+    try {
+      await (connector.setupConnection as (h: string, p: number, f: number) => Promise<void>)(parsed.host, parsed.port, parsed.family);
+    } catch (err) {
+      conn.log.info({ err }, 'active data connection failed');
+      connector.end();
+      return conn.reply(425, "Can't open data connection");
+    }
+    return conn.reply(200, `${verb} command successful`);
+  };
+
   return {
     PASV: {
       handler: async function (this: FtpConnection) {
-        const connector = new PassiveConnector(this);
-        this.connector = connector;
+        if (epsvAll.has(this)) return this.reply(503, 'PASV not allowed after EPSV ALL');
+        if (isIP(plainIp(this.commandSocket.remoteAddress)) === 6) return this.reply(522, 'PASV needs IPv4; use EPSV');
+        let address: string;
         try {
-          const server = await (connector.setupServer as () => Promise<Server>)();
-          const { port } = server.address() as AddressInfo;
-          const address = await contextOf(this).passiveAddress(this);
-          if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) return this.reply(425, 'PASV needs an IPv4 address; use EPSV');
-          return this.reply(227, `Entering Passive Mode (${address.replace(/\./g, ',')},${port >> 8},${port & 255})`);
-        } catch {
-          return this.reply(425, "Can't open passive connection");
+          address = await contextOf(this).passiveAddress(this);
+        } catch (err) {
+          this.log.error({ err }, 'passive address could not be resolved');
+          return this.reply(425, "Can't open passive connection: passive address unresolvable");
         }
+        if (isIP(address) !== 4) return this.reply(425, 'PASV needs an IPv4 address; use EPSV');
+        let port: number;
+        try {
+          port = await passive(this);
+        } catch (err) {
+          return passiveFailure(this, err);
+        }
+        return this.reply(227, `Entering Passive Mode (${address.replace(/\./g, ',')},${port >> 8},${port & 255})`);
       },
       syntax: 'PASV',
       feat: ['PASV', 'EPSV', 'EPRT'],
+    },
+    EPSV: {
+      handler: async function (this: FtpConnection, { command }) {
+        const arg = rawArgument(command).trim().toUpperCase();
+        if (arg === 'ALL') {
+          epsvAll.add(this);
+          return this.reply(200, 'EPSV ALL ok');
+        }
+        if (arg !== '' && arg !== '1' && arg !== '2') return this.reply(522, 'Network protocol not supported, use (1,2)');
+        const family = isIP(plainIp(this.commandSocket.remoteAddress));
+        if (arg !== '' && Number(arg) !== (family === 6 ? 2 : 1)) {
+          return this.reply(522, `Network protocol not supported, use (${family === 6 ? 2 : 1})`);
+        }
+        let port: number;
+        try {
+          port = await passive(this);
+        } catch (err) {
+          return passiveFailure(this, err);
+        }
+        return this.reply(229, `Entering Extended Passive Mode (|||${port}|)`);
+      },
+      syntax: 'EPSV [1|2|ALL]',
+    },
+    PORT: {
+      handler: async function (this: FtpConnection, { command }) {
+        return active(this, 'PORT', parsePort(rawArgument(command)));
+      },
+      syntax: 'PORT <h1,h2,h3,h4,p1,p2>',
+    },
+    EPRT: {
+      handler: async function (this: FtpConnection, { command }) {
+        return active(this, 'EPRT', parseEprt(rawArgument(command)));
+      },
+      syntax: 'EPRT |<protocol>|<address>|<port>|',
     },
   };
 }

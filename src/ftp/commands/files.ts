@@ -1,3 +1,4 @@
+import { isStorageError } from '../../storage/errors.js';
 import { parentPath } from '../../storage/paths.js';
 import { FtpError } from '../errors.js';
 import { formatTimeVal } from '../listing.js';
@@ -72,7 +73,17 @@ export function fileCommands(contextOf: ContextOf): Record<string, CommandSpec> 
       handler: sessionCommand(contextOf, async (conn, session, arg) => {
         session.require('mkdir');
         const path = session.resolve(arg);
-        await reported(conn, session, 'MKD', path, 257, () => session.store.mkdir(path));
+        try {
+          await reported(conn, session, 'MKD', path, 257, () => session.store.mkdir(path));
+        } catch (err) {
+          // NVRs and cameras MKD every path component before each upload; some stop at a 550.
+          const existing = isStorageError(err, 'ALREADY_EXISTS') && contextOf(conn).mkdExistingDirectory !== 'error'
+            ? await session.store.stat(path).catch(() => undefined)
+            : undefined;
+          if (!existing?.isDirectory) throw err;
+          await conn.reply(257, `${quotePath(path)} directory already exists`);
+          return;
+        }
         await conn.reply(257, `${quotePath(path)} created`);
       }),
       syntax: 'MKD <path>',

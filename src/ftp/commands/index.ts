@@ -1,9 +1,11 @@
 import type { FtpConnection } from '../ftp-srv-internals.js';
-import type { CommandSpec, ContextOf } from './context.js';
+import type { CommandContext, CommandSpec, ContextOf } from './context.js';
 import { dataConnectionCommands } from './data-connection.js';
 import { fileCommands } from './files.js';
+import { hashCommands } from './hash.js';
 import { listingCommands } from './listing.js';
 import { protocolCommands } from './protocol.js';
+import { tlsCommands } from './tls.js';
 import { transferCommands } from './transfer.js';
 
 export { rawArgument, type CommandContext, type CommandSpec, type ContextOf } from './context.js';
@@ -16,10 +18,12 @@ export function buildCommands(contextOf: ContextOf): Record<string, CommandSpec>
     ...fileCommands(contextOf),
     ...listingCommands(contextOf),
     ...transferCommands(contextOf),
+    ...hashCommands(contextOf),
+    ...tlsCommands(contextOf),
   };
-  const features = featuresOf(commands);
   commands.FEAT = {
     handler: async function (this: FtpConnection) {
+      const features = featuresOf(commands, contextOf(this));
       return this.reply(211, 'Features:', ...features.map((f) => ({ message: ' ' + f, raw: true })), 'End');
     },
     noAuth: true,
@@ -28,7 +32,8 @@ export function buildCommands(contextOf: ContextOf): Record<string, CommandSpec>
   return commands;
 }
 
-/** The FEAT lines (RFC 2389), sorted and without duplicates. */
-export function featuresOf(commands: Record<string, CommandSpec>): string[] {
-  return [...new Set(Object.values(commands).flatMap((c) => c.feat ?? []))].sort();
+/** The FEAT lines (RFC 2389), sorted and without duplicates; with `ctx`, only those that server offers. */
+export function featuresOf(commands: Record<string, CommandSpec>, ctx?: CommandContext): string[] {
+  const offered = Object.values(commands).filter((c) => !ctx || !c.offered || c.offered(ctx));
+  return [...new Set(offered.flatMap((c) => c.feat ?? []))].sort();
 }

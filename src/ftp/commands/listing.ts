@@ -3,12 +3,26 @@ import type { Entry } from '../../storage/object-store.js';
 import { closeData, writeLines } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import { formatFacts, formatListLine } from '../listing.js';
+import type { FtpConnection } from '../ftp-srv-internals.js';
 import type { Session } from '../session.js';
 import { joinPath, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
 
+/** The facts MLSD/MLST send (RFC 3659 §7): all by default, as picked by OPTS MLST per connection. */
+export const MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique'] as const;
+const selectedFacts = new WeakMap<FtpConnection, ReadonlySet<string>>();
+
+/** OPTS MLST <fact>;<fact>;... : picks the facts (unknown ones ignored); the reply names those now sent. */
+export function optsMlst(conn: FtpConnection, setting: string): string {
+  const asked = new Set(setting.toLowerCase().split(';').map((f) => f.trim()));
+  const facts = new Set<string>(MLST_FACTS.filter((f) => asked.has(f)));
+  selectedFacts.set(conn, facts);
+  return `MLST OPTS ${[...facts].map((f) => f + ';').join('')}`.trimEnd();
+}
+
 /** LIST, NLST, MLSD and MLST: what a directory holds, in three dialects that always agree. */
 export function listingCommands(contextOf: ContextOf): Record<string, CommandSpec> {
-  const factOptions = (session: Session, path: string, type?: 'cdir') => ({
+  const factOptions = (session: Session, path: string, type?: 'cdir', conn?: FtpConnection) => ({
+    facts: conn && selectedFacts.get(conn),
     type,
     uniqueId: createHash('sha1').update(session.store.locate(path).key).digest('hex').slice(0, 16),
     canWrite: session.permissions.has('write'),
@@ -31,7 +45,7 @@ export function listingCommands(contextOf: ContextOf): Record<string, CommandSpe
           ? formatListLine(e)
           : format === 'names'
             ? e.name
-            : formatFacts(e, factOptions(session, joinPath(path, e.name), type));
+            : formatFacts(e, factOptions(session, joinPath(path, e.name), type, conn));
       const data = await waitForData(contextOf, conn);
       try {
         await conn.reply(150, 'Here comes the directory listing');
@@ -61,7 +75,7 @@ export function listingCommands(contextOf: ContextOf): Record<string, CommandSpe
         session.require('list', 'read');
         const path = session.resolve(arg);
         const entry = await session.store.stat(path);
-        const facts = formatFacts({ ...entry, name: path }, factOptions(session, path));
+        const facts = formatFacts({ ...entry, name: path }, factOptions(session, path, undefined, conn));
         await conn.reply(250, 'Listing ' + path, { message: ' ' + facts, raw: true }, 'End');
       }),
       syntax: 'MLST [<path>]',

@@ -1,6 +1,9 @@
 import type { FtpConnection } from '../ftp-srv-internals.js';
 import { FtpError } from '../errors.js';
 import { rawArgument, sessionCommand, type CommandSpec, type ContextOf } from './context.js';
+import { optsHash } from './hash.js';
+import { optsMlst } from './listing.js';
+import { controlProtected } from '../tls.js';
 
 /** Session and protocol state: USER, REST, TYPE, MODE, STRU, ALLO, NOOP, SYST, OPTS, SITE, STAT, ABOR. */
 export function protocolCommands(contextOf: ContextOf): Record<string, CommandSpec> {
@@ -11,6 +14,11 @@ export function protocolCommands(contextOf: ContextOf): Record<string, CommandSp
         if (this.authenticated) return this.reply(530, 'Already logged in');
         const username = rawArgument(command).trim();
         if (!username) return this.reply(501, 'Must provide username');
+        // With ftp.requireTls every USER in the clear gets this; with only accounts[].requireTls it
+        // tells such an account exists (README: FTPS, requireTls).
+        if (!controlProtected(this.commandSocket) && contextOf(this).tlsRequired(this, username)) {
+          return this.reply(530, 'TLS required: use AUTH TLS (explicit FTPS) or implicit FTPS before logging in');
+        }
         this.username = username;
         return this.reply(331, 'Password required');
       },
@@ -62,7 +70,12 @@ export function protocolCommands(contextOf: ContextOf): Record<string, CommandSp
     },
     ALLO: {
       // 200, not 202: Dahua recorders reconnect in a loop on 202.
-      handler: async function (this: FtpConnection) {
+      handler: async function (this: FtpConnection, { command }) {
+        // The announced size lets a quota refuse the upload before its first byte.
+        const ctx = contextOf(this);
+        const session = ctx.sessionOf(this);
+        const size = Number(rawArgument(command).trim().split(/\s+/)[0]);
+        if (session && Number.isSafeInteger(size) && size >= 0) ctx.transferPolicy?.allocate(session, size);
         return this.reply(200, 'ALLO command successful');
       },
       syntax: 'ALLO <size>',
@@ -90,7 +103,11 @@ export function protocolCommands(contextOf: ContextOf): Record<string, CommandSp
             ? this.reply(200, `UTF8 mode ${setting === 'OFF' ? 'off' : 'on'}`)
             : this.reply(501, 'Unknown UTF8 setting');
         }
-        if (option === 'MLST') return this.reply(200, 'MLST OPTS type;size;modify;perm;unique;');
+        if (option === 'MLST') return this.reply(200, optsMlst(this, setting));
+        if (option === 'HASH') {
+          const reply = optsHash(this, setting);
+          return this.reply(reply.code, reply.message);
+        }
         return this.reply(501, 'Option not understood');
       },
       noAuth: true,

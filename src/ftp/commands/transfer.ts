@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { isStorageError } from '../../storage/errors.js';
+import type { FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import { report, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
 
-/** STOR, STOU and RETR: the data transfers. */
+/** STOR, STOU, APPE and RETR: the data transfers. */
 export function transferCommands(contextOf: ContextOf): Record<string, CommandSpec> {
-  const store = (stou: boolean) =>
+  const store = (op: 'STOR' | 'STOU' | 'APPE') =>
     sessionCommand(contextOf, async (conn, session, arg) => {
+      const stou = op === 'STOU';
       const started = Date.now();
       const offset = session.takeRestOffset();
       session.require('write');
@@ -18,16 +21,22 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
         if (!arg) throw new FtpError('BAD_ARGUMENT', 'File name required');
         path = session.resolve(arg);
       }
-      if (offset > 0) {
-        throw new FtpError('NOT_IMPLEMENTED_PARAMETER', 'Restarting an upload (REST before STOR) is not supported');
-      }
+      if (offset > 0 && stou) throw new FtpError('NOT_IMPLEMENTED_PARAMETER', 'STOU cannot restart an upload');
+      // REST n + STOR resumes an upload: it appends, and only where the file now ends.
+      if (offset > 0) await checkResumeOffset(session.store, path, offset);
+      const appendAt = op === 'APPE' ? 'end' : offset > 0 ? offset : undefined;
       const where = session.store.locate(path);
-      const op = stou ? 'STOU' : 'STOR';
       const data = await waitForData(contextOf, conn);
       try {
-        const sink = await session.store.write(path);
+        // Quota (552 before any byte), bandwidth and the cut at the quota.
+        const admission = await contextOf(conn).transferPolicy?.admitUpload(session, path);
+        const sink = await session.store.write(path, { appendAt }).catch((err: unknown) => {
+          // The file changed size between the check and the upload.
+          if (isStorageError(err, 'INVALID_RANGE')) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: the file changed; ask SIZE again`);
+          throw err;
+        });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
-        const object = await receiveUpload(data, sink, conn.commandSocket);
+        const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket);
         report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226 });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
@@ -50,7 +59,8 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
     try {
       const source = await session.store.read(path, { start: offset });
       await conn.reply(150, 'Opening data connection');
-      const bytes = await sendStream(source, data, conn.commandSocket);
+      const policy = contextOf(conn).transferPolicy;
+      const bytes = await sendStream(policy ? policy.download(session, source) : source, data, conn.commandSocket);
       report(contextOf, conn, session, { op: 'RETR', path, ...where, bytes, started, code: 226 });
       await conn.reply(226, 'Transfer complete');
     } catch (error) {
@@ -63,8 +73,24 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
   });
 
   return {
-    STOR: { handler: store(false), syntax: 'STOR <path>' },
-    STOU: { handler: store(true), syntax: 'STOU [<prefix>]' },
+    STOR: { handler: store('STOR'), syntax: 'STOR <path>' },
+    STOU: { handler: store('STOU'), syntax: 'STOU [<prefix>]' },
+    APPE: { handler: store('APPE'), syntax: 'APPE <path>' },
     RETR: { handler: retrieve, syntax: 'RETR <path>', feat: ['REST STREAM'] },
   };
+}
+
+/** REST n before STOR: n must be the file's current size (RFC 3659 §5.5: 554 otherwise). */
+async function checkResumeOffset(store: FileStore, path: string, offset: number): Promise<void> {
+  let size: number | undefined;
+  try {
+    const entry = await store.stat(path);
+    if (!entry.isDirectory) size = entry.size;
+  } catch (err) {
+    if (!isStorageError(err, 'NOT_FOUND')) throw err;
+  }
+  if (size === undefined) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: no such file`);
+  if (size !== offset) {
+    throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: an upload resumes only at the file's current size (${size})`);
+  }
 }

@@ -40,7 +40,7 @@ describe('Authenticator', () => {
   it('a correct login returns the account', async () => {
     const auth = new Authenticator(accounts, FAILURE_DELAY_MS);
     const result = await auth.login('cam01', 'right-password');
-    expect(result).toEqual({ ok: true, account: accounts[0] });
+    expect(result).toEqual({ ok: true, account: accounts[0], source: 'local' });
   });
 
   it('finds the account by username, whatever its hash algorithm', async () => {

@@ -134,6 +134,11 @@ describe('formatFacts', () => {
     expect(formatFacts(file('report.pdf', 1234, mtime), all)).toBe('type=file;size=1234;modify=20240305090733;perm=awdfr;unique=abc123; report.pdf');
   });
 
+  it('OPTS MLST selection: only the picked facts, in the standard order; none leaves " name"', () => {
+    expect(formatFacts(file('f', 9, mtime), { ...all, facts: new Set(['size', 'type']) })).toBe('type=file;size=9; f');
+    expect(formatFacts(dir('d', mtime), { ...all, facts: new Set(['size']) })).toBe(' d');
+  });
+
   it('a directory: type=dir and no size fact', () => {
     const line = formatFacts(dir('2024', mtime), all);
     expect(line).toBe('type=dir;modify=20240305090733;perm=cdelfmp;unique=abc123; 2024');

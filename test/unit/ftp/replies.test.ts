@@ -30,6 +30,8 @@ describe('replyFor: storage errors', () => {
     ['UNAVAILABLE', 451],
     ['ABORTED', 426],
     ['PARTIAL_RENAME', 451],
+    ['APPEND_UNSUPPORTED', 504],
+    ['CHANGED', 451],
     ['INTERNAL', 451],
   ];
 
@@ -64,6 +66,9 @@ describe('replyFor: FTP errors', () => {
     ['BAD_SEQUENCE', 503],
     ['BAD_ARGUMENT', 501],
     ['NOT_IMPLEMENTED_PARAMETER', 504],
+    ['PROTECTION_REQUIRED', 521],
+    ['INVALID_RESTART', 554],
+    ['NOT_AVAILABLE', 550],
   ];
 
   it('covers every FTP code in this table', () => {

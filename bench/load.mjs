@@ -1,0 +1,347 @@
+#!/usr/bin/env node
+// bench/load.mjs - many small uploads at once: `npm run load` (builds first).
+//
+// Loopback only. Starts s3rver and the built bridge as a separate process, then in one run:
+//   direct: LOAD_CLIENTS workers each PutObject LOAD_FILES files of LOAD_FILE_KIB straight to S3
+//   bridge: LOAD_CLIENTS FTP clients (basic-ftp) each log in and STOR the same number of files
+//   idle:   LOAD_IDLE_SESSIONS logged-in idle sessions: RSS per session, and a new login's time
+// Every stored file is checked by SHA-256 in S3. Prints sessions/s, files/s, p50/p99 STOR latency
+// (STOR command to 226, as the client sees it), errors and the bridge's peak RSS, and the ratio to
+// direct PutObject (target >= 0.8). Exit 0 when everything was measured with 0 errors and the
+// targets hold, 1 otherwise. Every loop is bounded by count and by LOAD_TIMEOUT_S.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { connect } from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Client as FtpClient } from 'basic-ftp';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'dist/cli/main.js');
+const KiB = 1024;
+const log = (msg) => process.stderr.write(`[load] ${msg}\n`);
+
+function intEnv(name, def, min = 0) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${raw}")`);
+  return n;
+}
+
+const settings = {
+  clients: intEnv('LOAD_CLIENTS', 200, 1),
+  files: intEnv('LOAD_FILES', 5, 1),
+  fileBytes: intEnv('LOAD_FILE_KIB', 300, 1) * KiB,
+  idleSessions: intEnv('LOAD_IDLE_SESSIONS', 1000, 0),
+  timeoutMs: intEnv('LOAD_TIMEOUT_S', 600, 10) * 1000,
+  pasvMin: intEnv('LOAD_PASV_MIN', 41000, 1024),
+};
+if (settings.clients > 2000 || settings.files > 1000 || settings.idleSessions > 5000) throw new Error('refusing: LOAD_* above the loopback limits (2000 clients, 1000 files, 5000 idle)');
+
+const cleanups = [];
+const cleanup = async () => {
+  while (cleanups.length) await cleanups.pop()().catch(() => undefined);
+};
+const deadline = Date.now() + settings.timeoutMs;
+const timer = setTimeout(() => {
+  log(`time limit of ${settings.timeoutMs / 1000}s reached`);
+  void cleanup().then(() => process.exit(1));
+}, settings.timeoutMs);
+timer.unref();
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().then(() => process.exit(130)));
+
+const stopChild = (child) =>
+  new Promise((done) => {
+    if (child.exitCode !== null) return done();
+    child.once('exit', done);
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  });
+
+async function startS3rver() {
+  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-load-s3rver-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', join(ROOT, 'test/support/s3rver-main.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => stopChild(child));
+  const port = await new Promise((res, rej) => {
+    createInterface({ input: child.stdout }).once('line', (line) => res(JSON.parse(line).port));
+    child.once('exit', (code) => rej(new Error(`s3rver exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', pid: child.pid };
+}
+
+function s3Client(s3, sockets) {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: new NodeHttpHandler({ httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }) }),
+  });
+}
+
+async function startBridge(s3, bucket) {
+  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-load-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  // argon2id verifies on libuv's thread pool; bcryptjs would run 200 logins on the event loop
+  const hash = spawnSync(process.execPath, [BIN, 'hash-password', '--algorithm', 'argon2id'], { input: 'pw\n', encoding: 'utf8' }).stdout.trim();
+  const file = join(dir, 'bridge.yaml');
+  writeFileSync(
+    file,
+    [
+      'ftp:',
+      '  host: 127.0.0.1',
+      '  port: 0',
+      `  passive: { address: 127.0.0.1, portMin: ${settings.pasvMin}, portMax: ${settings.pasvMin + Math.max(64, settings.clients + 32) - 1} }`,
+      '  maxConnections: 0',
+      '  maxConnectionsPerIp: 0',
+      's3:',
+      `  endpoint: ${s3.endpoint}`,
+      '  forcePathStyle: true',
+      `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "${s3.secretAccessKey}" }`,
+      'http: { enabled: false }',
+      'log: { level: warn }',
+      'accounts:',
+      '  - username: cam',
+      `    passwordHash: "${hash}"`,
+      `    bucket: ${bucket}`,
+      '    prefix: bridge/',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [BIN, '--config', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FTP_S3_BRIDGE__LOG__LEVEL: 'info' },
+  });
+  cleanups.push(() => stopChild(child));
+  const port = await new Promise((res, rej) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const m = /"port":(\d+)[^\n]*"msg":"FTP listening"/.exec(line);
+      if (m) res(Number(m[1]));
+    });
+    child.once('exit', (code) => rej(new Error(`bridge exited with ${code}`)));
+  });
+  child.stdout.resume();
+  return { port, pid: child.pid };
+}
+
+const status = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const sha = (b) => createHash('sha256').update(b).digest('hex');
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+/** Deterministic file content: a shared random block with a per-file head. */
+function fileBody(block, tag) {
+  const body = Buffer.from(block);
+  Buffer.from(tag.padEnd(64)).copy(body, 0);
+  return body;
+}
+
+async function workers(count, fn) {
+  await Promise.all(Array.from({ length: count }, (_, w) => fn(w)));
+}
+
+async function direct(s3, bucket, block) {
+  const client = s3Client(s3, settings.clients);
+  const errors = [];
+  const t0 = performance.now();
+  await workers(settings.clients, async (w) => {
+    for (let f = 0; f < settings.files && Date.now() < deadline; f++) {
+      try {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: `direct/c${w}/f${f}.bin`, Body: fileBody(block, `d ${w} ${f}`) }));
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  client.destroy();
+  return { files: settings.clients * settings.files, seconds, filesPerSecond: (settings.clients * settings.files - errors.length) / seconds, errors: errors.length };
+}
+
+async function viaBridge(bridge, block) {
+  const errors = [];
+  const latencies = [];
+  const clients = [];
+  const t0 = performance.now();
+  await workers(settings.clients, async (w) => {
+    const c = new FtpClient(60_000);
+    try {
+      await c.access({ host: '127.0.0.1', port: bridge.port, user: 'cam', password: 'pw' });
+      clients[w] = c;
+    } catch (err) {
+      errors.push(err);
+      c.close();
+    }
+  });
+  const loginSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  await workers(settings.clients, async (w) => {
+    const c = clients[w];
+    if (!c) return;
+    for (let f = 0; f < settings.files && Date.now() < deadline; f++) {
+      const started = performance.now();
+      try {
+        await c.uploadFrom(Readable.from([fileBody(block, `b ${w} ${f}`)]), `c${w}-f${f}.bin`);
+        latencies.push(performance.now() - started);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    c.close();
+  });
+  const seconds = (performance.now() - t1) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    sessions: settings.clients,
+    sessionsPerSecond: settings.clients / loginSeconds,
+    files: settings.clients * settings.files,
+    seconds,
+    filesPerSecond: latencies.length / seconds,
+    storLatencyMs: { p50: pct(latencies, 50), p99: pct(latencies, 99) },
+    errors: errors.length,
+    firstError: errors[0] ? String(errors[0].message ?? errors[0]) : undefined,
+  };
+}
+
+async function verify(s3, bucket, block) {
+  const client = s3Client(s3, 32);
+  let bad = 0;
+  const jobs = [];
+  for (let w = 0; w < settings.clients; w++) for (let f = 0; f < settings.files; f++) jobs.push([w, f]);
+  let next = 0;
+  await workers(32, async () => {
+    while (next < jobs.length && Date.now() < deadline) {
+      const [w, f] = jobs[next++];
+      try {
+        const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `bridge/c${w}-f${f}.bin` }));
+        if (sha(Buffer.from(await got.Body.transformToByteArray())) !== sha(fileBody(block, `b ${w} ${f}`))) bad++;
+      } catch {
+        bad++;
+      }
+    }
+  });
+  client.destroy();
+  return bad;
+}
+
+/** Raw control connections that log in and then stay idle. */
+async function idle(bridge) {
+  const sockets = [];
+  const login = (socket) =>
+    new Promise((res, rej) => {
+      let buffer = '';
+      let step = 0;
+      socket.setEncoding('utf8');
+      socket.on('error', rej);
+      socket.on('data', (chunk) => {
+        buffer += chunk;
+        const lines = buffer.split('\r\n');
+        buffer = lines.pop();
+        for (const line of lines) {
+          if (!/^\d{3} /.test(line)) continue;
+          if (step === 0 && line.startsWith('220')) {
+            socket.write('USER cam\r\n');
+            step = 1;
+          } else if (step === 1 && line.startsWith('331')) {
+            socket.write('PASS pw\r\n');
+            step = 2;
+          } else if (step === 2 && line.startsWith('230')) return res();
+          else return rej(new Error(line));
+        }
+      });
+    });
+  const before = status(bridge.pid, 'VmRSS');
+  let failed = 0;
+  for (let i = 0; i < settings.idleSessions && Date.now() < deadline; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, settings.idleSessions - i) }, async () => {
+        const s = connect(bridge.port, '127.0.0.1');
+        sockets.push(s);
+        await login(s).catch(() => failed++);
+      }),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = status(bridge.pid, 'VmRSS');
+  const t0 = performance.now();
+  const c = new FtpClient(10_000);
+  await c.access({ host: '127.0.0.1', port: bridge.port, user: 'cam', password: 'pw' });
+  const newLoginMs = performance.now() - t0;
+  c.close();
+  for (const s of sockets) s.destroy();
+  return {
+    sessions: sockets.length,
+    failed,
+    rssBeforeMiB: before,
+    rssAfterMiB: after,
+    kibPerSession: sockets.length ? ((after - before) * 1024) / sockets.length : 0,
+    newLoginMs,
+  };
+}
+
+async function main() {
+  log(`settings: ${JSON.stringify(settings)}`);
+  const s3 = await startS3rver();
+  const bucket = 'load';
+  const admin = s3Client(s3, 8);
+  await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  admin.destroy();
+  const bridge = await startBridge(s3, bucket);
+  const block = randomBytes(settings.fileBytes);
+  log(`direct PutObject: ${settings.clients} workers x ${settings.files} files`);
+  const d = await direct(s3, bucket, block);
+  log(`bridge STOR: ${settings.clients} FTP clients x ${settings.files} files`);
+  const b = await viaBridge(bridge, block);
+  const peakAfterLoad = status(bridge.pid, 'VmHWM');
+  log('verifying every stored file in S3');
+  const bad = await verify(s3, bucket, block);
+  log(`idle: ${settings.idleSessions} logged-in sessions`);
+  const i = settings.idleSessions ? await idle(bridge) : undefined;
+  const result = {
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, s3: 's3rver (loopback)' },
+    settings,
+    direct: d,
+    bridge: { ...b, verifyFailures: bad, peakRssMiB: peakAfterLoad },
+    ratio: b.filesPerSecond / d.filesPerSecond,
+    idle: i,
+    bridgePeakRssMiB: status(bridge.pid, 'VmHWM'),
+  };
+  const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : String(n));
+  process.stdout.write(
+    [
+      `clients ${settings.clients}, files/client ${settings.files}, file ${settings.fileBytes / KiB} KiB, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.s3}`,
+      `direct PutObject : ${f1(d.filesPerSecond)} files/s, errors ${d.errors}`,
+      `bridge STOR      : ${f1(b.filesPerSecond)} files/s (${f1(result.ratio * 100)}% of direct, target >= 80%), sessions/s ${f1(b.sessionsPerSecond)}, ` +
+        `STOR p50 ${f1(b.storLatencyMs.p50)} ms, p99 ${f1(b.storLatencyMs.p99)} ms, errors ${b.errors}, hash mismatches ${bad}, bridge peak RSS ${f1(peakAfterLoad)} MiB`,
+      i
+        ? `idle sessions    : ${i.sessions} (failed ${i.failed}), ${f1(i.kibPerSession)} KiB RSS each (target <= 64), new login in ${f1(i.newLoginMs)} ms (target <= 1000)`
+        : 'idle sessions    : skipped',
+      JSON.stringify(result),
+      '',
+    ].join('\n'),
+  );
+  const ok = d.errors === 0 && b.errors === 0 && bad === 0 && result.ratio >= 0.8 && (!i || (i.failed === 0 && i.kibPerSession <= 64 && i.newLoginMs <= 1000));
+  return ok ? 0 : 1;
+}
+
+main()
+  .then(async (code) => {
+    await cleanup();
+    process.exit(code);
+  })
+  .catch(async (err) => {
+    log(`error: ${err.stack ?? err}`);
+    await cleanup();
+    process.exit(1);
+  });

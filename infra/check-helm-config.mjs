@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// Renders the Helm chart and validates the server config it produces with the real schema
+// (`ftp-s3-bridge check-config`), so that the chart and src/config/schema.ts cannot drift.
+//   node infra/check-helm-config.mjs HELM CHART [helm template args...]
+// The accounts file from the chart's own Secret is inlined as `accounts` (check-config does not read
+// accountsFile), so that the accounts are checked against the schema too.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseAllDocuments, parse, stringify } from 'yaml';
+
+const [helm, chart, ...args] = process.argv.slice(2);
+if (!helm || !chart) {
+  console.error('usage: check-helm-config.mjs HELM CHART [helm template args...]');
+  process.exit(2);
+}
+const rendered = execFileSync(helm, ['template', 'check', chart, ...args], { encoding: 'utf8' });
+const docs = parseAllDocuments(rendered).map((d) => d.toJS()).filter(Boolean);
+const configMap = docs.find((d) => d.kind === 'ConfigMap' && d.data?.['config.yaml']);
+if (!configMap) throw new Error('no ConfigMap with config.yaml in the rendered chart');
+const config = parse(configMap.data['config.yaml']);
+const secret = docs.find((d) => d.kind === 'Secret' && d.stringData?.['accounts.yaml']);
+// With existingSecret the accounts are not in the chart: accountsFile alone is checked.
+if (config.accountsFile && secret) {
+  const accounts = parse(secret.stringData['accounts.yaml']);
+  delete config.accountsFile;
+  config.accounts = [...(config.accounts ?? []), ...(Array.isArray(accounts) ? accounts : accounts.accounts)];
+}
+const file = join(mkdtempSync(join(tmpdir(), 'helm-config-')), 'config.yaml');
+writeFileSync(file, stringify(config));
+const bin = resolve(import.meta.dirname, '../dist/cli/main.js');
+try {
+  const out = execFileSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  process.stdout.write(`${chart} ${args.join(' ')}: ${out}`);
+} catch (err) {
+  process.stderr.write(`rendered config (${file}) is refused by the server:\n${err.stderr ?? err.message}`);
+  process.exit(1);
+}

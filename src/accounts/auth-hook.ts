@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { formatIssues } from '../config/load.js';
+import { hookAccountSchema, type AccountConfig, type BridgeConfig } from '../config/schema.js';
+
+export type HookConfig = NonNullable<BridgeConfig['auth']['hook']>;
+
+export type HookResult = { ok: true; account: AccountConfig } | { ok: false; reason: string };
+
+/**
+ * External authentication: POST {username, password, clientIp} as JSON; a 200 whose body is a
+ * valid account (without username and passwordHash) logs the user in, anything else refuses.
+ * fetch verifies HTTPS certificates against Node's CA store; that is never turned off here.
+ * Successful answers may be cached; the key holds a hash of the password, never the password.
+ */
+export class AuthHook {
+  private readonly cache = new Map<string, { account: AccountConfig; until: number }>();
+
+  constructor(private readonly config: HookConfig) {}
+
+  async login(username: string, password: string, clientIp: string): Promise<HookResult> {
+    const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp) : undefined;
+    const cached = key === undefined ? undefined : this.cache.get(key);
+    if (cached && cached.until > Date.now()) return { ok: true, account: cached.account };
+    if (cached) this.cache.delete(key as string);
+
+    let response: Response;
+    try {
+      response = await fetch(this.config.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ username, password, clientIp }),
+        signal: AbortSignal.timeout(this.config.timeoutSeconds * 1000),
+        redirect: 'error',
+      });
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') return { ok: false, reason: `no answer within ${this.config.timeoutSeconds}s` };
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      return { ok: false, reason: `request failed: ${cause?.code ?? cause?.message ?? (err as Error).message}` };
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch {
+      return { ok: false, reason: `answer not received in full (status ${response.status})` };
+    }
+    if (response.status !== 200) return { ok: false, reason: `status ${response.status}` };
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return { ok: false, reason: 'answer is not valid JSON' };
+    }
+    const parsed = hookAccountSchema.safeParse(body);
+    if (!parsed.success) return { ok: false, reason: `answer is not a valid account: ${formatIssues(parsed.error).join('; ')}` };
+    const account: AccountConfig = { ...parsed.data, username, passwordHash: '' };
+    if (key !== undefined) {
+      this.cache.set(key, { account, until: Date.now() + this.config.cacheSeconds * 1000 });
+      this.prune();
+    }
+    return { ok: true, account };
+  }
+
+  private prune(): void {
+    if (this.cache.size < 10_000) return;
+    const now = Date.now();
+    for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k);
+  }
+}
+
+function cacheKey(username: string, password: string, clientIp: string): string {
+  const passwordHash = createHash('sha256').update(password, 'utf8').digest('hex');
+  return JSON.stringify([username, clientIp, passwordHash]);
+}

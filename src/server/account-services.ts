@@ -1,0 +1,118 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { AccountStore } from '../accounts/account-store.js';
+import { AccountsFile, type ReloadOutcome } from '../accounts/accounts-file.js';
+import { AuthHook } from '../accounts/auth-hook.js';
+import { Authenticator } from '../accounts/authenticator.js';
+import { QuotaTracker } from '../accounts/quota.js';
+import { objectParamsFor } from '../accounts/s3-policy.js';
+import type { AccountConfig, BridgeConfig } from '../config/schema.js';
+import { ConfigError } from '../config/load.js';
+import { Bandwidth } from '../ftp/bandwidth.js';
+import type { OperationEvent } from '../ftp/operations.js';
+import { TransferPolicy } from '../ftp/transfer-policy.js';
+import { S3ClientCache } from '../storage/s3-client-cache.js';
+import type { S3RequestInfo } from '../storage/s3-client.js';
+import { measurePrefix } from '../storage/s3-usage.js';
+
+/** The S3 target of an account: its own endpoint/region/credentials over the `s3` section's. */
+export const targetOf = (a: AccountConfig) => ({ endpoint: a.endpoint, region: a.region, credentials: a.credentials });
+
+export interface AccountServices {
+  store: AccountStore;
+  authenticator: Authenticator;
+  clients: S3ClientCache;
+  transferPolicy: TransferPolicy;
+  /** Per-session object parameters (policy, uploader metadata) for S3FileStore. */
+  objectParams(account: AccountConfig, session: { clientIp: string }): ReturnType<typeof objectParamsFor>;
+  /** Keeps quota usage current from the bridge's own operations. */
+  onOperation(event: OperationEvent): void;
+  /** Closes the sessions of removed accounts (with `accountsReload.closeRemovedSessions`). */
+  onRemoved(close: (usernames: ReadonlySet<string>) => number): void;
+  /** Re-reads the accounts file now (SIGHUP). */
+  reload(): Promise<ReloadOutcome | undefined>;
+  close(): void;
+}
+
+export interface AccountServicesOptions {
+  config: BridgeConfig;
+  logger: Logger;
+  defaultClient: S3Client;
+  onS3Request?: (info: S3RequestInfo) => void;
+  /** Where the reload counter goes (the bridge's metrics registry). */
+  registry?: Registry;
+}
+
+/** Accounts and their policies: the live store and its file, the auth hook, quotas, bandwidth, S3 targets. */
+export async function startAccountServices(options: AccountServicesOptions): Promise<AccountServices> {
+  const { config, logger } = options;
+  const store = new AccountStore(config.accounts);
+  const reloads = options.registry
+    ? new Counter({
+        name: 'ftp_accounts_reloads_total',
+        help: 'Reloads of the accounts file by result (applied, rejected) and accounts added, changed, removed',
+        labelNames: ['result'],
+        registers: [options.registry],
+      })
+    : undefined;
+  const file = config.accountsFile
+    ? new AccountsFile({
+        path: config.accountsFile,
+        store,
+        logger: logger.child({ component: 'accounts' }),
+        pollMs: config.accountsReload.pollSeconds * 1000,
+        onReload: (outcome, diff) => {
+          if (outcome === 'unchanged') return;
+          reloads?.inc({ result: outcome });
+          if (diff) {
+            reloads?.inc({ result: 'added' }, diff.added.length);
+            reloads?.inc({ result: 'changed' }, diff.changed.length);
+            reloads?.inc({ result: 'removed' }, diff.removed.length);
+          }
+        },
+      })
+    : undefined;
+  try {
+    await file?.start();
+  } catch (err) {
+    const problems = (err as { problems?: string[] }).problems;
+    if (problems) throw new ConfigError(problems);
+    throw err;
+  }
+  const hook = config.auth.hook ? new AuthHook(config.auth.hook) : undefined;
+  const authenticator = new Authenticator(store, config.ftp.loginFailureDelayMs, hook);
+  const clients = new S3ClientCache(config.s3, options.onS3Request, options.defaultClient);
+  const quota = new QuotaTracker(
+    (account) => measurePrefix(clients.get(targetOf(account)), account.bucket, account.prefix),
+    config.quotaRefreshSeconds * 1000,
+    logger.child({ component: 'quota' }),
+  );
+  const transferPolicy = new TransferPolicy(new Bandwidth(config.ftp.bandwidth), quota);
+  return {
+    store,
+    authenticator,
+    clients,
+    transferPolicy,
+    objectParams: (account, session) => objectParamsFor(account, session, config.s3.uploaderMetadata),
+    onOperation(event) {
+      if (event.result !== 'ok') return;
+      if (event.op === 'STOR' || event.op === 'STOU') quota.recordUpload(event.bucket, event.key, event.bytes ?? 0);
+      else if (event.op !== 'RETR') quota.markStale(event.bucket, event.key);
+    },
+    onRemoved(close) {
+      if (!config.accountsReload.closeRemovedSessions) return;
+      store.on('change', (diff) => {
+        if (!diff.removed.length) return;
+        const closed = close(new Set(diff.removed));
+        if (closed) logger.info({ event: 'accounts-reload', removed: diff.removed, sessionsClosed: closed }, 'closed the sessions of removed accounts');
+      });
+    },
+    reload: async () => file?.reload('SIGHUP'),
+    close() {
+      file?.close();
+      // The default client belongs to the bridge, which destroys it.
+      clients.destroy();
+    },
+  };
+}

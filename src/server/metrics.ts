@@ -1,0 +1,118 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OperationEvent } from '../ftp/operations.js';
+import type { S3RequestInfo } from '../storage/s3-client.js';
+
+/** What the passive-port gauges read: the size of the configured range and the ports held now. */
+export interface PassivePortUsage {
+  total: number;
+  inUse: number;
+}
+
+export interface MetricsSources {
+  sessionsActive(): number;
+  passivePorts(): PassivePortUsage;
+}
+
+const TRANSFER_OPS = new Set<OperationEvent['op']>(['STOR', 'STOU', 'APPE', 'RETR']);
+const UPLOAD_OPS = new Set<OperationEvent['op']>(['STOR', 'STOU', 'APPE']);
+
+/**
+ * The bridge's Prometheus metrics, in a registry of their own (several bridges may share a
+ * process in tests). Fed by operation events, login results and the S3 client's request hook.
+ */
+export class BridgeMetrics {
+  readonly registry = new Registry();
+  private readonly logins: Counter<'result'>;
+  private readonly operations: Counter<'operation' | 'result'>;
+  private readonly transfers: Counter<'operation' | 'result'>;
+  private readonly bytes: Counter<'direction'>;
+  private readonly duration: Histogram<'operation' | 'result'>;
+  private readonly s3Requests: Counter<'operation'>;
+  private readonly s3Errors: Counter<'operation' | 'code'>;
+  private readonly multipartAborted: Counter;
+  readonly webhookEvents: Counter<'result'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'ftp_sessions_active',
+      help: 'Open FTP control connections',
+      registers,
+      collect() {
+        this.set(sources.sessionsActive());
+      },
+    });
+    new Gauge({
+      name: 'ftp_passive_ports',
+      help: 'Passive data ports of the configured range, by state (in_use, free)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const { total, inUse } = sources.passivePorts();
+        this.set({ state: 'in_use' }, inUse);
+        this.set({ state: 'free' }, Math.max(0, total - inUse));
+      },
+    });
+    this.logins = new Counter({ name: 'ftp_logins_total', help: 'Login attempts by result (ok, failed)', labelNames: ['result'], registers });
+    this.operations = new Counter({
+      name: 'ftp_operations_total',
+      help: 'Finished or failed file operations (transfers, DELE, MKD, RMD, RENAME) by operation and result',
+      labelNames: ['operation', 'result'],
+      registers,
+    });
+    this.transfers = new Counter({
+      name: 'ftp_transfers_total',
+      help: 'Finished or failed data transfers (STOR, STOU, APPE, RETR) by operation and result',
+      labelNames: ['operation', 'result'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'ftp_transfer_bytes_total',
+      help: 'Bytes of completed transfers by direction (in: uploads committed to S3, out: downloads sent)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'ftp_transfer_duration_seconds',
+      help: 'Duration of data transfers, from the command to the final reply',
+      labelNames: ['operation', 'result'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600],
+      registers,
+    });
+    this.s3Requests = new Counter({ name: 's3_requests_total', help: 'S3 API calls by operation (retries included in one call)', labelNames: ['operation'], registers });
+    this.s3Errors = new Counter({
+      name: 's3_request_errors_total',
+      help: 'Failed S3 API calls by operation and error code',
+      labelNames: ['operation', 'code'],
+      registers,
+    });
+    this.multipartAborted = new Counter({ name: 's3_multipart_uploads_aborted_total', help: 'Multipart uploads aborted (failed or cut-off uploads)', registers });
+    this.webhookEvents = new Counter({
+      name: 'webhook_events_total',
+      help: 'Webhook events by outcome (delivered, failed after all retries, dropped from a full queue)',
+      labelNames: ['result'],
+      registers,
+    });
+  }
+
+  onLogin(result: 'ok' | 'failed'): void {
+    this.logins.inc({ result });
+  }
+
+  onOperation(event: OperationEvent): void {
+    this.operations.inc({ operation: event.op, result: event.result });
+    if (!TRANSFER_OPS.has(event.op)) return;
+    this.transfers.inc({ operation: event.op, result: event.result });
+    this.duration.observe({ operation: event.op, result: event.result }, event.durationMs / 1000);
+    if (event.result === 'ok' && event.bytes) {
+      this.bytes.inc({ direction: UPLOAD_OPS.has(event.op) ? 'in' : 'out' }, event.bytes);
+    }
+  }
+
+  onS3Request(info: S3RequestInfo): void {
+    this.s3Requests.inc({ operation: info.operation });
+    if (info.errorCode !== undefined) this.s3Errors.inc({ operation: info.operation, code: info.errorCode });
+    else if (info.operation === 'AbortMultipartUpload') this.multipartAborted.inc();
+  }
+}

@@ -1,0 +1,65 @@
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { classifyS3Error } from './s3-errors.js';
+
+export interface SweepTarget {
+  bucket: string;
+  /** Key prefix ("" for the whole bucket). */
+  prefix: string;
+}
+
+export interface SweepResult {
+  aborted: number;
+}
+
+/**
+ * Aborts the incomplete multipart uploads under each bucket and prefix that were initiated before
+ * `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so several replicas
+ * may sweep at once: an upload still in progress is younger than any sane threshold.
+ */
+export async function sweepUploads(client: S3Client, targets: SweepTarget[], olderThan: Date): Promise<SweepResult> {
+  let aborted = 0;
+  for (const { bucket, prefix } of dedupe(targets)) {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await client
+        .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+        .catch((err: unknown) => {
+          throw classifyS3Error(err);
+        });
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
+        try {
+          await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+          aborted++;
+        } catch (err) {
+          // Another replica got there first.
+          if (classifyS3Error(err).code !== 'NOT_FOUND') throw classifyS3Error(err);
+        }
+      }
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+      if (!keyMarker && !uploadIdMarker) break;
+    }
+  }
+  return { aborted };
+}
+
+/** Nested prefixes of one bucket are swept once, under the shortest. */
+function dedupe(targets: SweepTarget[]): SweepTarget[] {
+  const sorted = [...targets].sort((a, b) => a.bucket.localeCompare(b.bucket) || a.prefix.length - b.prefix.length);
+  const out: SweepTarget[] = [];
+  for (const t of sorted) {
+    if (!out.some((o) => o.bucket === t.bucket && t.prefix.startsWith(o.prefix))) out.push(t);
+  }
+  return out;
+}
+
+/** "30s", "15m", "24h", "7d" (or a bare number of seconds) in milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new Error(`invalid duration "${text}" (examples: 30s, 15m, 24h, 7d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,152 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256, TestBridge } from '../support/bridge.js';
+import { curl, RawFtp } from '../support/clients.js';
+
+interface HookCall {
+  username: string;
+  password: string;
+  clientIp: string;
+}
+
+/** The identity provider: answers by user name. */
+let calls: HookCall[] = [];
+let hook: Server;
+let hookUrl: string;
+
+async function body(req: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of req) text += String(chunk);
+  return text;
+}
+
+beforeAll(async () => {
+  hook = createServer((req, res) => {
+    void body(req).then((text) => {
+      const call = JSON.parse(text) as HookCall;
+      calls.push(call);
+      const reply = (status: number, payload: string) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(payload);
+      };
+      if (call.username === 'partner' && call.password === 'partner-pw') {
+        return reply(200, JSON.stringify({ bucket: bucketForHook, prefix: 'partners/partner/', permissions: ['list', 'read', 'write'] }));
+      }
+      if (call.username === 'slow') return void setTimeout(() => reply(200, JSON.stringify({ bucket: bucketForHook })), 3000).unref();
+      if (call.username === 'garbled') return reply(200, '{"bucket": ');
+      if (call.username === 'notanaccount') return reply(200, JSON.stringify({ bucket: bucketForHook, passwordHash: 'x', permissions: ['fly'] }));
+      reply(403, '{"error":"denied"}');
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/auth`;
+});
+afterAll(async () => {
+  hook.closeAllConnections();
+  await new Promise((resolve) => hook.close(resolve));
+});
+
+let bucketForHook = '';
+
+async function attempt(bridge: TestBridge, user: string, password: string): Promise<{ code: number; ms: number }> {
+  const ftp = await RawFtp.connect(bridge.port);
+  await ftp.command(`USER ${user}`);
+  const started = Date.now();
+  const code = (await ftp.command(`PASS ${password}`)).code;
+  ftp.close();
+  return { code, ms: Date.now() - started };
+}
+
+describe('external auth hook', () => {
+  const log = new PassThrough();
+  let logText = '';
+  log.on('data', (c: Buffer) => (logText += c.toString()));
+  let bridge: TestBridge;
+
+  beforeAll(async () => {
+    bridge = await TestBridge.start({
+      accounts: [{ username: 'alice', password: 'local-pw' }],
+      logStream: log,
+      logLevel: 'info',
+      ftp: { bruteForce: { maxFailures: 1000 } },
+      config: { auth: { hook: { url: hookUrl, timeoutSeconds: 1, cacheSeconds: 30 } } },
+    });
+    bucketForHook = bridge.bucket;
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  it('logs in the account the hook answers with and confines it to that prefix', async () => {
+    calls = [];
+    const data = Buffer.from('from a partner\n'.repeat(5000));
+    const put = await curl(['-T', '-', bridge.url('/report.csv', 'partner', 'partner-pw')], data);
+    expect(put.code, put.stderr).toBe(0);
+    expect(await bridge.objectHash('partners/partner/report.csv')).toBe(sha256(data));
+    expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1' }]);
+    // Cached (cacheSeconds: 30): the same credentials do not ask again; another password does.
+    expect((await attempt(bridge, 'partner', 'partner-pw')).code).toBe(230);
+    expect(calls).toHaveLength(1);
+    expect((await attempt(bridge, 'partner', 'other-pw')).code).toBe(530);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('answers a denial, a time-out, invalid JSON and an invalid account with the same 530, logged with the reason', async () => {
+    const denied = await attempt(bridge, 'stranger', 'pw');
+    const slow = await attempt(bridge, 'slow', 'pw');
+    const garbled = await attempt(bridge, 'garbled', 'pw');
+    const invalid = await attempt(bridge, 'notanaccount', 'pw');
+    for (const r of [denied, slow, garbled, invalid]) expect(r.code).toBe(530);
+    expect(slow.ms).toBeGreaterThanOrEqual(950);
+    expect(slow.ms).toBeLessThan(2500);
+    const reasons = logText
+      .split('\n')
+      .filter((l) => l.includes('"login failed"'))
+      .map((l) => JSON.parse(l) as { user: string; reason: string });
+    const reasonOf = (user: string) => reasons.find((r) => r.user === user)?.reason;
+    expect(reasonOf('stranger')).toBe('auth hook: status 403');
+    expect(reasonOf('slow')).toBe('auth hook: no answer within 1s');
+    expect(reasonOf('garbled')).toBe('auth hook: answer is not valid JSON');
+    expect(reasonOf('notanaccount')).toMatch(/^auth hook: answer is not a valid account: .*passwordHash/);
+    expect(logText).not.toContain('partner-pw');
+  });
+
+  it('checks a local account locally and never asks the hook about it', async () => {
+    calls = [];
+    expect((await attempt(bridge, 'alice', 'local-pw')).code).toBe(230);
+    expect((await attempt(bridge, 'alice', 'wrong')).code).toBe(530);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('auth hook failures and the brute-force guard', () => {
+  it('counts refusals by the hook as failed logins: the address is banned after maxFailures', async () => {
+    const bridge = await TestBridge.start({
+      accounts: [],
+      ftp: { bruteForce: { maxFailures: 2, windowSeconds: 60, banSeconds: 60 } },
+      config: { auth: { hook: { url: hookUrl } } },
+    });
+    try {
+      bucketForHook = bridge.bucket;
+      expect((await attempt(bridge, 'partner', 'partner-pw')).code).toBe(230);
+      expect((await attempt(bridge, 'stranger', 'a')).code).toBe(530);
+      expect((await attempt(bridge, 'garbled', 'b')).code).toBe(530);
+      // Banned now: even the partner's right password does not get in from this address.
+      const greeting = await new Promise<string>((resolve, reject) => {
+        const socket = connect(bridge.port, '127.0.0.1');
+        socket.setEncoding('utf8');
+        socket.once('data', (line: string) => {
+          socket.destroy();
+          resolve(line);
+        });
+        socket.once('error', reject);
+      });
+      expect(greeting).toMatch(/^421 /);
+    } finally {
+      await bridge.close();
+    }
+  });
+});

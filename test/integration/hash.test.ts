@@ -1,0 +1,144 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
+import { RawFtp, python } from '../support/clients.js';
+
+/**
+ * Checksums without re-reading: SHA-256 and MD5 are computed while an upload streams in; HASH
+ * (draft-bryan-ftp-hash), XSHA256 and XMD5 answer from them. Only objects written by others are
+ * read to compute a digest, and only up to ftp.hashMaxStreamMiB.
+ */
+let bridge: TestBridge;
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+beforeAll(async () => {
+  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 } });
+});
+afterAll(async () => {
+  await bridge?.close();
+});
+
+function write(socket: Socket, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+async function login(): Promise<RawFtp> {
+  const ftp = await RawFtp.connect(bridge.port);
+  await ftp.login(USER, PASSWORD);
+  await ftp.command('TYPE I');
+  return ftp;
+}
+
+async function stor(ftp: RawFtp, name: string, body: Buffer): Promise<void> {
+  const data = await ftp.pasv();
+  ftp.send(`STOR ${name}`);
+  expect((await ftp.reply()).code).toBe(150);
+  await write(data, body);
+  data.end();
+  expect((await ftp.reply(60_000)).code).toBe(226);
+}
+
+/** S3 reads (GetObject) of a key made by the bridge since `since`. */
+const readsOf = (key: string, since: number) =>
+  (bridge.proxy?.requests ?? []).slice(since).filter((r) => r.operation === 'GetObject' && r.key.endsWith(key));
+
+describe('HASH, XSHA256, XMD5', () => {
+  it('FEAT announces HASH with SHA-256 as the default', async () => {
+    const ftp = await login();
+    try {
+      const feat = await ftp.command('FEAT');
+      expect(feat.text).toMatch(/^ HASH SHA-256\*;.*MD5/m);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('a single-request upload stores its digests as object metadata; HASH answers without reading the object', async () => {
+    const body = randomBytes(2 * MiB + 17);
+    const ftp = await login();
+    try {
+      await stor(ftp, 'in/report.pdf', body);
+      const head = await bridge.s3.send(new HeadObjectCommand({ Bucket: bridge.bucket, Key: 'in/report.pdf' }));
+      expect(head.Metadata?.sha256).toBe(sha256(body));
+      expect(head.Metadata?.md5).toBe(md5(body));
+      const since = bridge.proxy?.requests.length ?? 0;
+      expect((await ftp.command('HASH in/report.pdf')).text).toBe(`213 SHA-256 0-${body.length} ${sha256(body)} /in/report.pdf`);
+      expect((await ftp.command('OPTS HASH MD5')).text).toBe('200 MD5');
+      expect((await ftp.command('OPTS HASH')).text).toBe('200 MD5');
+      expect((await ftp.command('HASH in/report.pdf')).text).toBe(`213 MD5 0-${body.length} ${md5(body)} /in/report.pdf`);
+      expect((await ftp.command('XSHA256 in/report.pdf')).text).toBe(`250 ${sha256(body)}`);
+      expect((await ftp.command('XMD5 /in/report.pdf')).text).toBe(`250 ${md5(body)}`);
+      expect(readsOf('in/report.pdf', since)).toEqual([]);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('a multipart upload (metadata sent before the data) is hashed from what the upload computed, not re-read', async () => {
+    const body = randomBytes(11 * MiB + 3); // above ftp.hashMaxStreamMiB too: reading it would be refused
+    const ftp = await login();
+    try {
+      await stor(ftp, 'big/clip.mp4', body);
+      const since = bridge.proxy?.requests.length ?? 0;
+      expect((await ftp.command('HASH big/clip.mp4')).text).toBe(`213 SHA-256 0-${body.length} ${sha256(body)} /big/clip.mp4`);
+      expect(readsOf('big/clip.mp4', since)).toEqual([]);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('an object written by someone else is read to compute its digest, up to the configured size', async () => {
+    const small = randomBytes(300_000);
+    const large = randomBytes(MiB + 1);
+    await bridge.put('other/small.bin', small);
+    await bridge.put('other/large.bin', large);
+    const ftp = await login();
+    try {
+      const since = bridge.proxy?.requests.length ?? 0;
+      expect((await ftp.command('XSHA256 other/small.bin')).text).toBe(`250 ${sha256(small)}`);
+      expect(readsOf('other/small.bin', since)).toHaveLength(1);
+      const refused = await ftp.command('HASH other/large.bin');
+      expect(refused.code).toBe(550);
+      expect(refused.text).toMatch(/too large/);
+      expect((await ftp.command('HASH nowhere.bin')).code).toBe(550);
+      expect((await ftp.command('OPTS HASH CRC99')).code).toBe(501);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('a replaced file is never answered with the digest of its former content', async () => {
+    const first = randomBytes(12 * MiB);
+    const second = randomBytes(1000);
+    const ftp = await login();
+    try {
+      await stor(ftp, 'swap.bin', first);
+      await bridge.put('swap.bin', second);
+      expect((await ftp.command('XSHA256 swap.bin')).text).toBe(`250 ${sha256(second)}`);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it("python ftplib's sendcmd gets the digest of what it stored", async () => {
+    const res = await python(
+      `
+import ftplib, io, sys, hashlib
+body = bytes(range(256)) * 4000
+ftp = ftplib.FTP()
+ftp.connect('127.0.0.1', int(sys.argv[1]))
+ftp.login(sys.argv[2], sys.argv[3])
+ftp.storbinary('STOR py/data.bin', io.BytesIO(body))
+reply = ftp.sendcmd('HASH py/data.bin')
+print(reply.split(' ')[3] == hashlib.sha256(body).hexdigest(), reply)
+ftp.quit()
+`,
+      [String(bridge.port), USER, PASSWORD],
+    );
+    expect(res.stderr).toBe('');
+    expect(res.stdout.toString()).toMatch(/^True 213 SHA-256 0-1024000 /);
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryBudget } from '../../../src/storage/memory-budget.js';
+import { parseDuration } from '../../../src/storage/sweep.js';
+
+describe('MemoryBudget', () => {
+  it('grants within the limit at once and makes the rest wait, in order', async () => {
+    const budget = new MemoryBudget(10);
+    await budget.acquire(6);
+    const order: string[] = [];
+    const big = budget.acquire(6).then(() => order.push('big'));
+    const small = budget.acquire(1).then(() => order.push('small'));
+    await Promise.resolve();
+    expect(order).toEqual([]); // FIFO: the small request does not overtake the big one
+    expect(budget.waiting).toBe(2);
+    budget.release(6);
+    await Promise.all([big, small]);
+    expect(order).toEqual(['big', 'small']);
+    expect(budget.inUse).toBe(7);
+    expect(budget.peak).toBe(7);
+  });
+
+  it('grants a request above the limit when nothing else is held, so it cannot deadlock', async () => {
+    const budget = new MemoryBudget(4);
+    await budget.acquire(5);
+    expect(budget.inUse).toBe(5);
+    const next = budget.acquire(1);
+    budget.release(5);
+    await next;
+    expect(budget.inUse).toBe(1);
+  });
+});
+
+describe('parseDuration', () => {
+  it('reads seconds, minutes, hours and days', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('15m')).toBe(900_000);
+    expect(parseDuration('24h')).toBe(86_400_000);
+    expect(parseDuration('7d')).toBe(604_800_000);
+    expect(parseDuration('0s')).toBe(0);
+    expect(parseDuration('90')).toBe(90_000);
+  });
+
+  it('refuses anything else', () => {
+    for (const bad of ['', 'soon', '-5m', '5 weeks', '1h30m']) expect(() => parseDuration(bad)).toThrow(/invalid duration/);
+  });
+});
