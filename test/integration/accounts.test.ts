@@ -14,7 +14,7 @@ beforeAll(async () => {
     proxy: true,
     logStream: log,
     logLevel: 'trace',
-    ftp: { loginFailureDelayMs: 400 },
+    ftp: { loginFailureDelayMs: 1000 },
     accounts: [
       { username: 'full', password: 'full-pw' },
       { username: 'reader', password: 'reader-pw', permissions: ['list', 'read'] },
@@ -49,8 +49,8 @@ describe('authentication', () => {
     const unknownUser = await attempt('nobody');
     expect(wrongPassword.reply).toEqual(unknownUser.reply);
     expect(wrongPassword.reply.code).toBe(530);
-    expect(wrongPassword.ms).toBeGreaterThanOrEqual(390);
-    expect(unknownUser.ms).toBeGreaterThanOrEqual(390);
+    expect(wrongPassword.ms).toBeGreaterThanOrEqual(990);
+    expect(unknownUser.ms).toBeGreaterThanOrEqual(990);
     expect(Math.abs(wrongPassword.ms - unknownUser.ms)).toBeLessThan(150);
   });
 

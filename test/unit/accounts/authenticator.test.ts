@@ -10,7 +10,9 @@ vi.mock('../../../src/accounts/passwords.js', async (importOriginal) => {
   return { ...real, verifyPassword: vi.fn(real.verifyPassword) };
 });
 
-const FAILURE_DELAY_MS = 300;
+// Well above a bcrypt/argon2id verification even on a loaded 2-core CI machine: the guarantee holds
+// while a verification takes less than the delay (the default delay is 1000 ms).
+const FAILURE_DELAY_MS = 1000;
 /**
  * The implementation schedules with millisecond timers (Date.now() and setTimeout), which may
  * fire up to a millisecond or so before the exact instant; allow that much, no more.
