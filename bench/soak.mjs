@@ -464,7 +464,11 @@ async function main() {
   if (s3.listsMultipartUploads) {
     const open = async () => ((await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length;
     const before = await open();
-    const res = spawnSync(process.execPath, [BIN, 'sweep-uploads', '--config', configFile, '--older-than', '0s'], { encoding: 'utf8' });
+    // the operator's sweep talks to S3 directly, not through the fault proxy
+    const res = spawnSync(process.execPath, [BIN, 'sweep-uploads', '--config', configFile, '--older-than', '0s'], {
+      encoding: 'utf8',
+      env: { ...process.env, FTP_S3_BRIDGE__S3__ENDPOINT: s3.endpoint },
+    });
     const after = await open();
     sweep = `${after} (before the sweep: ${before}; sweep-uploads: ${res.stdout.trim() || res.stderr.trim().slice(0, 300)})`;
     if (res.status !== 0) violations.push(`sweep-uploads failed: ${res.stderr.trim().slice(0, 300)}`);
