@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
@@ -88,9 +88,16 @@ export async function sendStream(source: Readable, data: Socket, control: Socket
     data.destroy(err);
   };
   control.once('close', onControlClose);
-  source.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  // Counted in the pipeline: a 'data' listener on the source would switch it to flowing mode
+  // outside pipeline()'s back-pressure.
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
   try {
-    await pipeline(source, data);
+    await pipeline(source, count, data);
     return bytes;
   } catch (err) {
     source.destroy();

@@ -141,13 +141,15 @@ describe('back-pressure', () => {
     await ftp.command('TYPE I');
     const data = await ftp.pasv();
     data.pause();
+    const before = process.memoryUsage().arrayBuffers;
     ftp.send('RETR dl/big.bin');
     expect((await ftp.reply()).code).toBe(150);
     await sleep(4500); // longer than requestTimeoutSeconds: the idle S3 socket times out
-    // What S3 sent is bounded by socket and stream buffers, not by the object size. Loopback TCP
-    // buffers autotune up to tcp_rmem/tcp_wmem max (32 + 4 MiB here) on each of the two hops.
-    const pulled = proxy.requestsOf('GetObject').filter((r) => r.key === 'dl/big.bin').reduce((n, r) => n + r.bytesOut, 0);
-    expect(pulled).toBeLessThan(100 * MiB);
+    // The bridge runs in this process: what the download added to its buffers is the stream
+    // buffers, not the object. (What S3 sends meanwhile is bounded by kernel socket buffers, which
+    // autotune up to tcp_rmem/tcp_wmem max on every hop, outside any process.)
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(grown).toBeLessThan(48 * MiB);
     const received = collect(data);
     data.resume();
     expect((await ftp.reply(60_000)).code).toBe(226);
