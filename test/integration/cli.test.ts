@@ -69,7 +69,7 @@ describe('ftp-s3-bridge CLI', () => {
         'ftp:',
         '  host: 127.0.0.1',
         '  port: 0',
-        '  passive: { address: 127.0.0.1, portMin: 39900, portMax: 39909 }',
+        '  passive: { address: 127.0.0.1, portMin: 32000, portMax: 32009 }',
         's3:',
         `  endpoint: ${s3.endpoint}`,
         '  region: us-east-1',

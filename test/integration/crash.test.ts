@@ -30,7 +30,7 @@ beforeAll(async () => {
   client = s3Client(s3);
   bucket = `crash-${randomBytes(5).toString('hex')}`;
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  const portMin = 20000 + Math.floor(Math.random() * 3000) * 10;
+  const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
   configFile = join(tmp, 'bridge.yaml');
   writeFileSync(
     configFile,

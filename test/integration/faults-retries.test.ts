@@ -44,6 +44,7 @@ describe('retries', () => {
     const rule = proxy.addRule({
       operation: ['UploadPart', 'PutObject', 'CompleteMultipartUpload'],
       every: 3,
+      oncePerRequest: true,
       action: { kind: 'error', status: 503, code: 'SlowDown' },
     });
     const files = await Promise.all(

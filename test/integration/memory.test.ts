@@ -40,7 +40,7 @@ beforeAll(async () => {
   bucket = `mem-${randomBytes(5).toString('hex')}`;
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   const dir = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-mem-'));
-  const portMin = 20000 + Math.floor(Math.random() * 3000) * 10;
+  const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
   const file = join(dir, 'bridge.yaml');
   writeFileSync(
     file,

@@ -176,7 +176,7 @@ async function BUSY(): Promise<void> {
 
 describe('passive address, overrides, PASV and EPSV with real clients', () => {
   it('a host name for ftp.passive.address is resolved when PASV is answered', async () => {
-    const portMin = 40000 + Math.floor(Math.random() * 1000) * 10;
+    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
     const bridge = await TestBridge.start({ ftp: { passive: { address: 'localhost', portMin, portMax: portMin + 9 } } });
     try {
       const ftp = await RawFtp.connect(bridge.port);
@@ -190,7 +190,7 @@ describe('passive address, overrides, PASV and EPSV with real clients', () => {
   });
 
   it('overrides: a client in the CIDR gets the override address, others the public one', async () => {
-    const portMin = 40000 + Math.floor(Math.random() * 1000) * 10;
+    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
     const bridge = await TestBridge.start({
       ftp: {
         passive: { portMin, portMax: portMin + 9, address: '192.0.2.10', overrides: [{ cidr: '127.0.0.1/32', address: '127.0.0.1' }] },
@@ -232,7 +232,7 @@ describe('misconfiguration warnings at start', () => {
     const out = new PassThrough();
     let text = '';
     out.on('data', (c: Buffer) => (text += c.toString()));
-    const portMin = 44000 + Math.floor(Math.random() * 1000) * 10;
+    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
     const bridge = await TestBridge.start({ logStream: out, logLevel: 'info', ftp: { passive: { portMin, portMax: portMin + 1 } } });
     await bridge.close();
     expect(text).toMatch(/"level":40[^\n]*"event":"misconfiguration"[^\n]*only 2 port/);

@@ -86,7 +86,7 @@ export class TestBridge {
     const accounts = options.accounts ?? [{ username: USER, password: PASSWORD }];
     // Each bridge gets its own passive range; random blocks keep parallel workers (and parallel
     // test runs) apart, and the bridge skips ports that are busy anyway.
-    const portMin = 20000 + Math.floor(Math.random() * 3000) * 10;
+    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10; // below Linux's ephemeral range (32768-60999)
     const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
     const config = parseConfig({
       ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9 }, loginFailureDelayMs: 200, ...options.ftp },

@@ -88,6 +88,11 @@ export interface FaultRule {
   probability?: number;
   /** At most this many faults from this rule. */
   times?: number;
+  /**
+   * Fault each distinct request (method, key and query) at most once: its retries pass, and do not
+   * count towards `every`. How "answered 503 once" is expressed.
+   */
+  oncePerRequest?: boolean;
   action: FaultAction;
 }
 
@@ -97,6 +102,7 @@ export class ActiveRule {
   matched = 0;
   /** Requests the rule faulted. */
   fired = 0;
+  private readonly faulted = new Set<string>();
   constructor(readonly rule: FaultRule) {}
 
   /** Whether this request is faulted (counts it as matched when it matches). */
@@ -109,11 +115,16 @@ export class ActiveRule {
     }
     if (r.key !== undefined && !(typeof r.key === 'string' ? request.key.includes(r.key) : r.key.test(request.key))) return false;
     if (r.query && !r.query.test(request.query.toString())) return false;
+    const identity = `${request.method} ${request.key} ${request.query.toString()}`;
+    if (r.oncePerRequest && this.faulted.has(identity)) return false;
     this.matched++;
     if (r.times !== undefined && this.fired >= r.times) return false;
     if (this.matched <= (r.skip ?? 0)) return false;
     const fire = r.probability !== undefined ? random() < r.probability : (this.matched - (r.skip ?? 0)) % (r.every ?? 1) === 0;
-    if (fire) this.fired++;
+    if (fire) {
+      this.fired++;
+      if (r.oncePerRequest) this.faulted.add(identity);
+    }
     return fire;
   }
 }

@@ -53,7 +53,7 @@ export class CliBridge {
     const bucket = `ops-${randomBytes(5).toString('hex')}`;
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     hash ??= hashPassword(OPS_PASSWORD);
-    const portMin = 40000 + Math.floor(Math.random() * 2000) * 10;
+    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
     const config = {
       ftp: { host: '127.0.0.1', port: 0, passive: { address: '127.0.0.1', portMin, portMax: portMin + 9 }, ...ftp },
       http: { host: '127.0.0.1', port: 0 },
