@@ -95,8 +95,10 @@ function runCleanups() {
 const onCleanup = (name, fn) => cleanups.push({ name, fn });
 /** The bridge's last log lines, for error reports. */
 let bridgeLogTail;
+let stopping = false; // a signal arrived: failures from here on are the cleanup's doing
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
   process.once(signal, () => {
+    stopping = true;
     log(`${signal}: cleaning up`);
     void runCleanups().finally(() => process.exit(code));
   });
@@ -379,7 +381,8 @@ async function startBridge(settings, backend, bucket, tmp) {
     new Promise((resolvePort, reject) => {
       lines.on('line', (line) => {
         keep(line);
-        if (line.includes('"audit":true')) {
+        // transfer audit lines: {"component":"audit","operation":"STOR",...} (older builds: "audit":true, "op")
+        if (line.includes('"component":"audit"') || line.includes('"audit":true')) {
           try {
             audits.push(JSON.parse(line));
           } catch {
@@ -758,7 +761,7 @@ async function main() {
     targets: { ratio: TARGET_RATIO, rssBudget: `${RSS_BASE_MiB} MiB + partSize x queueSize` },
     summary: summarize(settings, rounds, rss),
     rounds,
-    bridgeAudit: bridge.audits.map(({ op, path, bytes, durationMs, result: res }) => ({ op, path, bytes, durationMs, result: res })),
+    bridgeAudit: bridge.audits.map((a) => ({ op: a.operation ?? a.op, path: a.path, bytes: a.bytes, durationMs: a.durationMs, result: a.result })),
   };
   delete result.settings.timeoutMs;
   mkdirSync(dirname(settings.output), { recursive: true });
@@ -772,6 +775,7 @@ main().then(
     process.exit(0);
   },
   async (err) => {
+    if (stopping) return; // the signal handler cleans up and exits
     process.stderr.write(`[bench] ERROR: ${err?.stack ?? err}\n`);
     if (bridgeLogTail) process.stderr.write(`[bench] last bridge log lines:\n${bridgeLogTail()}\n`);
     await runCleanups();
