@@ -1,16 +1,79 @@
+/** Spare part buffers are dropped after this long without a request for one. */
+const SPARE_IDLE_MS = 30_000;
+
 /**
  * One byte budget shared by every upload: a FIFO async semaphore. An upload acquires a whole
  * part's worth before it feeds the first byte of that part and releases it once the part is
  * uploaded, so what is held always belongs to parts that can complete on their own (no deadlock
  * while the budget is at least one part). Waiters are served in order, so a large request is not
  * starved by small ones.
+ *
+ * It also recycles the part buffers it accounts for (`takeBuffer` / `giveBack`): a fresh
+ * multi-MiB allocation costs a page fault per 4 KiB the first time it is written, which on a VM
+ * costs more CPU than hashing the same bytes, so returned buffers are kept as spares for the
+ * next part. Spares and buffers in use together never exceed the limit, and spares are dropped
+ * once nobody asked for a buffer for a while, so an idle bridge gives the memory back.
  */
 export class MemoryBudget {
   private used = 0;
   private peakUsed = 0;
   private readonly waiters: { bytes: number; grant: () => void }[] = [];
 
+  private readonly spares = new Map<number, Buffer[]>();
+  private spareBytes = 0;
+  private spareTimer: NodeJS.Timeout | undefined;
+
   constructor(readonly limitBytes: number) {}
+
+  /** Bytes held by spare buffers, ready for reuse. */
+  get spare(): number {
+    return this.spareBytes;
+  }
+
+  /** Acquires `size` bytes of budget and returns a buffer of that size (contents undefined). */
+  async takeBuffer(size: number): Promise<Buffer> {
+    await this.acquire(size);
+    this.touchSpares();
+    const buffer = this.spares.get(size)?.pop();
+    if (buffer) {
+      this.spareBytes -= size;
+      return buffer;
+    }
+    // Room for a new buffer: spares of other sizes give way first.
+    for (const [spareSize, list] of this.spares) {
+      while (list.length && this.used + this.spareBytes > this.limitBytes) {
+        list.pop();
+        this.spareBytes -= spareSize;
+      }
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /**
+   * Releases a buffer taken with `takeBuffer`. Only give back a buffer nothing refers to any more
+   * (a request that failed may still be writing it: release its bytes with `release` instead).
+   */
+  giveBack(buffer: Buffer): void {
+    this.release(buffer.length);
+    if (this.used + this.spareBytes + buffer.length > this.limitBytes) return;
+    const list = this.spares.get(buffer.length) ?? [];
+    list.push(buffer);
+    this.spares.set(buffer.length, list);
+    this.spareBytes += buffer.length;
+    this.touchSpares();
+  }
+
+  private touchSpares(): void {
+    if (this.spareTimer) this.spareTimer.refresh();
+    else if (this.spareBytes > 0) {
+      this.spareTimer = setTimeout(() => {
+        this.spareTimer = undefined;
+        this.spares.clear();
+        this.spareBytes = 0;
+      }, SPARE_IDLE_MS);
+      this.spareTimer.unref();
+    }
+  }
 
   /** Bytes currently held. */
   get inUse(): number {

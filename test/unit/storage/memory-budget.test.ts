@@ -19,6 +19,23 @@ describe('MemoryBudget', () => {
     expect(budget.peak).toBe(7);
   });
 
+  it('recycles returned buffers as spares, never holding more than the limit', async () => {
+    const budget = new MemoryBudget(10);
+    const a = await budget.takeBuffer(4);
+    const b = await budget.takeBuffer(4);
+    expect(budget.inUse).toBe(8);
+    budget.giveBack(a);
+    expect(budget.spare).toBe(4);
+    expect(await budget.takeBuffer(4)).toBe(a); // the same memory, not a new allocation
+    budget.giveBack(b);
+    budget.giveBack(a);
+    expect(budget.inUse).toBe(0);
+    expect(budget.spare).toBe(8);
+    // A buffer of another size makes the spares give way so that spares + in use <= limit.
+    await budget.takeBuffer(6);
+    expect(budget.inUse + budget.spare).toBeLessThanOrEqual(10);
+  });
+
   it('grants a request above the limit when nothing else is held, so it cannot deadlock', async () => {
     const budget = new MemoryBudget(4);
     await budget.acquire(5);
