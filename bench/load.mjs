@@ -9,33 +9,19 @@
 // (STOR command to 226, as the client sees it), errors and the bridge's peak RSS, and the ratio to
 // direct PutObject (target >= 0.8). Exit 0 when everything was measured with 0 errors and the
 // targets hold, 1 otherwise. Every loop is bounded by count and by LOAD_TIMEOUT_S.
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client as FtpClient } from 'basic-ftp';
+import { Cleanups, hashPassword, intEnv, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, tempDir, writeBridgeConfig } from './lib.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'dist/cli/main.js');
 const KiB = 1024;
 const log = (msg) => process.stderr.write(`[load] ${msg}\n`);
-
-function intEnv(name, def, min = 0) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${raw}")`);
-  return n;
-}
 
 const settings = {
   clients: intEnv('LOAD_CLIENTS', 200, 1),
@@ -47,93 +33,25 @@ const settings = {
 };
 if (settings.clients > 2000 || settings.files > 1000 || settings.idleSessions > 5000) throw new Error('refusing: LOAD_* above the loopback limits (2000 clients, 1000 files, 5000 idle)');
 
-const cleanups = [];
-const cleanup = async () => {
-  while (cleanups.length) await cleanups.pop()().catch(() => undefined);
-};
+const cleanups = new Cleanups();
 const deadline = Date.now() + settings.timeoutMs;
-const timer = setTimeout(() => {
-  log(`time limit of ${settings.timeoutMs / 1000}s reached`);
-  void cleanup().then(() => process.exit(1));
-}, settings.timeoutMs);
-timer.unref();
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().then(() => process.exit(130)));
-
-const stopChild = (child) =>
-  new Promise((done) => {
-    if (child.exitCode !== null) return done();
-    child.once('exit', done);
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-  });
-
-async function startS3rver() {
-  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-load-s3rver-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', join(ROOT, 'test/support/s3rver-main.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => stopChild(child));
-  const port = await new Promise((res, rej) => {
-    createInterface({ input: child.stdout }).once('line', (line) => res(JSON.parse(line).port));
-    child.once('exit', (code) => rej(new Error(`s3rver exited with ${code}`)));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', pid: child.pid };
-}
-
-function s3Client(s3, sockets) {
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({ httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }) }),
-  });
-}
+cleanups.exitAfter(settings.timeoutMs, `time limit of ${settings.timeoutMs / 1000}s reached`, log);
+cleanups.exitOnSignals();
 
 async function startBridge(s3, bucket) {
-  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-load-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(cleanups, 'ftp-s3-bridge-load-');
   // argon2id verifies on libuv's thread pool; bcryptjs would run 200 logins on the event loop
-  const hash = spawnSync(process.execPath, [BIN, 'hash-password', '--algorithm', 'argon2id'], { input: 'pw\n', encoding: 'utf8' }).stdout.trim();
-  const file = join(dir, 'bridge.yaml');
-  writeFileSync(
-    file,
-    [
-      'ftp:',
-      '  host: 127.0.0.1',
-      '  port: 0',
-      `  passive: { address: 127.0.0.1, portMin: ${settings.pasvMin}, portMax: ${settings.pasvMin + Math.max(64, settings.clients + 32) - 1} }`,
-      '  maxConnections: 0',
-      '  maxConnectionsPerIp: 0',
-      's3:',
-      `  endpoint: ${s3.endpoint}`,
-      '  forcePathStyle: true',
-      `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "${s3.secretAccessKey}" }`,
-      'http: { enabled: false }',
-      'log: { level: warn }',
-      'accounts:',
-      '  - username: cam',
-      `    passwordHash: "${hash}"`,
-      `    bucket: ${bucket}`,
-      '    prefix: bridge/',
-    ].join('\n'),
-  );
-  const child = spawn(process.execPath, [BIN, '--config', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, FTP_S3_BRIDGE__LOG__LEVEL: 'info' },
+  const hash = hashPassword('pw', { algorithm: 'argon2id' });
+  const file = writeBridgeConfig(join(dir, 'bridge.yaml'), {
+    store: s3,
+    passivePorts: [settings.pasvMin, settings.pasvMin + Math.max(64, settings.clients + 32) - 1],
+    ftp: { maxConnections: 0, maxConnectionsPerIp: 0 },
+    http: { enabled: false },
+    log: { level: 'warn' },
+    accounts: [{ username: 'cam', passwordHash: hash, bucket, prefix: 'bridge/' }],
   });
-  cleanups.push(() => stopChild(child));
-  const port = await new Promise((res, rej) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const m = /"port":(\d+)[^\n]*"msg":"FTP listening"/.exec(line);
-      if (m) res(Number(m[1]));
-    });
-    child.once('exit', (code) => rej(new Error(`bridge exited with ${code}`)));
-  });
-  child.stdout.resume();
-  return { port, pid: child.pid };
+  const bridge = await startBridgeProcess(cleanups, file, { env: { FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
+  return { port: bridge.port, pid: bridge.pid };
 }
 
 const status = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
@@ -152,7 +70,7 @@ async function workers(count, fn) {
 }
 
 async function direct(s3, bucket, block) {
-  const client = s3Client(s3, settings.clients);
+  const client = s3Client(s3, { maxSockets: settings.clients });
   const errors = [];
   const t0 = performance.now();
   await workers(settings.clients, async (w) => {
@@ -215,7 +133,7 @@ async function viaBridge(bridge, block) {
 }
 
 async function verify(s3, bucket, block) {
-  const client = s3Client(s3, 32);
+  const client = s3Client(s3, { maxSockets: 32 });
   let bad = 0;
   const jobs = [];
   for (let w = 0; w < settings.clients; w++) for (let f = 0; f < settings.files; f++) jobs.push([w, f]);
@@ -292,9 +210,9 @@ async function idle(bridge) {
 
 async function main() {
   log(`settings: ${JSON.stringify(settings)}`);
-  const s3 = await startS3rver();
+  const s3 = await startS3rver(cleanups, 'ftp-s3-bridge-load-s3rver-');
   const bucket = 'load';
-  const admin = s3Client(s3, 8);
+  const admin = s3Client(s3, { maxSockets: 8 });
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   admin.destroy();
   const bridge = await startBridge(s3, bucket);
@@ -335,13 +253,4 @@ async function main() {
   return ok ? 0 : 1;
 }
 
-main()
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  })
-  .catch(async (err) => {
-    log(`error: ${err.stack ?? err}`);
-    await cleanup();
-    process.exit(1);
-  });
+runMain(main, cleanups, log);

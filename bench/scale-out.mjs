@@ -20,13 +20,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { BIN, ROOT, writeBridgeConfig } from './lib.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'dist/cli/main.js');
 const CLIENTS = Number(process.env.SCALE_OUT_CLIENTS ?? 6);
 const BASE = Number(process.env.SCALE_OUT_BASE_PORT ?? 12000);
 const HAPROXY = process.env.HAPROXY ?? 'haproxy';
@@ -81,22 +79,15 @@ async function waitFor(what, check, timeoutMs = 60_000) {
 const ready = (r) => globalThis.fetch(`http://${r.host}:${r.httpPort}/readyz`).then((res) => res.status === 200);
 
 async function startReplica(r, s3, passwordHash) {
-  const config = {
-    ftp: {
-      host: r.host,
-      port: r.port,
-      passive: { address: '127.0.0.1', portMin: r.portMin, portMax: r.portMax },
-      loginFailureDelayMs: 200,
-      maxConnectionsPerIp: 0,
-    },
+  const file = writeBridgeConfig(join(work, `replica-${r.index}.json`), {
+    store: s3,
+    passivePorts: [r.portMin, r.portMax],
+    ftp: { host: r.host, port: r.port, loginFailureDelayMs: 200, maxConnectionsPerIp: 0 },
     http: { host: r.host, port: r.httpPort, readinessCacheSeconds: 3 },
-    s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
     accounts: [{ username: USER, passwordHash, bucket: BUCKET }],
     shutdown: { drainTimeoutSeconds: DRAIN_SECONDS },
     log: { level: 'warn' },
-  };
-  const file = join(work, `replica-${r.index}.json`);
-  writeFileSync(file, JSON.stringify(config));
+  });
   r.proc = run(process.execPath, [BIN, '--config', file]);
   await waitFor(`replica ${r.index} ready`, () => ready(r));
 }

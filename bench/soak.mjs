@@ -16,32 +16,22 @@
 // RSS: the reference is the peak of the first half of the run, after a warm-up (a collected heap
 // does not shrink when load stops; a leak keeps growing past that peak).
 // Exit 0 when every invariant holds, 1 otherwise.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer, get, request } from 'node:http';
 import { connect } from 'node:net';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client as FtpClient } from 'basic-ftp';
+import { BIN, Cleanups, hashPassword, numEnv, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'dist/cli/main.js');
 const KiB = 1024;
 const log = (msg) => process.stderr.write(`[soak] ${msg}\n`);
 
-function numEnv(name, def, min) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min} (got "${raw}")`);
-  return n;
-}
 const settings = {
   seconds: numEnv('SOAK_SECONDS', 600, 5),
   clients: numEnv('SOAK_CLIENTS', 50, 1),
@@ -52,44 +42,15 @@ const settings = {
 if (!['s3rver', 'swift'].includes(settings.backend)) throw new Error('SOAK_S3_BACKEND must be s3rver or swift');
 if (settings.clients > 500 || settings.seconds > 24 * 3600) throw new Error('refusing: SOAK_CLIENTS <= 500 and SOAK_SECONDS <= 86400');
 
-const cleanups = [];
-const cleanup = async () => {
-  while (cleanups.length) await cleanups.pop()().catch(() => undefined);
-};
-const hardLimit = setTimeout(() => {
-  log('hard time limit reached');
-  void cleanup().then(() => process.exit(1));
-}, (settings.seconds + 300) * 1000);
-hardLimit.unref();
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().then(() => process.exit(130)));
+const cleanups = new Cleanups();
+cleanups.exitAfter((settings.seconds + 300) * 1000, 'hard time limit reached', log);
+cleanups.exitOnSignals();
 
-const stopChild = (child) =>
-  new Promise((done) => {
-    if (child.exitCode !== null) return done();
-    child.once('exit', done);
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-  });
-
-async function startS3rver() {
-  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-soak-s3rver-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', join(ROOT, 'test/support/s3rver-main.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => stopChild(child));
-  const port = await new Promise((res, rej) => {
-    createInterface({ input: child.stdout }).once('line', (line) => res(JSON.parse(line).port));
-    child.once('exit', (code) => rej(new Error(`s3rver exited with ${code}`)));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', listsMultipartUploads: false };
-}
-
-/** Swift + s3api (infra/swift-s3): started if it does not run yet, left running. */
-async function startSwift() {
-  const base = process.env.SWIFT_S3_BASE || '/tmp/ftp-s3-bridge-swift';
-  const res = spawnSync('bash', [join(ROOT, 'infra/swift-s3/start-swift-s3.sh'), base], { encoding: 'utf8', timeout: 900_000 });
-  if (res.status !== 0) throw new Error(`starting Swift failed: ${res.stderr}`);
-  const env = Object.fromEntries(res.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  return { endpoint: env.S3_ENDPOINT, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY, listsMultipartUploads: true };
+/** The S3 under test: s3rver, or Swift + s3api (infra/swift-s3), started if it does not run yet and left running. */
+async function startS3() {
+  if (settings.backend !== 'swift') return { ...(await startS3rver(cleanups, 'ftp-s3-bridge-soak-s3rver-')), listsMultipartUploads: false };
+  const swift = await startSwift(cleanups, { base: process.env.SWIFT_S3_BASE || '/tmp/ftp-s3-bridge-swift', keep: true });
+  return { ...swift, listsMultipartUploads: true };
 }
 
 /** Faults that never let a request reach S3 (or only its read-only answer), so outcomes stay exact. */
@@ -137,7 +98,7 @@ async function startFaultProxy(upstream) {
     req.pipe(out);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(
+  cleanups.add(
     () =>
       new Promise((r) => {
         server.closeAllConnections();
@@ -147,48 +108,18 @@ async function startFaultProxy(upstream) {
   return { endpoint: `http://127.0.0.1:${server.address().port}`, counts };
 }
 
-async function startBridge(endpoint, s3, bucket, dir, file) {
-  const hash = spawnSync(process.execPath, [BIN, 'hash-password'], { input: 'pw\n', encoding: 'utf8' }).stdout.trim();
-  writeFileSync(
-    file,
-    [
-      'ftp:',
-      '  host: 127.0.0.1',
-      '  port: 0',
-      `  passive: { address: 127.0.0.1, portMin: ${settings.pasvMin}, portMax: ${settings.pasvMin + settings.clients * 2 + 20} }`,
-      '  maxConnectionsPerIp: 0',
-      '  maxConnections: 0',
-      '  dataConnectionTimeoutSeconds: 10',
-      '  loginFailureDelayMs: 0',
-      's3:',
-      `  endpoint: ${endpoint}`,
-      '  forcePathStyle: true',
-      `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "${s3.secretAccessKey}" }`,
-      '  partSizeMiB: 5',
-      '  requestTimeoutSeconds: 10',
-      'http: { host: 127.0.0.1, port: 0 }',
-      'log: { level: warn }',
-      'accounts:',
-      '  - username: soak',
-      `    passwordHash: "${hash}"`,
-      `    bucket: ${bucket}`,
-    ].join('\n'),
-  );
-  const child = spawn(process.execPath, [BIN, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
-  cleanups.push(() => stopChild(child));
-  const ports = await new Promise((res, rej) => {
-    const found = {};
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const ftp = /"port":(\d+)[^\n]*"msg":"FTP listening"/.exec(line);
-      const http = /"port":(\d+)[^\n]*"msg":"HTTP \(metrics/.exec(line);
-      if (ftp) found.ftp = Number(ftp[1]);
-      if (http) found.http = Number(http[1]);
-      if (found.ftp) res(found);
-    });
-    child.once('exit', (code) => rej(new Error(`bridge exited with ${code}`)));
+async function startBridge(endpoint, s3, bucket, file) {
+  writeBridgeConfig(file, {
+    store: { ...s3, endpoint },
+    passivePorts: [settings.pasvMin, settings.pasvMin + settings.clients * 2 + 20],
+    ftp: { maxConnectionsPerIp: 0, maxConnections: 0, dataConnectionTimeoutSeconds: 10, loginFailureDelayMs: 0 },
+    s3: { partSizeMiB: 5, requestTimeoutSeconds: 10 },
+    http: { host: '127.0.0.1', port: 0 },
+    log: { level: 'warn' },
+    accounts: [{ username: 'soak', passwordHash: hashPassword('pw'), bucket }],
   });
-  child.stdout.resume();
-  return { ...ports, pid: child.pid, child };
+  const bridge = await startBridgeProcess(cleanups, file, { env: { FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
+  return { ftp: bridge.port, http: bridge.httpPort, pid: bridge.pid, child: bridge.child };
 }
 
 const sha = (b) => createHash('sha256').update(b).digest('hex');
@@ -392,23 +323,15 @@ async function disconnectMidStor(bridge, key) {
 
 async function main() {
   log(`settings: ${JSON.stringify(settings)}`);
-  const s3 = settings.backend === 'swift' ? await startSwift() : await startS3rver();
+  const s3 = await startS3();
   const proxy = await startFaultProxy(s3.endpoint);
-  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-soak-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(cleanups, 'ftp-s3-bridge-soak-');
   const bucket = `soak-${randomBytes(4).toString('hex')}`;
-  const admin = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  cleanups.push(async () => admin.destroy());
+  const admin = s3Client(s3);
+  cleanups.add(async () => admin.destroy());
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   const configFile = join(dir, 'bridge.yaml');
-  const bridge = await startBridge(proxy.endpoint, s3, bucket, dir, configFile);
+  const bridge = await startBridge(proxy.endpoint, s3, bucket, configFile);
 
   const stats = {
     stor226: 0, storFailed: 0, disconnects: 0, retr226: 0, retrFailed: 0, retrMismatch: [], list226: 0, listFailed: 0, listOdd: 0,
@@ -511,13 +434,4 @@ async function main() {
   return violations.length ? 1 : 0;
 }
 
-main()
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  })
-  .catch(async (err) => {
-    log(`error: ${err.stack ?? err}`);
-    await cleanup();
-    process.exit(1);
-  });
+runMain(main, cleanups, log);

@@ -10,30 +10,41 @@
 // every 100 ms) and the CPU time of each process per phase. Prints a table, writes
 // bench/results/latest.json. Exit 0 when it measured (targets missed or not), 1 on any error.
 // Settings: see bench/README.md (all BENCH_* environment variables).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Client as FtpClient } from 'basic-ftp';
+import {
+  ROOT,
+  BIN as BUILT_BIN,
+  Cleanups,
+  hashPassword,
+  intEnv,
+  s3Client,
+  startBridge as startBridgeProcess,
+  startS3rver,
+  startSwift,
+  stopChild,
+  tempDir,
+  withTimeout,
+  writeBridgeConfig,
+} from './lib.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = resolve(process.env.BENCH_BRIDGE_BIN || join(ROOT, 'dist/cli/main.js'));
+const BIN = resolve(process.env.BENCH_BRIDGE_BIN || BUILT_BIN);
 const MiB = 1024 * 1024;
 const CHUNK = MiB; // the source stream's chunk size
 const BASE_BYTES = 16 * MiB; // the random block the source repeats (each 1 MiB chunk gets its own counter)
@@ -43,28 +54,20 @@ const RSS_BASE_MiB = 96;
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
 // ---- settings ------------------------------------------------------------------------------------
-function intEnv(name, def, min = 1) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${raw}")`);
-  return n;
-}
-
 function readSettings() {
   const backend = process.env.BENCH_S3_BACKEND || 's3rver';
   if (backend !== 's3rver' && backend !== 'swift') throw new Error(`BENCH_S3_BACKEND must be s3rver or swift (got "${backend}")`);
-  const sizeMiB = intEnv('BENCH_SIZE_MIB', 1024);
+  const sizeMiB = intEnv('BENCH_SIZE_MIB', 1024, 1);
   const pasvMin = intEnv('BENCH_PASV_MIN', 39500, 1024);
   return {
     backend,
     sizeMiB,
     bytes: sizeMiB * MiB,
     partSizeMiB: intEnv('BENCH_PART_SIZE_MIB', 8, 5),
-    queueSize: intEnv('BENCH_QUEUE_SIZE', 4),
-    rounds: intEnv('BENCH_ROUNDS', 1),
+    queueSize: intEnv('BENCH_QUEUE_SIZE', 4, 1),
+    rounds: intEnv('BENCH_ROUNDS', 1, 1),
     // Each measured transfer; default: 10 min, or longer than 2 MB/s would need.
-    timeoutMs: intEnv('BENCH_TIMEOUT_S', Math.max(600, Math.ceil(sizeMiB / 2))) * 1000,
+    timeoutMs: intEnv('BENCH_TIMEOUT_S', Math.max(600, Math.ceil(sizeMiB / 2)), 1) * 1000,
     pasvMin,
     pasvMax: intEnv('BENCH_PASV_MAX', pasvMin + 9, pasvMin),
     logLevel: process.env.BENCH_LOG_LEVEL || 'info',
@@ -76,79 +79,16 @@ function readSettings() {
   };
 }
 
-// ---- cleanup (LIFO), also on SIGINT/SIGTERM ------------------------------------------------------
-const cleanups = [];
-let cleaning;
-function runCleanups() {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const { name, fn } = cleanups.pop();
-      try {
-        await fn();
-      } catch (err) {
-        log(`cleanup "${name}" failed: ${err?.message ?? err}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-const onCleanup = (name, fn) => cleanups.push({ name, fn });
+// ---- cleanup (LIFO), also on SIGINT/SIGTERM/SIGHUP -------------------------------------------------
+const cleanups = new Cleanups({ onError: (name, err) => log(`cleanup "${name}" failed: ${err?.message ?? err}`) });
+const onCleanup = (name, fn) => cleanups.add(fn, name);
 /** The bridge's last log lines, for error reports. */
 let bridgeLogTail;
 let stopping = false; // a signal arrived: failures from here on are the cleanup's doing
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.once(signal, () => {
-    stopping = true;
-    log(`${signal}: cleaning up`);
-    void runCleanups().finally(() => process.exit(code));
-  });
-}
-
-/** Runs `run()` with a deadline; on expiry calls `abort()` and rejects. */
-async function withTimeout(label, ms, run, abort) {
-  let timer;
-  const work = run();
-  work.catch(() => undefined);
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => {
-      try {
-        abort?.();
-      } catch {
-        // the timeout error below is what matters
-      }
-      reject(new Error(`${label}: timed out after ${ms / 1000} s`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const waitExit = (child) =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
-
-async function stopChild(child, graceMs = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const exited = await Promise.race([waitExit(child).then(() => true), sleep(graceMs).then(() => false)]);
-  if (!exited) {
-    child.kill('SIGKILL');
-    await waitExit(child);
-  }
-}
-
-/** Keeps the last lines a child wrote, for error messages. */
-function tailOf(stream, keep = 60) {
-  const lines = [];
-  createInterface({ input: stream }).on('line', (l) => {
-    lines.push(l);
-    if (lines.length > keep) lines.shift();
-  });
-  return () => lines.join('\n');
-}
+cleanups.exitOnSignals([['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]], (signal) => {
+  stopping = true;
+  log(`${signal}: cleaning up`);
+});
 
 // ---- data: deterministic pseudo-random stream ----------------------------------------------------
 /** 16 MiB of AES-256-CTR keystream under a fixed key: the same bytes on every run and machine. */
@@ -209,200 +149,72 @@ class HashSink extends Writable {
 }
 
 // ---- S3 backends -----------------------------------------------------------------------------------
-async function startS3rver() {
-  const dir = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-bench-s3rver-'));
-  onCleanup('s3rver data dir', () => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', join(ROOT, 'test/support/s3rver-main.mjs'), dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  onCleanup('s3rver', () => stopChild(child));
-  const stderr = tailOf(child.stderr);
-  const port = await withTimeout('starting s3rver', 30_000, () =>
-    new Promise((resolvePort, reject) => {
-      createInterface({ input: child.stdout }).once('line', (line) => {
-        try {
-          resolvePort(JSON.parse(line).port);
-        } catch {
-          reject(new Error(`s3rver printed "${line}"`));
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}: ${stderr()}`)));
-    }),
-  );
-  return {
-    name: 's3rver',
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    accessKeyId: 'S3RVER',
-    secretAccessKey: 'S3RVER',
-    pids: () => [child.pid],
-  };
-}
-
 /** Swift + s3api via infra/swift-s3, in its own base dir and on its own ports (never the CI instance's). */
-async function startSwift(settings) {
-  const base = settings.swiftBase;
+function startBenchSwift(settings) {
   const env = {
-    ...process.env,
     SWIFT_S3_PROXY_PORT: process.env.SWIFT_S3_PROXY_PORT ?? '18080',
     SWIFT_S3_ACCOUNT_PORT: process.env.SWIFT_S3_ACCOUNT_PORT ?? '16202',
     SWIFT_S3_CONTAINER_PORT: process.env.SWIFT_S3_CONTAINER_PORT ?? '16201',
     SWIFT_S3_OBJECT_PORT: process.env.SWIFT_S3_OBJECT_PORT ?? '16200',
     SWIFT_S3_MEMCACHED_PORT: process.env.SWIFT_S3_MEMCACHED_PORT ?? '21211',
   };
-  const stop = async () => {
-    const args = [join(ROOT, 'infra/swift-s3/stop-swift-s3.sh'), base, '--purge'];
-    const res = spawnSync('bash', args, { encoding: 'utf8', timeout: 180_000 });
-    if (res.status !== 0) throw new Error(`stop-swift-s3.sh exited ${res.status}: ${res.stderr}`);
-  };
-  const script = join(ROOT, 'infra/swift-s3/start-swift-s3.sh');
-  log(`starting Swift in ${base} (proxy port ${env.SWIFT_S3_PROXY_PORT}; first start takes ~25 s)`);
-  const child = spawn('bash', [script, base], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c) => (stdout += c));
-  child.stderr.on('data', (c) => (stderr += c));
-  // Registered before it is up: an interrupted start still gets stopped (the script also cleans up
-  // after its own failures). A Swift that was already running in this base dir is left alone.
-  let preExisting = false;
-  onCleanup('swift', async () => {
-    await stopChild(child);
-    if (preExisting || settings.swiftKeep) {
-      log(`leaving Swift in ${base} running (${preExisting ? 'it was running before' : 'BENCH_SWIFT_KEEP=1'})`);
-      return;
-    }
-    if (existsSync(join(base, 'run/pids')) || existsSync(join(base, 'run/mounted')) || existsSync(base)) await stop();
-  });
-  const code = await withTimeout('starting Swift', 15 * 60_000, () =>
-    new Promise((r) => child.once('exit', (c) => r(c))),
-  );
-  if (code !== 0) throw new Error(`start-swift-s3.sh exited ${code}:\n${stderr.split('\n').slice(-30).join('\n')}`);
-  preExisting = /already running/.test(stderr);
-  const vars = Object.fromEntries(
-    stdout
-      .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  const swiftPids = () => {
-    // every process whose command line names the base dir: the servers and their forked workers
-    const pids = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        if (readFileSync(`/proc/${entry}/cmdline`, 'latin1').includes(base)) pids.push(Number(entry));
-      } catch {
-        // gone
-      }
-    }
-    return pids;
-  };
-  return {
-    name: 'swift',
-    endpoint: vars.S3_ENDPOINT,
-    region: vars.S3_REGION || 'us-east-1',
-    accessKeyId: vars.S3_ACCESS_KEY_ID,
-    secretAccessKey: vars.S3_SECRET_ACCESS_KEY,
-    pids: swiftPids,
-  };
+  log(`starting Swift in ${settings.swiftBase} (proxy port ${env.SWIFT_S3_PROXY_PORT}; first start takes ~25 s)`);
+  return startSwift(cleanups, { base: settings.swiftBase, env, keep: settings.swiftKeep, log });
 }
 
 /** Configured like the bridge's own client (src/storage/s3-client.ts): keep-alive, 256 sockets. */
 function makeS3Client(backend) {
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
-  return new S3Client({
-    endpoint: backend.endpoint,
-    region: backend.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey },
+  return s3Client(backend, {
     maxAttempts: 5,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({ connectionTimeout: 10_000, requestTimeout: 60_000, httpAgent: agent }),
   });
 }
 
 // ---- the bridge, as a separate process -------------------------------------------------------------
-function hashPassword(password) {
-  const res = spawnSync(process.execPath, [BIN, 'hash-password'], { input: password + '\n', encoding: 'utf8', timeout: 60_000 });
-  const hash = res.stdout?.trim();
-  if (res.status !== 0 || !hash) throw new Error(`hash-password failed (${res.status}): ${res.stderr}`);
-  return hash;
-}
-
 async function startBridge(settings, backend, bucket, tmp) {
   const user = 'bench';
   const password = randomBytes(12).toString('hex');
-  const q = (s) => JSON.stringify(s); // a JSON string is a YAML scalar
   const file = join(tmp, 'bridge.yaml');
-  const config = [
-    'ftp:',
-    '  host: 127.0.0.1',
-    '  port: 0',
-    `  passive: { address: 127.0.0.1, portMin: ${settings.pasvMin}, portMax: ${settings.pasvMax} }`,
-    's3:',
-    `  endpoint: ${q(backend.endpoint)}`,
-    `  region: ${q(backend.region)}`,
-    '  forcePathStyle: true',
-    `  credentials: { accessKeyId: ${q(backend.accessKeyId)}, secretAccessKey: ${q(backend.secretAccessKey)} }`,
-    `  partSizeMiB: ${settings.partSizeMiB}`,
-    `  queueSize: ${settings.queueSize}`,
-    '  requestChecksumCalculation: WHEN_REQUIRED',
-    '  responseChecksumValidation: WHEN_REQUIRED',
-    'accounts:',
-    `  - username: ${user}`,
-    `    passwordHash: ${q(hashPassword(password))}`,
-    `    bucket: ${q(bucket)}`,
-    `log: { level: ${settings.logLevel} }`,
-  ];
+  const config = {
+    store: backend,
+    passivePorts: [settings.pasvMin, settings.pasvMax],
+    s3: {
+      region: backend.region,
+      partSizeMiB: settings.partSizeMiB,
+      queueSize: settings.queueSize,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    },
+    accounts: [{ username: user, passwordHash: hashPassword(password, { bin: BIN }), bucket }],
+    log: { level: settings.logLevel },
+  };
+  const checkConfig = () => spawnSync(process.execPath, [BIN, 'check-config', '--config', file], { encoding: 'utf8', timeout: 60_000 });
   // Builds with a metrics/health HTTP server (default 0.0.0.0:9464) get it on loopback and a free
   // port; builds whose config has no such section refuse the key, so it is only added when accepted.
-  const optional = ['http: { host: 127.0.0.1, port: 0 }'];
-  for (const extra of optional) {
-    writeFileSync(file, [...config, extra, ''].join('\n'), { mode: 0o600 });
-    const check = spawnSync(process.execPath, [BIN, 'check-config', '--config', file], { encoding: 'utf8', timeout: 60_000 });
-    if (check.status === 0) config.push(extra);
-  }
-  writeFileSync(file, [...config, ''].join('\n'), { mode: 0o600 });
-  const check = spawnSync(process.execPath, [BIN, 'check-config', '--config', file], { encoding: 'utf8', timeout: 60_000 });
+  writeBridgeConfig(file, { ...config, http: { host: '127.0.0.1', port: 0 } });
+  if (checkConfig().status !== 0) writeBridgeConfig(file, config);
+  const check = checkConfig();
   if (check.status !== 0) throw new Error(`the bridge refuses the bench config (${check.status}): ${check.stderr}`);
   const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS || '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, BIN, '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  onCleanup('bridge', () => stopChild(child));
-  const tail = [];
   const audits = [];
-  const lines = createInterface({ input: child.stdout });
-  const keep = (line) => {
-    if (tail.push(line) > 60) tail.shift();
-  };
-  createInterface({ input: child.stderr }).on('line', keep);
-  bridgeLogTail = () => tail.join('\n');
-  const port = await withTimeout('starting the bridge', 30_000, () =>
-    new Promise((resolvePort, reject) => {
-      lines.on('line', (line) => {
-        keep(line);
-        // transfer audit lines: {"component":"audit","operation":"STOR",...} (older builds: "audit":true, "op")
-        if (line.includes('"component":"audit"') || line.includes('"audit":true')) {
-          try {
-            audits.push(JSON.parse(line));
-          } catch {
-            // not JSON after all
-          }
-        }
-        // {"port":N,...,"msg":"FTP listening"}; parsed as JSON, whatever other fields the line has
-        if (!line.includes('"msg":"FTP listening"')) return;
+  const bridge = await startBridgeProcess(cleanups, file, {
+    bin: BIN,
+    nodeArgs,
+    stderr: 'pipe',
+    onLine: (line) => {
+      // transfer audit lines: {"component":"audit","operation":"STOR",...} (older builds: "audit":true, "op")
+      if (line.includes('"component":"audit"') || line.includes('"audit":true')) {
         try {
-          const entry = JSON.parse(line);
-          if (Number.isInteger(entry.port)) resolvePort(entry.port);
+          audits.push(JSON.parse(line));
         } catch {
-          const m = /"port":(\d+)/.exec(line);
-          if (m) resolvePort(Number(m[1]));
+          // not JSON after all
         }
-      });
-      child.once('exit', (code, signal) => reject(new Error(`bridge exited (${code ?? signal}):\n${tail.join('\n')}`)));
-    }),
-  );
-  return { child, pid: child.pid, port, user, password, audits, logTail: () => tail.join('\n') };
+      }
+    },
+  });
+  bridgeLogTail = bridge.tail;
+  return { child: bridge.child, pid: bridge.pid, port: bridge.port, user, password, audits, logTail: bridge.tail };
 }
 
 // ---- process monitor: bridge RSS, CPU time per process group and system-wide ---------------------
@@ -712,11 +524,10 @@ async function main() {
   const dirty = git('status', '--porcelain', '--untracked-files=no');
   const code = commit ? `${commit}${dirty ? ` + ${dirty.split('\n').length} modified file(s)` : ''}` : 'unknown (not a git checkout)';
   log(`${settings.sizeMiB} MiB x ${settings.rounds} round(s) on ${settings.backend}; part ${settings.partSizeMiB} MiB x queue ${settings.queueSize}`);
-  const tmp = mkdtempSync(join(os.tmpdir(), 'ftp-s3-bridge-bench-'));
-  onCleanup('temp dir', () => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tempDir(cleanups, 'ftp-s3-bridge-bench-');
   const base = makeBaseBlock();
 
-  const backend = settings.backend === 'swift' ? await startSwift(settings) : await startS3rver();
+  const backend = settings.backend === 'swift' ? await startBenchSwift(settings) : await startS3rver(cleanups);
   log(`S3 (${backend.name}) at ${backend.endpoint}`);
   const s3 = makeS3Client(backend);
   onCleanup('s3 client', () => s3.destroy());
@@ -771,14 +582,14 @@ async function main() {
 
 main().then(
   async () => {
-    await runCleanups();
+    await cleanups.run();
     process.exit(0);
   },
   async (err) => {
     if (stopping) return; // the signal handler cleans up and exits
     process.stderr.write(`[bench] ERROR: ${err?.stack ?? err}\n`);
     if (bridgeLogTail) process.stderr.write(`[bench] last bridge log lines:\n${bridgeLogTail()}\n`);
-    await runCleanups();
+    await cleanups.run();
     process.exit(1);
   },
 );

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, isIP, type AddressInfo, type Socket } from 'node:net';
+import { FtpReplyParser, type FtpReply as Reply } from '../ftp/reply-parser.js';
 
 /**
  * `ftp-s3-bridge check`: talks to a running bridge the way a client does and says in plain words
@@ -17,15 +18,9 @@ export interface CheckOptions {
 
 class StepFailed extends Error {}
 
-interface Reply {
-  code: number;
-  text: string;
-}
-
 /** A minimal FTP control connection: one command, one reply. */
 class Control {
-  private buffer = '';
-  private lines: string[] = [];
+  private readonly parser = new FtpReplyParser();
   private waiting: ((r: Reply | Error) => void) | undefined;
   private queued: (Reply | Error)[] = [];
 
@@ -35,19 +30,7 @@ class Control {
   ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      let i: number;
-      while ((i = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, i).replace(/\r$/, '');
-        this.buffer = this.buffer.slice(i + 1);
-        this.lines.push(line);
-        const m = /^(\d{3}) /.exec(line);
-        const first = /^(\d{3})-/.exec(this.lines[0] ?? '')?.[1];
-        if (m && (!first || first === m[1])) {
-          this.push({ code: Number(m[1]), text: this.lines.join('\n') });
-          this.lines = [];
-        }
-      }
+      for (const reply of this.parser.push(chunk)) this.push(reply);
     });
     socket.on('close', () => this.push(new Error('the server closed the control connection')));
     socket.on('error', (err) => this.push(err));

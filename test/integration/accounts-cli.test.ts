@@ -8,6 +8,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
+import { writeCliConfig } from '../support/cli-config.js';
 import { RawFtp, runProgram } from '../support/clients.js';
 
 /** The built CLI (npm test builds first). */
@@ -44,21 +45,16 @@ beforeAll(async () => {
       `  credentials: { accessKeyId: ${s3.accessKeyId}, secretAccessKey: ${s3.secretAccessKey} }`,
     ].join('\n') + '\n',
   );
-  configFile = join(tmp, 'config.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'ftp: { host: 127.0.0.1, port: 0, passive: { portMin: 0, portMax: 0 } }',
-      'http: { enabled: false }',
-      `s3: { endpoint: "${s3.endpoint}", region: ${s3.region}, forcePathStyle: true, credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: placeholder } }`,
-      `accountsFile: ${accountsFile}`,
-      'accountsReload: { pollSeconds: 600 }',
-      'accounts:',
-      '  - username: camera',
-      `    passwordHash: '${hash}'`,
-      `    bucket: ${bucket}`,
-      '    prefix: cams/',
-    ].join('\n') + '\n',
+  configFile = writeCliConfig(
+    s3,
+    {
+      ftp: { passive: { portMin: 0, portMax: 0 } },
+      s3: { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: 'placeholder' } },
+      accountsFile,
+      accountsReload: { pollSeconds: 600 },
+      accounts: [{ username: 'camera', passwordHash: hash, bucket, prefix: 'cams/' }],
+    },
+    join(tmp, 'config.yaml'),
   );
   for (const [key, size] of [['partners/a/1.bin', 300], ['partners/a/2.bin', 450], ['partners/b/x.bin', 7], ['cams/c.jpg', 1]] as const) {
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.alloc(size) }));

@@ -6,6 +6,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { verifyPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
+import { writeCliConfig } from '../support/cli-config.js';
 import { curl, runProgram } from '../support/clients.js';
 
 /** The built CLI, as `node <bin>` runs it (npm test builds first). */
@@ -62,26 +63,15 @@ describe('ftp-s3-bridge CLI', () => {
     const client = s3Client(s3);
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     const hash = (await cli(['hash-password'], 'pw\n')).stdout.toString().trim();
-    const file = join(tmp, 'serve.yaml');
-    writeFileSync(
-      file,
-      [
-        'ftp:',
-        '  host: 127.0.0.1',
-        '  port: 0',
-        '  passive: { address: 127.0.0.1, portMin: 32000, portMax: 32009 }',
-        's3:',
-        `  endpoint: ${s3.endpoint}`,
-        '  region: us-east-1',
-        '  forcePathStyle: true',
-        `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "placeholder" }`,
-        'http: { host: 127.0.0.1, port: 0 }',
-        'accounts:',
-        '  - username: cam01',
-        `    passwordHash: "${hash}"`,
-        `    bucket: ${bucket}`,
-        '    prefix: site-a/cam01/',
-      ].join('\n'),
+    const file = writeCliConfig(
+      s3,
+      {
+        ftp: { passive: { address: '127.0.0.1', portMin: 32000, portMax: 32009 } },
+        s3: { region: 'us-east-1', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: 'placeholder' } },
+        http: { host: '127.0.0.1', port: 0 },
+        accounts: [{ username: 'cam01', passwordHash: hash, bucket, prefix: 'site-a/cam01/' }],
+      },
+      join(tmp, 'serve.yaml'),
     );
     const child = spawn(process.execPath, [BIN, '--config', file], {
       env: { ...process.env, FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: s3.secretAccessKey },

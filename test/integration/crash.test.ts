@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +9,7 @@ import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, Lis
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client, sha256 } from '../support/bridge.js';
+import { passivePorts, writeCliConfig } from '../support/cli-config.js';
 import { RawFtp, curl, runProgram } from '../support/clients.js';
 
 /**
@@ -30,30 +31,15 @@ beforeAll(async () => {
   client = s3Client(s3);
   bucket = `crash-${randomBytes(5).toString('hex')}`;
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
-  configFile = join(tmp, 'bridge.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'ftp:',
-      '  host: 127.0.0.1',
-      '  port: 0',
-      `  passive: { address: 127.0.0.1, portMin: ${portMin}, portMax: ${portMin + 29} }`,
-      '  loginFailureDelayMs: 0',
-      's3:',
-      `  endpoint: ${s3.endpoint}`,
-      `  region: ${s3.region}`,
-      '  forcePathStyle: true',
-      `  credentials: { accessKeyId: "${s3.accessKeyId}", secretAccessKey: "${s3.secretAccessKey}" }`,
-      '  partSizeMiB: 5',
-      'http: { enabled: false }',
-      'log: { level: info }',
-      'accounts:',
-      '  - username: cam',
-      `    passwordHash: "${await hashPassword('pw')}"`,
-      `    bucket: ${bucket}`,
-      `    prefix: ${PREFIX}`,
-    ].join('\n'),
+  configFile = writeCliConfig(
+    s3,
+    {
+      ftp: { passive: passivePorts(30), loginFailureDelayMs: 0 },
+      s3: { partSizeMiB: 5 },
+      log: { level: 'info' },
+      accounts: [{ username: 'cam', passwordHash: await hashPassword('pw'), bucket, prefix: PREFIX }],
+    },
+    join(tmp, 'bridge.yaml'),
   );
 });
 afterAll(() => {

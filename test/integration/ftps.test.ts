@@ -8,7 +8,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { curl, python, runProgram } from '../support/clients.js';
+import { FtpReplyQueue, curl, python, runProgram, type FtpReply } from '../support/clients.js';
 import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
 
 const TLS_USER = 'bob';
@@ -48,17 +48,9 @@ function localFile(name: string, size: number): { path: string; data: Buffer } {
   return { path, data };
 }
 
-interface Reply {
-  code: number;
-  text: string;
-}
-
 /** A control connection that can be upgraded to TLS (AUTH TLS) or start in TLS (implicit). */
 class Control {
-  private buffer = '';
-  private lines: string[] = [];
-  private replies: Reply[] = [];
-  private waiters: ((r: Reply) => void)[] = [];
+  private readonly replies = new FtpReplyQueue();
 
   private constructor(public socket: Socket | TLSSocket) {
     this.listen(socket);
@@ -81,46 +73,19 @@ class Control {
   }
 
   private listen(socket: Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk.toString('utf8')));
+    socket.on('data', (chunk: Buffer) => this.replies.push(chunk));
     socket.on('error', () => undefined);
   }
 
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let i: number;
-    while ((i = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, i).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(i + 1);
-      this.lines.push(line);
-      const m = /^(\d{3})([ -])/.exec(line);
-      const firstCode = /^(\d{3})-/.exec(this.lines[0] ?? '')?.[1];
-      if (m && m[2] === ' ' && (!firstCode || firstCode === m[1])) {
-        const reply = { code: Number(m[1]), text: this.lines.join('\n') };
-        this.lines = [];
-        const waiter = this.waiters.shift();
-        if (waiter) waiter(reply);
-        else this.replies.push(reply);
-      }
-    }
-  }
-
-  reply(timeoutMs = 15_000): Promise<Reply> {
-    const queued = this.replies.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no reply')), timeoutMs);
-      this.waiters.push((r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-    });
+  reply(timeoutMs = 15_000): Promise<FtpReply> {
+    return this.replies.next(timeoutMs);
   }
 
   send(line: string): void {
     this.socket.write(line + '\r\n');
   }
 
-  command(line: string): Promise<Reply> {
+  command(line: string): Promise<FtpReply> {
     this.send(line);
     return this.reply();
   }

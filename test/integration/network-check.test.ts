@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
+import { writeCliConfig } from '../support/cli-config.js';
 import { runProgram } from '../support/clients.js';
 
 /** `ftp-s3-bridge check` (the built CLI, dist/) against a running bridge. */
@@ -10,24 +11,13 @@ const cli = (args: string[]) => runProgram(process.execPath, ['dist/cli/main.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ftp-check-'));
 
-function configFile(port: number): string {
-  const file = join(dir, `config-${port}.yaml`);
-  // Only ftp.host/port are read by `check`; the rest must merely be a valid config.
-  writeFileSync(
-    file,
-    [
-      'ftp:',
-      '  host: 127.0.0.1',
-      `  port: ${port}`,
-      'accounts:',
-      '  - username: someone',
-      `    passwordHash: "$2b$10$${'a'.repeat(53)}"`,
-      '    bucket: some-bucket',
-      '',
-    ].join('\n'),
+/** Only ftp.host/port are read by `check`; the rest must merely be a valid config. */
+const configFile = (port: number): string =>
+  writeCliConfig(
+    inject('s3'),
+    { ftp: { port }, accounts: [{ username: 'someone', passwordHash: `$2b$10$${'a'.repeat(53)}`, bucket: 'some-bucket' }] },
+    join(dir, `config-${port}.yaml`),
   );
-  return file;
-}
 
 describe('ftp-s3-bridge check', () => {
   let good: TestBridge;

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { FtpReplyParser, type FtpReply } from '../../src/ftp/reply-parser.js';
 
 export interface ProcessResult {
   code: number | null;
@@ -33,9 +34,35 @@ export const python = (script: string, args: string[]) => runProgram('python3', 
 export const hasProgram = (name: string): Promise<boolean> =>
   new Promise((resolve) => execFile('sh', ['-c', `command -v ${name}`], (err) => resolve(!err)));
 
-export interface FtpReply {
-  code: number;
-  text: string;
+export type { FtpReply };
+
+/** The replies of one control connection, parsed as its data arrives and handed out in order. */
+export class FtpReplyQueue {
+  private readonly parser = new FtpReplyParser();
+  private waiters: ((reply: FtpReply) => void)[] = [];
+  private replies: FtpReply[] = [];
+
+  /** Feeds data of the control connection (see {@link FtpReplyParser.push}). */
+  push(chunk: Buffer | string): void {
+    for (const reply of this.parser.push(chunk)) {
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(reply);
+      else this.replies.push(reply);
+    }
+  }
+
+  /** The next reply, waiting up to `timeoutMs`. */
+  next(timeoutMs: number): Promise<FtpReply> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no FTP reply within ' + timeoutMs + ' ms')), timeoutMs);
+      this.waiters.push((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+  }
 }
 
 /**
@@ -43,14 +70,11 @@ export interface FtpReply {
  * connections dropped at precise moments). Replies are parsed per RFC 959 §4.2 (multi-line aware).
  */
 export class RawFtp {
-  private buffer = '';
-  private waiters: ((reply: FtpReply) => void)[] = [];
-  private replies: FtpReply[] = [];
-  private lines: string[] = [];
+  private readonly replies = new FtpReplyQueue();
 
   private constructor(readonly socket: Socket) {
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('data', (chunk: string) => this.replies.push(chunk));
   }
 
   static async connect(port: number, host = '127.0.0.1'): Promise<RawFtp> {
@@ -64,38 +88,9 @@ export class RawFtp {
     return ftp;
   }
 
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let i: number;
-    while ((i = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, i).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(i + 1);
-      this.lines.push(line);
-      const m = /^(\d{3})([ -])/.exec(line);
-      const first = this.lines[0] ?? '';
-      const firstCode = /^(\d{3})-/.exec(first)?.[1];
-      // Done when: a single-line reply, or the "ddd " line closing a "ddd-" block.
-      if (m && m[2] === ' ' && (!firstCode || firstCode === m[1])) {
-        const reply = { code: Number(m[1]), text: this.lines.join('\n') };
-        this.lines = [];
-        const waiter = this.waiters.shift();
-        if (waiter) waiter(reply);
-        else this.replies.push(reply);
-      }
-    }
-  }
-
   /** The next reply, waiting up to `timeoutMs`. */
   reply(timeoutMs = 20_000): Promise<FtpReply> {
-    const queued = this.replies.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no FTP reply within ' + timeoutMs + ' ms')), timeoutMs);
-      this.waiters.push((r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-    });
+    return this.replies.next(timeoutMs);
   }
 
   send(line: string): void {

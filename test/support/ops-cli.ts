@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client, sha256 } from './bridge.js';
+import { writeCliConfig, type CliConfig } from './cli-config.js';
 
 /** The built CLI (npm test builds first). */
 export const BIN = resolve('dist/cli/main.js');
@@ -47,29 +46,20 @@ export class CliBridge {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
-  static async start(extra: Record<string, unknown> = {}, ftp: Record<string, unknown> = {}): Promise<CliBridge> {
+  static async start(extra: Omit<CliConfig, 'ftp' | 's3'> = {}, ftp: CliConfig['ftp'] = {}): Promise<CliBridge> {
     const s3 = inject('s3');
     const client = s3Client(s3);
     const bucket = `ops-${randomBytes(5).toString('hex')}`;
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     hash ??= hashPassword(OPS_PASSWORD);
-    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
-    const config = {
-      ftp: { host: '127.0.0.1', port: 0, passive: { address: '127.0.0.1', portMin, portMax: portMin + 9 }, ...ftp },
+    const file = writeCliConfig(s3, {
+      ftp,
       http: { host: '127.0.0.1', port: 0 },
-      s3: {
-        endpoint: s3.endpoint,
-        region: s3.region,
-        forcePathStyle: true,
-        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-        partSizeMiB: 5,
-      },
+      s3: { partSizeMiB: 5 },
       accounts: [{ username: OPS_USER, passwordHash: await hash, bucket, prefix: '' }],
       log: { level: 'info' },
       ...extra,
-    };
-    const file = join(mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-ops-')), 'config.yaml');
-    writeFileSync(file, JSON.stringify(config, null, 2));
+    });
     const child = spawn(process.execPath, ['--openssl-legacy-provider', BIN, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const bridge = new CliBridge(child, bucket, client);
     await new Promise<void>((done, reject) => {
