@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { formatIssues } from '../config/load.js';
+import { splitUrlCredentials } from '../config/redact.js';
 import { hookAccountSchema, type AccountConfig, type BridgeConfig } from '../config/schema.js';
 
 export type HookConfig = NonNullable<BridgeConfig['auth']['hook']>;
@@ -15,7 +16,11 @@ export type HookResult = { ok: true; account: AccountConfig } | { ok: false; rea
 export class AuthHook {
   private readonly cache = new Map<string, { account: AccountConfig; until: number }>();
 
-  constructor(private readonly config: HookConfig) {}
+  private readonly target: { url: string; authorization?: string };
+
+  constructor(private readonly config: HookConfig) {
+    this.target = splitUrlCredentials(config.url);
+  }
 
   async login(username: string, password: string, clientIp: string): Promise<HookResult> {
     const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp) : undefined;
@@ -25,9 +30,13 @@ export class AuthHook {
 
     let response: Response;
     try {
-      response = await fetch(this.config.url, {
+      response = await fetch(this.target.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          ...(this.target.authorization ? { authorization: this.target.authorization } : {}),
+        },
         body: JSON.stringify({ username, password, clientIp }),
         signal: AbortSignal.timeout(this.config.timeoutSeconds * 1000),
         redirect: 'error',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseAccountsFile, readAccountsFile } from '../accounts/accounts-file.js';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { redactUrl } from '../config/redact.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { S3ClientCache } from '../storage/s3-client-cache.js';
 import { measurePrefix } from '../storage/s3-usage.js';
@@ -84,7 +85,7 @@ async function accountsInForce(configFile: string | undefined): Promise<{ config
   return { config, accounts };
 }
 
-const where = (a: AccountConfig) => `${a.endpoint ? a.endpoint + ' ' : ''}${a.bucket}/${a.prefix}`;
+const where = (a: AccountConfig) => `${a.endpoint ? redactUrl(a.endpoint) + ' ' : ''}${a.bucket}/${a.prefix}`;
 
 function list({ accounts }: { accounts: Listed[] }): number {
   const rows = accounts.map(({ account: a, source }) => [a.username, where(a), a.permissions.join(','), source]);

@@ -15,9 +15,44 @@ import { TransferPolicy } from '../ftp/transfer-policy.js';
 import { S3ClientCache } from '../storage/s3-client-cache.js';
 import type { S3RequestInfo } from '../storage/s3-client.js';
 import { measurePrefix } from '../storage/s3-usage.js';
+import { sweepTargets, type SweepGroup, type SweepResult } from '../storage/sweep.js';
+import { redactUrl } from '../config/redact.js';
+import type { ReadinessTarget } from './health.js';
 
 /** The S3 target of an account: its own endpoint/region/credentials over the `s3` section's. */
 export const targetOf = (a: AccountConfig) => ({ endpoint: a.endpoint, region: a.region, credentials: a.credentials });
+
+/** Names an account's own S3 target in reports and logs: endpoint, region, access key id (never the secret). */
+export function targetLabel(a: AccountConfig, s3: BridgeConfig['s3']): string {
+  const endpoint = a.endpoint ?? s3.endpoint;
+  return [endpoint ? redactUrl(endpoint) : 'aws', a.region ?? s3.region, ...(a.credentials ? [a.credentials.accessKeyId] : [])].join(' ');
+}
+
+/** One S3 target (one cached client) and the accounts in force on it. */
+export interface AccountTarget {
+  client: S3Client;
+  /** Undefined for the `s3` section's own target; see {@link targetLabel}. */
+  label: string | undefined;
+  accounts: AccountConfig[];
+}
+
+/** The accounts grouped by S3 target, the `s3` section's first. */
+export function accountTargets(accounts: readonly AccountConfig[], clients: S3ClientCache, s3: BridgeConfig['s3']): AccountTarget[] {
+  const byClient = new Map<S3Client, AccountTarget>();
+  const defaultClient = clients.get({});
+  byClient.set(defaultClient, { client: defaultClient, label: undefined, accounts: [] });
+  for (const account of accounts) {
+    const client = clients.get(targetOf(account));
+    let group = byClient.get(client);
+    if (!group) byClient.set(client, (group = { client, label: targetLabel(account, s3), accounts: [] }));
+    group.accounts.push(account);
+  }
+  return [...byClient.values()].filter((g) => g.accounts.length);
+}
+
+/** What to sweep: each target's buckets and prefixes. */
+export const sweepGroups = (targets: AccountTarget[]): SweepGroup[] =>
+  targets.map((t) => ({ client: t.client, label: t.label ?? '', targets: t.accounts.map((a) => ({ bucket: a.bucket, prefix: a.prefix })) }));
 
 export interface AccountServices {
   store: AccountStore;
@@ -32,6 +67,12 @@ export interface AccountServices {
   onRemoved(close: (usernames: ReadonlySet<string>) => number): void;
   /** Re-reads the accounts file now (SIGHUP). */
   reload(): Promise<ReloadOutcome | undefined>;
+  /** The accounts in force now (inline and from the file), grouped by S3 target. */
+  targets(): AccountTarget[];
+  /** Aborts the incomplete multipart uploads older than `olderThan` under every account in force, on its own target. */
+  sweep(olderThan: Date): Promise<SweepResult>;
+  /** The buckets /readyz checks: those of every account in force, each on its own target. */
+  readinessTargets(): ReadinessTarget[];
   close(): void;
 }
 
@@ -89,6 +130,7 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
     logger.child({ component: 'quota' }),
   );
   const transferPolicy = new TransferPolicy(new Bandwidth(config.ftp.bandwidth), quota);
+  const targets = () => accountTargets(store.all(), clients, config.s3);
   return {
     store,
     authenticator,
@@ -109,6 +151,10 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
       });
     },
     reload: async () => file?.reload('SIGHUP'),
+    targets,
+    sweep: (olderThan) => sweepTargets(sweepGroups(targets()), olderThan),
+    readinessTargets: () =>
+      targets().flatMap((t) => t.accounts.map((a) => ({ client: t.client, bucket: a.bucket, ...(t.label !== undefined ? { endpoint: t.label } : {}) }))),
     close() {
       file?.close();
       // The default client belongs to the bridge, which destroys it.

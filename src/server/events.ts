@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { splitUrlCredentials } from '../config/redact.js';
 import type { BridgeConfig } from '../config/schema.js';
 import type { OperationEvent } from '../ftp/operations.js';
 
@@ -122,10 +123,12 @@ export class WebhookPublisher {
   private async deliver(body: string): Promise<void> {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'ftp-s3-bridge' };
     if (this.config.secret) headers[SIGNATURE_HEADER] = signBody(this.config.secret, body);
+    const target = splitUrlCredentials(this.config.url);
+    if (target.authorization) headers.authorization = target.authorization;
     for (let attempt = 1; ; attempt++) {
       let problem: string;
       try {
-        const res = await fetch(this.config.url, {
+        const res = await fetch(target.url, {
           method: 'POST',
           headers,
           body,

@@ -2,6 +2,8 @@ import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 
 export interface BucketStatus {
   bucket: string;
+  /** The account's own S3 endpoint (or region), for buckets not on the `s3` section's target. */
+  endpoint?: string;
   ok: boolean;
   error?: string;
 }
@@ -12,17 +14,29 @@ export interface ReadinessReport {
   buckets: BucketStatus[];
 }
 
+/** A bucket to check, with the client of its S3 target. */
+export interface ReadinessTarget {
+  client: S3Client;
+  bucket: string;
+  /** Shown in the report for buckets on another target than the default one. */
+  endpoint?: string;
+}
+
+/** HeadBucket calls in flight at once, however many buckets the accounts name. */
+const CONCURRENCY = 16;
+
 /**
- * Readiness: every configured bucket answers HeadBucket (results reused for `cacheMs`, so probes
- * do not turn into S3 traffic), and the bridge is not draining.
+ * Readiness: every bucket of the accounts in force answers HeadBucket on the account's S3 target
+ * (results reused for `cacheMs`, so probes do not turn into S3 traffic), and the bridge is not
+ * draining. `targets` is asked again whenever the cache expires, so accounts added or removed by
+ * a reload of the accounts file are covered without a restart.
  */
 export class Readiness {
   private draining = false;
   private cached: { at: number; buckets: Promise<BucketStatus[]> } | undefined;
 
   constructor(
-    private readonly s3: S3Client,
-    private readonly buckets: readonly string[],
+    private readonly targets: () => ReadinessTarget[],
     private readonly cacheMs: number,
     private readonly timeoutMs = 5000,
   ) {}
@@ -40,19 +54,46 @@ export class Readiness {
     if (this.draining) return { ready: false, draining: true, buckets: [] };
     const now = Date.now();
     if (!this.cached || now - this.cached.at >= this.cacheMs) {
-      this.cached = { at: now, buckets: Promise.all(this.buckets.map((b) => this.headBucket(b))) };
+      this.cached = { at: now, buckets: this.checkAll() };
     }
     const buckets = await this.cached.buckets;
     return { ready: !this.draining && buckets.every((b) => b.ok), draining: this.draining, buckets };
   }
 
-  private async headBucket(bucket: string): Promise<BucketStatus> {
+  private async checkAll(): Promise<BucketStatus[]> {
+    const targets = dedupe(this.targets());
+    const out: BucketStatus[] = new Array(targets.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < targets.length) {
+        const i = next++;
+        out[i] = await this.headBucket(targets[i] as ReadinessTarget);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
+    return out;
+  }
+
+  private async headBucket({ client, bucket, endpoint }: ReadinessTarget): Promise<BucketStatus> {
+    const where = endpoint === undefined ? { bucket } : { bucket, endpoint };
     try {
-      await this.s3.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
-      return { bucket, ok: true };
+      await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
+      return { ...where, ok: true };
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-      return { bucket, ok: false, error: e.$metadata?.httpStatusCode ? `${e.name ?? 'Error'} (HTTP ${e.$metadata.httpStatusCode})` : (e.name ?? 'Error') };
+      return { ...where, ok: false, error: e.$metadata?.httpStatusCode ? `${e.name ?? 'Error'} (HTTP ${e.$metadata.httpStatusCode})` : (e.name ?? 'Error') };
     }
   }
+}
+
+/** Each bucket once per client (accounts sharing a bucket and a target are one check). */
+function dedupe(targets: ReadinessTarget[]): ReadinessTarget[] {
+  const seen = new Map<S3Client, Set<string>>();
+  return targets.filter((t) => {
+    const buckets = seen.get(t.client) ?? new Set<string>();
+    seen.set(t.client, buckets);
+    if (buckets.has(t.bucket)) return false;
+    buckets.add(t.bucket);
+    return true;
+  });
 }

@@ -11,39 +11,82 @@ export interface SweepResult {
   aborted: number;
 }
 
+/** One S3 target (a client: endpoint, region, credentials) and what to sweep on it. */
+export interface SweepGroup {
+  client: S3Client;
+  /** Names the target in errors (endpoint and region; never credentials). */
+  label: string;
+  targets: SweepTarget[];
+}
+
+/** Some buckets or prefixes could not be swept; the others were, and `aborted` counts what was aborted. */
+export class SweepError extends Error {
+  constructor(
+    readonly aborted: number,
+    readonly failures: { target: string; error: string }[],
+  ) {
+    super(failures.map((f) => `${f.target}: ${f.error}`).join('; '));
+    this.name = 'SweepError';
+  }
+}
+
 /**
  * Aborts the incomplete multipart uploads under each bucket and prefix that were initiated before
  * `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so several replicas
  * may sweep at once: an upload still in progress is younger than any sane threshold.
  */
 export async function sweepUploads(client: S3Client, targets: SweepTarget[], olderThan: Date): Promise<SweepResult> {
+  return sweepTargets([{ client, label: '', targets }], olderThan);
+}
+
+/**
+ * {@link sweepUploads} on several S3 targets. A bucket or prefix that fails (a partner's store
+ * down, a bucket gone) does not stop the others; the failures are thrown together at the end as a
+ * {@link SweepError}.
+ */
+export async function sweepTargets(groups: SweepGroup[], olderThan: Date): Promise<SweepResult> {
   let aborted = 0;
-  for (const { bucket, prefix } of dedupe(targets)) {
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (;;) {
-      const page = await client
-        .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
-        .catch((err: unknown) => {
-          throw classifyS3Error(err);
-        });
-      for (const upload of page.Uploads ?? []) {
-        if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
-        try {
-          await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
-          aborted++;
-        } catch (err) {
-          // Another replica got there first.
-          if (classifyS3Error(err).code !== 'NOT_FOUND') throw classifyS3Error(err);
-        }
+  const failures: { target: string; error: string }[] = [];
+  for (const group of groups) {
+    for (const target of dedupe(group.targets)) {
+      try {
+        aborted += await sweepOne(group.client, target, olderThan);
+      } catch (err) {
+        const where = `${group.label ? group.label + ' ' : ''}${target.bucket}/${target.prefix}`;
+        failures.push({ target: where, error: (err as Error).message });
       }
-      if (!page.IsTruncated) break;
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
-      if (!keyMarker && !uploadIdMarker) break;
     }
   }
+  if (failures.length) throw new SweepError(aborted, failures);
   return { aborted };
+}
+
+async function sweepOne(client: S3Client, { bucket, prefix }: SweepTarget, olderThan: Date): Promise<number> {
+  let aborted = 0;
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  for (;;) {
+    const page = await client
+      .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+      .catch((err: unknown) => {
+        throw classifyS3Error(err);
+      });
+    for (const upload of page.Uploads ?? []) {
+      if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        aborted++;
+      } catch (err) {
+        // Another replica got there first.
+        if (classifyS3Error(err).code !== 'NOT_FOUND') throw classifyS3Error(err);
+      }
+    }
+    if (!page.IsTruncated) break;
+    keyMarker = page.NextKeyMarker;
+    uploadIdMarker = page.NextUploadIdMarker;
+    if (!keyMarker && !uploadIdMarker) break;
+  }
+  return aborted;
 }
 
 /** Nested prefixes of one bucket are swept once, under the shortest. */

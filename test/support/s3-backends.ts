@@ -5,11 +5,12 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startMoto } from './moto-s3.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-export type BackendName = 's3rver' | 'swift' | 'minio';
+export type BackendName = 's3rver' | 'swift' | 'minio' | 'moto';
 
 /** A real S3 server for the tests, picked by S3_TEST_BACKEND. */
 export interface TestS3 {
@@ -19,7 +20,13 @@ export interface TestS3 {
   accessKeyId: string;
   secretAccessKey: string;
   /** What the backend implements beyond the basics; tests needing more run on backends that have it. */
-  capabilities: { abortMultipartUpload: boolean; listMultipartUploads: boolean; uploadPartCopy: boolean };
+  capabilities: {
+    abortMultipartUpload: boolean;
+    listMultipartUploads: boolean;
+    uploadPartCopy: boolean;
+    /** CopyObject honours x-amz-copy-source-if-match (s3rver ignores it and copies anyway). */
+    copySourceIfMatch: boolean;
+  };
 }
 
 export interface StartedBackend {
@@ -35,8 +42,10 @@ export async function startBackend(name: string): Promise<StartedBackend> {
       return startSwift();
     case 'minio':
       return startMinio();
+    case 'moto':
+      return startMoto();
     default:
-      throw new Error(`S3_TEST_BACKEND must be s3rver, swift or minio (got "${name}")`);
+      throw new Error(`S3_TEST_BACKEND must be s3rver, swift, minio or moto (got "${name}")`);
   }
 }
 
@@ -59,7 +68,7 @@ async function startS3rver(): Promise<StartedBackend> {
       region: 'us-east-1',
       accessKeyId: 'S3RVER',
       secretAccessKey: 'S3RVER',
-      capabilities: { abortMultipartUpload: false, listMultipartUploads: false, uploadPartCopy: false },
+      capabilities: { abortMultipartUpload: false, listMultipartUploads: false, uploadPartCopy: false, copySourceIfMatch: false },
     },
     async stop() {
       child.kill('SIGTERM');
@@ -87,7 +96,7 @@ async function startSwift(): Promise<StartedBackend> {
       region: env.S3_REGION ?? 'us-east-1',
       accessKeyId: env.S3_ACCESS_KEY_ID as string,
       secretAccessKey: env.S3_SECRET_ACCESS_KEY as string,
-      capabilities: { abortMultipartUpload: true, listMultipartUploads: true, uploadPartCopy: true },
+      capabilities: { abortMultipartUpload: true, listMultipartUploads: true, uploadPartCopy: true, copySourceIfMatch: true },
     },
     async stop() {
       if (process.env.SWIFT_S3_KEEP) return;
@@ -112,7 +121,7 @@ async function startMinio(): Promise<StartedBackend> {
       region: 'us-east-1',
       accessKeyId: container.getUsername?.() ?? 'minioadmin',
       secretAccessKey: container.getPassword?.() ?? 'minioadmin',
-      capabilities: { abortMultipartUpload: true, listMultipartUploads: true, uploadPartCopy: true },
+      capabilities: { abortMultipartUpload: true, listMultipartUploads: true, uploadPartCopy: true, copySourceIfMatch: true },
     },
     async stop() {
       await container.stop();
