@@ -181,16 +181,27 @@ export const configSchema = z.strictObject({
         .optional(),
       partSizeMiB: z.number().int().min(5).max(5120).default(8),
       queueSize: z.number().int().min(1).max(64).default(4),
-      /** Attempts per S3 request (the SDK's standard retry strategy, with backoff), and per download resume. */
+      /** Attempts per S3 request (the SDK's retry strategy of `retryMode`, with backoff), and per download resume. */
       maxAttempts: z.number().int().min(1).max(20).default(5),
+      /** The SDK's retry strategy: `standard` (exponential backoff), or `adaptive` (also rate-limits the client after throttling). */
+      retryMode: z.enum(['standard', 'adaptive']).default('standard'),
       /** A request, or a response body, that makes no progress for this long fails (and is retried). */
       requestTimeoutSeconds: z.number().positive().max(3600).default(30),
-      /** Incomplete multipart uploads older than this are aborted every hour (omitted: never). */
+      /** Incomplete multipart uploads older than this are aborted every `sweepUploadsIntervalSeconds` (omitted: never). */
       sweepUploadsOlderThanHours: z.number().positive().optional(),
+      /** How often the periodic sweep runs (the first run is after a minute, or this if shorter). */
+      sweepUploadsIntervalSeconds: z.number().positive().min(1).max(604_800).default(3600),
       /** Upload part buffers of all sessions together; at the cap, new parts wait. */
       memoryLimitMiB: z.number().int().min(16).default(256),
       /** Stores x-amz-meta-ftp-user and x-amz-meta-ftp-client-ip on every uploaded object. */
       uploaderMetadata: z.boolean().default(true),
+      /** Renames copy objects above this size part by part (UploadPartCopy), below it with one CopyObject (S3's limit: 5 GiB). */
+      multipartCopyThresholdMiB: z.number().int().min(5).max(5120).default(5120),
+      /**
+       * After a multipart upload (<= 5 GiB) commits, stores its SHA-256/MD5 as object metadata with a
+       * server-side CopyObject onto itself, in the background; off: kept in this process's cache only.
+       */
+      persistMultipartDigests: z.boolean().default(true),
       /**
        * Checksum behaviour of the AWS SDK. `WHEN_SUPPORTED` (the SDK default) sends CRC32 trailers
        * that many S3-compatible stores reject or store inside the object; `WHEN_REQUIRED` is the safe

@@ -1,19 +1,22 @@
 import type { AddressInfo } from 'node:net';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
 import { createS3Client } from '../storage/s3-client.js';
+import { DigestPersistence } from '../storage/digest-persistence.js';
+import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
-import { sweepUploads } from '../storage/sweep.js';
+import type { SweepResult } from '../storage/sweep.js';
 import { eventFor, WebhookPublisher } from './events.js';
 import { Readiness } from './health.js';
 import { OpsHttpServer } from './http.js';
 import { BridgeMetrics } from './metrics.js';
+import { startMemoryRelief } from './memory-relief.js';
 import { startAccountServices, targetOf } from './account-services.js';
 
 export interface RunningBridge {
@@ -55,19 +58,44 @@ function auditFields(e: OperationEvent) {
 
 /**
  * With `s3.sweepUploadsOlderThanHours`, aborts orphaned multipart uploads under every account's
- * bucket and prefix once an hour (and shortly after start). Age-based, so safe on several replicas.
+ * bucket and prefix (the accounts in force at each run, each on its own S3 target) every
+ * `s3.sweepUploadsIntervalSeconds` (and shortly after start). Age-based, so safe on several
+ * replicas. Returns the function that stops it.
  */
-function startPeriodicSweep(config: BridgeConfig, s3: S3Client, logger: Logger): NodeJS.Timeout | undefined {
+function startPeriodicSweep(config: BridgeConfig, sweepNow: (olderThan: Date) => Promise<SweepResult>, logger: Logger): (() => void) | undefined {
   const hours = config.s3.sweepUploadsOlderThanHours;
   if (hours === undefined) return undefined;
-  const targets = config.accounts.map((a) => ({ bucket: a.bucket, prefix: a.prefix }));
   const sweep = () =>
-    sweepUploads(s3, targets, new Date(Date.now() - hours * 3_600_000)).then(
+    sweepNow(new Date(Date.now() - hours * 3_600_000)).then(
       (result) => logger.info(result, 'swept incomplete multipart uploads'),
       (err: unknown) => logger.warn({ err }, 'sweeping incomplete multipart uploads failed'),
     );
-  setTimeout(() => void sweep(), 60_000).unref();
-  return setInterval(() => void sweep(), 3_600_000).unref();
+  const intervalMs = config.s3.sweepUploadsIntervalSeconds * 1000;
+  // The first run a minute after start, not a whole interval later.
+  const first = intervalMs > 60_000 ? setTimeout(() => void sweep(), 60_000).unref() : undefined;
+  const every = setInterval(() => void sweep(), intervalMs).unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
+}
+
+/** Digest persistence of multipart uploads, its outcomes counted and failures logged. */
+function startDigestPersistence(metrics: BridgeMetrics, logger: Logger): DigestPersistence {
+  const outcomes = new Counter({
+    name: 's3_digest_persistence_total',
+    help: 'Multipart uploads whose digests were to be stored as metadata (CopyObject), by result (persisted, skipped, failed)',
+    labelNames: ['result'],
+    registers: [metrics.registry],
+  });
+  return new DigestPersistence({
+    onOutcome(outcome) {
+      outcomes.inc({ result: outcome.result });
+      const { result, bucket, key, size, reason, guard, durationMs } = outcome;
+      if (result === 'failed') logger.warn({ err: outcome.error, bucket, key, size, durationMs }, 'storing digests as metadata failed');
+      else logger.debug({ result, reason, guard, bucket, key, size, durationMs }, 'digests as metadata');
+    },
+  });
 }
 
 /** Composition root: builds every part from the config and starts the FTP listener. */
@@ -84,6 +112,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
   const authenticator = accounts.authenticator;
   const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024);
+  const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
+  const digestCache = new DigestCache();
+  const digestPersistence = config.s3.persistMultipartDigests ? startDigestPersistence(metrics, logger.child({ component: 'digests' })) : undefined;
   const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
@@ -93,11 +124,14 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       partSizeBytes: config.s3.partSizeMiB * 1024 * 1024,
       queueSize: config.s3.queueSize,
       renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
+      multipartCopyThresholdBytes: config.s3.multipartCopyThresholdMiB * 1024 * 1024,
       hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,
       memoryBudget,
+      digestCache,
+      digestPersistence,
     });
-  const sweepTimer = startPeriodicSweep(config, s3, logger.child({ component: 'sweep' }));
+  const stopSweep = startPeriodicSweep(config, (olderThan) => accounts.sweep(olderThan), logger.child({ component: 'sweep' }));
   const audit = logger.child({ component: 'audit' });
   const webhookConfig = config.events.webhook;
   const webhook = webhookConfig
@@ -130,8 +164,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
   const onHangup = () => void accounts.reload();
   if (config.accountsFile) process.on('SIGHUP', onHangup);
-  const buckets = [...new Set(accounts.store.all().filter((a) => !a.endpoint).map((a) => a.bucket))];
-  const readiness = new Readiness(s3, buckets, config.http.readinessCacheSeconds * 1000);
+  const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
   let http: OpsHttpServer | undefined;
   let httpAddress: AddressInfo | undefined;
   if (config.http.enabled) {
@@ -157,9 +190,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const stop = (graceful: boolean) =>
     (stopped ??= (async () => {
       readiness.startDraining();
-      if (sweepTimer) clearInterval(sweepTimer);
+      stopSweep?.();
+      memoryRelief?.stop();
       if (graceful) await ftp.drain(config.shutdown.drainTimeoutSeconds * 1000);
       else await ftp.close();
+      // Uploads committed during the drain may have started one.
+      await (graceful ? digestPersistence?.drain(config.shutdown.drainTimeoutSeconds * 1000) : digestPersistence?.close());
       tls?.close();
       await webhook?.close(graceful ? 5000 : 0);
       await http?.close();
@@ -174,7 +210,10 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     drain: () => stop(true),
     close: () => {
       // During a drain: cut it short.
-      if (stopped) void ftp.close();
+      if (stopped) {
+        void ftp.close();
+        void digestPersistence?.close();
+      }
       return stop(false);
     },
   };

@@ -9,6 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { StorageError } from './errors.js';
+import type { MemoryBudget } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
 import type { ObjectParams } from './s3-upload-sink.js';
@@ -28,6 +29,11 @@ export interface AppendUploadOptions {
   queueSize: number;
   /** Sent with CreateMultipartUpload, as for any new object (account policy, uploader metadata). */
   objectParams?: ObjectParams;
+  /**
+   * Shared budget of upload buffers: each part buffer is taken from it before the first byte of
+   * that part is copied in, and given back once the part is uploaded (or the upload failed).
+   */
+  budget?: MemoryBudget;
 }
 
 /**
@@ -37,9 +43,12 @@ export interface AppendUploadOptions {
  * of `partSize`. Nothing is visible until CompleteMultipartUpload: readers see the old object until
  * then, and a failure aborts the upload and leaves the old object as it was.
  *
- * Back-pressure as in S3UploadSink: at most `queueSize` part requests are in flight; a write waits
- * for a free slot, which stops the data connection. Stores without UploadPartCopy (answering 501,
- * or a reply without a CopyPartResult) fail the append with APPEND_UNSUPPORTED.
+ * Back-pressure as in S3UploadSink: the appended bytes are copied into part buffers taken from the
+ * shared memory budget; at most `queueSize` part requests are in flight; a write waits for a free
+ * slot or for budget, which stops the data connection. A write waits for budget only once every
+ * part buffer it holds is in flight (those complete on their own and give theirs back), so
+ * sessions cannot deadlock on it. Stores without UploadPartCopy (answering 501, or a reply without
+ * a CopyPartResult) fail the append with APPEND_UNSUPPORTED.
  */
 export class S3AppendUpload extends Writable implements UploadSink {
   /** Bytes appended (the committed object is `source.size` longer). */
@@ -56,11 +65,13 @@ export class S3AppendUpload extends Writable implements UploadSink {
   private readonly uploadId: Promise<string>;
   private readonly parts: CompletedPart[] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private buffered: Buffer[] = [];
-  private bufferedBytes = 0;
+  /** The part being filled, and how many bytes it holds. */
+  private current: Buffer | undefined;
+  private fill = 0;
   private nextPartNumber = 1;
   private failure: StorageError | undefined;
   private isCommitted = false;
+  private settled = false;
 
   constructor(private readonly options: AppendUploadOptions) {
     super({ highWaterMark: 256 * 1024 });
@@ -68,13 +79,18 @@ export class S3AppendUpload extends Writable implements UploadSink {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
     });
-    this.committed.catch(() => undefined);
-    this.uploadId = this.send<{ UploadId?: string }>(
-      new CreateMultipartUploadCommand({ ...options.objectParams, Bucket: options.bucket, Key: options.key }),
-    ).then((res) => {
-      if (!res.UploadId) throw new StorageError('INTERNAL', 'Storage returned no upload id');
-      return res.UploadId;
-    });
+    const settle = () => {
+      this.settled = true;
+      this.dropCurrent();
+    };
+    this.committed.then(settle, settle);
+    // Not cancellable: a create cancelled in flight may still exist on the server, with no id to abort it by.
+    this.uploadId = options.client
+      .send(new CreateMultipartUploadCommand({ ...options.objectParams, Bucket: options.bucket, Key: options.key }))
+      .then((res) => {
+        if (!res.UploadId) throw new StorageError('INTERNAL', 'Storage returned no upload id');
+        return res.UploadId;
+      });
     this.uploadId.catch((err: unknown) => this.fail(classifyS3Error(err)));
     // Failures are reported through `ready`, `committed` and to whoever pipes into this sink; an
     // abort before anyone listens must not become an uncaught 'error'.
@@ -147,35 +163,77 @@ export class S3AppendUpload extends Writable implements UploadSink {
     while (this.inFlight.size >= this.options.queueSize && !this.failure) await Promise.race(this.inFlight);
   }
 
-  private uploadPart(body: Buffer): void {
+  /** Sends the current part; its buffer goes back to the budget once S3 has it. */
+  private uploadCurrent(): void {
+    const buffer = this.current as Buffer;
+    const length = this.fill;
+    this.current = undefined;
+    this.fill = 0;
     const partNumber = this.nextPartNumber++;
+    const budget = this.options.budget;
     this.track(async () => {
-      const UploadId = await this.uploadId;
-      const res = await this.send<{ ETag?: string }>(
-        new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: body }),
-      );
-      this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
+      try {
+        const UploadId = await this.uploadId;
+        const res = await this.send<{ ETag?: string }>(
+          new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length) }),
+        );
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
+      } catch (err) {
+        // An aborted request may still be reading the buffer: release its bytes, never reuse it.
+        budget?.release(buffer.length);
+        throw err;
+      }
+      budget?.giveBack(buffer);
     });
   }
 
-  private takeBuffered(bytes: number): Buffer {
-    const all = Buffer.concat(this.buffered);
-    this.buffered = bytes < all.length ? [all.subarray(bytes)] : [];
-    this.bufferedBytes = all.length - Math.min(bytes, all.length);
-    return all.subarray(0, bytes);
+  /** A buffer for the next part: from the budget (waits for room), or allocated without one. Undefined once failed. */
+  private async newPart(): Promise<Buffer | undefined> {
+    const { budget, partSize } = this.options;
+    if (!budget) return Buffer.allocUnsafe(partSize);
+    const buffer = await budget.takeBuffer(partSize);
+    if (this.failure || this.settled) {
+      budget.giveBack(buffer);
+      return undefined;
+    }
+    return buffer;
+  }
+
+  /** Gives back the buffer of a part that will never be sent. */
+  private dropCurrent(): void {
+    const buffer = this.current;
+    this.current = undefined;
+    this.fill = 0;
+    if (buffer) this.options.budget?.giveBack(buffer);
+  }
+
+  /** Copies what fits into the current part buffer; returns the offset reached. */
+  private copyIn(chunk: Buffer, offset: number): number {
+    const current = this.current;
+    if (!current || this.fill === current.length) return offset;
+    const n = chunk.copy(current, this.fill, offset);
+    this.fill += n;
+    this.bytesWritten += n;
+    return offset + n;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure) return callback(this.failure);
-    this.bytesWritten += chunk.length;
-    this.buffered.push(chunk);
-    this.bufferedBytes += chunk.length;
-    if (this.bufferedBytes < this.options.partSize) return callback();
+    let offset = this.copyIn(chunk, 0);
+    if (offset === chunk.length) return callback();
     void (async () => {
-      while (this.bufferedBytes >= this.options.partSize && !this.failure) {
-        await this.waitForSlot();
-        if (this.failure) break;
-        this.uploadPart(this.takeBuffered(this.options.partSize));
+      // Part by part: a full part is sent before a buffer for the next one is asked for.
+      while (offset < chunk.length && !this.failure) {
+        if (this.current) {
+          await this.waitForSlot();
+          if (this.failure) break;
+          this.uploadCurrent();
+        }
+        const buffer = await this.newPart();
+        if (!buffer) break;
+        this.current = buffer;
+        this.fill = 0;
+        offset = this.copyIn(chunk, offset);
       }
       callback(this.failure ?? null);
     })();
@@ -185,10 +243,11 @@ export class S3AppendUpload extends Writable implements UploadSink {
     void (async () => {
       try {
         if (this.failure) throw this.failure;
-        if (this.bufferedBytes > 0) {
+        if (this.fill > 0) {
           await this.waitForSlot();
-          this.uploadPart(this.takeBuffered(this.bufferedBytes));
-        }
+          if (this.failure) throw this.failure;
+          this.uploadCurrent();
+        } else this.dropCurrent();
         while (this.inFlight.size) await Promise.all(this.inFlight);
         if (this.failure) throw this.failure;
         const UploadId = await this.uploadId;
@@ -223,6 +282,7 @@ export class S3AppendUpload extends Writable implements UploadSink {
   private fail(error: StorageError): void {
     if (this.failure || this.isCommitted) return;
     this.failure = error;
+    this.dropCurrent();
     this.abortController.abort();
     void (async () => {
       try {

@@ -18,6 +18,7 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
     forcePathStyle: s3.forcePathStyle,
     credentials: s3.credentials,
     maxAttempts: s3.maxAttempts,
+    retryMode: s3.retryMode,
     requestChecksumCalculation: s3.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED'),
     responseChecksumValidation: s3.responseChecksumValidation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED'),
     requestHandler: new NodeHttpHandler({

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -6,12 +6,14 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import type { DigestPersistence } from './digest-persistence.js';
 import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
@@ -26,6 +28,7 @@ const MiB = 1024 * 1024;
 /** CopyObject's limit; larger objects are copied part by part with UploadPartCopy. */
 const MAX_SINGLE_COPY_BYTES = 5 * 1024 * MiB;
 const COPY_PART_BYTES = 512 * MiB;
+const MAX_PARTS = 10_000;
 const RENAME_CONCURRENCY = 8;
 
 export interface S3FileStoreOptions {
@@ -45,6 +48,10 @@ export interface S3FileStoreOptions {
   digestCache?: DigestCache;
   /** Sent with every object this store creates (account policy, uploader metadata). */
   objectParams?: ObjectParams;
+  /** Renames copy larger objects part by part (UploadPartCopy); default and most: CopyObject's 5 GiB limit. */
+  multipartCopyThresholdBytes?: number;
+  /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
+  digestPersistence?: DigestPersistence;
 }
 
 const processDigestCache = new DigestCache();
@@ -137,6 +144,7 @@ export class S3FileStore implements FileStore {
 
   async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.keys.fileKey(path);
+    await this.digestsPersisted(key);
     if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
     const { appendAt } = options;
     const existing = appendAt === undefined || appendAt === 0 ? undefined : await this.headFile(path);
@@ -154,16 +162,24 @@ export class S3FileStore implements FileStore {
         partSize: this.options.partSizeBytes,
         queueSize: this.options.queueSize,
         objectParams: this.options.objectParams,
+        budget: this.options.memoryBudget,
       });
       // Server-side copy first: a store that cannot copy parts is refused before any data flows.
       await upload.ready;
       return upload;
     }
-    // Under S3's minimum part size the old bytes cannot be a copied part: read them (< 5 MiB) and
-    // send them ahead of the new ones, through the same commit-or-abort upload as any STOR.
-    const head = await this.readWhole(key, existing.etag);
+    // Under S3's minimum part size the old bytes cannot be a copied part: they are read (< 5 MiB)
+    // and streamed ahead of the new ones into the same commit-or-abort upload as any STOR, straight
+    // into its part buffers, which come from the shared memory budget. Nothing else holds them: a
+    // session never waits for budget while holding some outside its upload (no deadlock).
     const sink = this.newUpload(key);
-    sink.write(head);
+    try {
+      await this.streamInto(sink, key, existing.etag);
+    } catch (err) {
+      const error = classifyS3Error(err);
+      sink.destroy(error);
+      throw error;
+    }
     return sink;
   }
 
@@ -179,27 +195,39 @@ export class S3FileStore implements FileStore {
     });
     sink.committed.then(
       (object: CommittedObject) => {
-        if (object.digests && !object.digestsInMetadata) this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
+        if (object.digests && !object.digestsInMetadata) {
+          this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
+          this.options.digestPersistence?.persist(this.client, object, this.options.objectParams);
+        }
       },
       () => undefined,
     );
     return sink;
   }
 
+  /**
+   * Waits until no digest persistence (a copy of an object onto itself) runs for `key` or keys
+   * under it: a copy landing after a delete, rename or overwrite would bring the old bytes back.
+   */
+  private async digestsPersisted(key: string): Promise<void> {
+    await this.options.digestPersistence?.idle(this.bucket, key);
+  }
+
   private get digestCache(): DigestCache {
     return this.options.digestCache ?? processDigestCache;
   }
 
-  /** A small object's bytes, provided it still is the version with `etag`. */
-  private async readWhole(key: string, etag: string | undefined): Promise<Buffer> {
+  /** Writes an object's bytes into `sink`, provided it still is the version with `etag`. */
+  private async streamInto(sink: Writable, key: string, etag: string | undefined): Promise<void> {
     const res = await this.s3(this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: etag })));
-    const chunks: Buffer[] = [];
+    const body = res.Body as Readable;
     try {
-      for await (const chunk of res.Body as Readable) chunks.push(chunk as Buffer);
-    } catch (err) {
-      throw classifyS3Error(err);
+      for await (const chunk of body) {
+        await new Promise<void>((resolve, reject) => sink.write(chunk as Buffer, (err) => (err ? reject(err) : resolve())));
+      }
+    } finally {
+      body.destroy();
     }
-    return Buffer.concat(chunks);
   }
 
   async digest(path: string, algorithm: DigestAlgorithm, options: { maxStreamBytes?: number } = {}): Promise<FileDigest | undefined> {
@@ -232,6 +260,7 @@ export class S3FileStore implements FileStore {
 
   async remove(path: string): Promise<void> {
     const key = this.keys.fileKey(path);
+    await this.digestsPersisted(key);
     if (!(await this.headFile(path))) {
       if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
       throw new StorageError('NOT_FOUND', 'No such file or directory');
@@ -264,6 +293,7 @@ export class S3FileStore implements FileStore {
     if (from === '/' || to === '/') throw new StorageError('DENIED', 'Cannot rename the root directory');
     if (from === to) return;
     if (to.startsWith(from + '/')) throw new StorageError('BAD_NAME', 'Cannot move a directory into itself');
+    await Promise.all([this.digestsPersisted(this.keys.fileKey(from)), this.digestsPersisted(this.keys.fileKey(to))]);
     const source = await this.stat(from);
     if (!source.isDirectory) {
       const toKey = this.keys.fileKey(to);
@@ -315,15 +345,35 @@ export class S3FileStore implements FileStore {
 
   private async copyObject(fromKey: string, toKey: string, size: number): Promise<void> {
     const copySource = `${this.bucket}/${encodeURIComponent(fromKey).replace(/%2F/g, '/')}`;
-    if (size <= MAX_SINGLE_COPY_BYTES) {
+    const threshold = Math.min(this.options.multipartCopyThresholdBytes ?? MAX_SINGLE_COPY_BYTES, MAX_SINGLE_COPY_BYTES);
+    if (size <= threshold) {
       await this.s3(this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: copySource, ...this.copyPolicy() })));
       return;
     }
-    const { UploadId } = await this.s3(this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, ...this.copyPolicy() })));
+    // What CopyObject would carry over by itself (metadata, content headers, tags), given explicitly.
+    const source = await this.s3(this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fromKey })));
+    const Tagging = await this.taggingOf(fromKey);
+    const { UploadId } = await this.s3(this.client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: toKey,
+        Metadata: source.Metadata,
+        ContentType: source.ContentType,
+        ContentEncoding: source.ContentEncoding,
+        ContentDisposition: source.ContentDisposition,
+        ContentLanguage: source.ContentLanguage,
+        CacheControl: source.CacheControl,
+        Expires: source.Expires,
+        WebsiteRedirectLocation: source.WebsiteRedirectLocation,
+        Tagging,
+        ...this.copyPolicy(),
+      }),
+    ));
     try {
+      const partBytes = Math.max(Math.min(COPY_PART_BYTES, threshold), MIN_PART_BYTES, Math.ceil(size / MAX_PARTS));
       const ranges: { n: number; start: number; end: number }[] = [];
-      for (let start = 0, n = 1; start < size; start += COPY_PART_BYTES, n++) {
-        ranges.push({ n, start, end: Math.min(start + COPY_PART_BYTES, size) - 1 });
+      for (let start = 0, n = 1; start < size; start += partBytes, n++) {
+        ranges.push({ n, start, end: Math.min(start + partBytes, size) - 1 });
       }
       const parts = await mapLimit(ranges, 4, async (r) => {
         const res = await this.s3(this.client.send(
@@ -344,6 +394,18 @@ export class S3FileStore implements FileStore {
     } catch (err) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: toKey, UploadId })).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /** The object's tags as `x-amz-tagging`; none on stores without object tagging (Swift answers NotImplemented). */
+  private async taggingOf(key: string): Promise<string | undefined> {
+    try {
+      const { TagSet } = await this.client.send(new GetObjectTaggingCommand({ Bucket: this.bucket, Key: key }));
+      return TagSet?.length ? new URLSearchParams(TagSet.map((t): [string, string] => [t.Key ?? '', t.Value ?? ''])).toString() : undefined;
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e.name === 'NotImplemented' || e.$metadata?.httpStatusCode === 501) return undefined;
+      throw classifyS3Error(err);
     }
   }
 

@@ -1,18 +1,15 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
 import { writeCliConfig } from '../support/cli-config.js';
+import { BIN, startCli } from '../support/cli-process.js';
 import { RawFtp, runProgram } from '../support/clients.js';
 
-/** The built CLI (npm test builds first). */
-const BIN = resolve('dist/cli/main.js');
 const tmp = mkdtempSync(join(tmpdir(), 'accounts-cli-'));
 const s3 = inject('s3');
 const client = s3Client(s3);
@@ -123,17 +120,11 @@ describe('ftp-s3-bridge accounts', () => {
   });
 
   it('serve: SIGHUP re-reads the accounts file and the process keeps running', async () => {
-    const child = spawn(process.execPath, [BIN, '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const { cli: bridge, process: child, port } = await startCli(configFile, { env });
     try {
-      const deadline = Date.now() + 20_000;
-      while (!/"port":(\d+),.*"msg":"FTP listening"/.test(out) && Date.now() < deadline) await sleep(50);
-      const port = Number(/"port":(\d+),.*"msg":"FTP listening"/.exec(out)?.[1]);
       child.kill('SIGHUP');
-      while (!out.includes('"trigger":"SIGHUP"') && Date.now() < deadline) await sleep(50);
-      expect(out).toMatch(/"trigger":"SIGHUP".*"msg":"accounts reloaded"/);
+      const reload = await bridge.waitFor((c) => c.logLines().find((l) => l.trigger === 'SIGHUP'), 'the SIGHUP log line');
+      expect(reload.msg).toBe('accounts reloaded');
       const ftp = await RawFtp.connect(port);
       await ftp.login('partner-b', 'pw');
       ftp.close();
@@ -141,6 +132,6 @@ describe('ftp-s3-bridge accounts', () => {
     } finally {
       child.kill('SIGTERM');
     }
-    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+    expect(await bridge.exited).toBe(0);
   });
 });

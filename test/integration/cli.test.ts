@@ -1,16 +1,14 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { verifyPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
 import { writeCliConfig } from '../support/cli-config.js';
+import { BIN, startCli } from '../support/cli-process.js';
 import { curl, runProgram } from '../support/clients.js';
 
-/** The built CLI, as `node <bin>` runs it (npm test builds first). */
-const BIN = resolve('dist/cli/main.js');
 const tmp = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-cli-'));
 const cli = (args: string[], input?: string, env: Record<string, string> = {}) =>
   runProgram('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, BIN, ...args], { input });
@@ -73,24 +71,9 @@ describe('ftp-s3-bridge CLI', () => {
       },
       join(tmp, 'serve.yaml'),
     );
-    const child = spawn(process.execPath, [BIN, '--config', file], {
-      env: { ...process.env, FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: s3.secretAccessKey },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const { cli: bridge, process: child, port } = await startCli(file, { env: { FTP_S3_BRIDGE__S3__CREDENTIALS__SECRET_ACCESS_KEY: s3.secretAccessKey } });
     try {
-      const port = await new Promise<number>((resolvePort, reject) => {
-        const timer = setTimeout(() => reject(new Error('no listening line: ' + out)), 20_000);
-        child.stdout.on('data', () => {
-          const m = /"msg":"FTP listening"/.test(out) && /"port":(\d+),"msg":"FTP listening"/.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolvePort(Number(m[1]));
-          }
-        });
-      });
+      const out = bridge.output;
       expect(out).toContain('"msg":"effective configuration"');
       expect(out).toContain('[redacted]');
       expect(out).not.toContain(s3.secretAccessKey === 'S3RVER' ? '"secretAccessKey":"S3RVER"' : s3.secretAccessKey);
@@ -103,8 +86,7 @@ describe('ftp-s3-bridge CLI', () => {
     } finally {
       child.kill('SIGTERM');
     }
-    const code = await new Promise((r) => child.once('exit', r));
-    expect(code).toBe(0);
+    expect(await bridge.exited).toBe(0);
     client.destroy();
   });
 });

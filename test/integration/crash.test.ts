@@ -1,15 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client, sha256 } from '../support/bridge.js';
 import { passivePorts, writeCliConfig } from '../support/cli-config.js';
+import { BIN, startCli } from '../support/cli-process.js';
 import { RawFtp, curl, runProgram } from '../support/clients.js';
 
 /**
@@ -17,7 +18,6 @@ import { RawFtp, curl, runProgram } from '../support/clients.js';
  * becomes visible, what was committed before is intact, the restarted bridge serves at once, and
  * `sweep-uploads` removes the orphaned multipart uploads.
  */
-const BIN = resolve('dist/cli/main.js');
 const MiB = 1024 * 1024;
 const PREFIX = 'site/cam/';
 const tmp = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-crash-'));
@@ -48,24 +48,10 @@ afterAll(() => {
 });
 
 /** Starts the CLI; resolves with its FTP port once it listens. */
-async function startCli(): Promise<{ child: ChildProcess; port: number; startedAt: number }> {
+async function startBridge(): Promise<{ child: ChildProcess; port: number; startedAt: number }> {
   const startedAt = Date.now();
-  const child = spawn(process.execPath, [BIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { process: child, port } = await startCli(configFile);
   children.push(child);
-  let out = '';
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error('bridge did not listen: ' + out)), 20_000);
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /"port":(\d+)[^\n]*"msg":"FTP listening"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.once('exit', () => reject(new Error('bridge exited: ' + out)));
-  });
   return { child, port, startedAt };
 }
 
@@ -84,7 +70,7 @@ const write = (socket: Socket, chunk: Buffer) =>
 
 describe('crash safety', () => {
   it('kill -9 during 20 uploads: none becomes visible, earlier objects are intact, the restart serves at once, the sweep cleans up', { timeout: 240_000 }, async () => {
-    const first = await startCli();
+    const first = await startBridge();
     // Committed before the crash: three files, one of which the crashing uploads will overwrite.
     const committed = new Map<string, Buffer>([
       ['before-1.bin', randomBytes(300 * 1024)],
@@ -123,7 +109,7 @@ describe('crash safety', () => {
     for (const [name, body] of committed) expect(after.get(name), name).toBe(sha256(body));
 
     // The restarted bridge serves at once.
-    const second = await startCli();
+    const second = await startBridge();
     const ftp = await RawFtp.connect(second.port);
     await ftp.login('cam', 'pw');
     expect(Date.now() - second.startedAt).toBeLessThan(10_000);

@@ -8,7 +8,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { FtpReplyQueue, curl, python, runProgram, type FtpReply } from '../support/clients.js';
+import { FtpReplyQueue, curl, python, readAll, runProgram, type FtpReply } from '../support/clients.js';
 import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
 
 const TLS_USER = 'bob';
@@ -119,15 +119,6 @@ class Control {
   close(): void {
     this.socket.destroy();
   }
-}
-
-function readAll(socket: Socket): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('end', () => resolve(Buffer.concat(chunks)));
-    socket.once('error', reject);
-  });
 }
 
 /** The certificate a TLS handshake on `port` presents (implicit, or explicit after AUTH TLS). */

@@ -15,7 +15,8 @@ const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
-  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 } });
+  // Digests kept in this process only (hash-persist.test.ts covers them stored as metadata).
+  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 }, s3: { persistMultipartDigests: false } });
 });
 afterAll(async () => {
   await bridge?.close();
@@ -53,6 +54,22 @@ describe('HASH, XSHA256, XMD5', () => {
       expect(feat.text).toMatch(/^ HASH SHA-256\*;.*MD5/m);
     } finally {
       ftp.close();
+    }
+  });
+
+  it("FEAT marks the session's selected algorithm after OPTS HASH (draft-bryan-ftp-hash §3), and only for that session", async () => {
+    const ftp = await login();
+    const other = await login();
+    try {
+      expect((await ftp.command('OPTS HASH MD5')).text).toBe('200 MD5');
+      const lines = (await ftp.command('FEAT')).text.split(/\r?\n/).filter((l) => l.startsWith(' HASH '));
+      expect(lines).toEqual([' HASH SHA-256;SHA-1;SHA-512;MD5*']);
+      expect((await ftp.command('OPTS HASH SHA-512')).code).toBe(200);
+      expect((await ftp.command('FEAT')).text).toMatch(/^ HASH SHA-256;SHA-1;SHA-512\*;MD5$/m);
+      expect((await other.command('FEAT')).text).toMatch(/^ HASH SHA-256\*;SHA-1;SHA-512;MD5$/m);
+    } finally {
+      ftp.close();
+      other.close();
     }
   });
 

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
 import { writeCliConfig } from '../support/cli-config.js';
+import { BIN } from '../support/cli-process.js';
 import { runProgram } from '../support/clients.js';
 
 /** `ftp-s3-bridge check` (the built CLI, dist/) against a running bridge. */
-const cli = (args: string[]) => runProgram(process.execPath, ['dist/cli/main.js', ...args], { timeoutMs: 60_000 });
+const cli = (args: string[]) => runProgram(process.execPath, [BIN, ...args], { timeoutMs: 60_000 });
 
 const dir = mkdtempSync(join(tmpdir(), 'ftp-check-'));
 

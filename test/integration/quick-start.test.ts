@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../support/bridge.js';
+import { spawnCli } from '../support/cli-process.js';
 import { curl } from '../support/clients.js';
 
 const freePort = () =>
@@ -21,23 +21,10 @@ describe('quick start (npm start)', () => {
   it('serves the dev account on the embedded S3, storing under the data directory', async () => {
     const data = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-dev-'));
     const port = await freePort();
-    const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'dev', '--data', data, '--port', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const dev = spawnCli(['dev', '--data', data, '--port', String(port)]);
     try {
-      await new Promise<void>((ready, fail) => {
-        const timer = setTimeout(() => fail(new Error('dev mode did not start: ' + out)), 30_000);
-        child.stdout.on('data', () => {
-          if (out.includes('FTP listening')) {
-            clearTimeout(timer);
-            ready();
-          }
-        });
-      });
-      expect(out).toContain(`ftp://dev:dev@127.0.0.1:${port}/`);
+      await dev.waitForOutput('FTP listening', 30_000);
+      expect(dev.output).toContain(`ftp://dev:dev@127.0.0.1:${port}/`);
       const body = randomBytes(64 * 1024);
       const up = await curl(['-T', '-', `ftp://dev:dev@127.0.0.1:${port}/hello.bin`], body);
       expect(up.code).toBe(0);
@@ -45,8 +32,8 @@ describe('quick start (npm start)', () => {
       expect(sha256(down.stdout)).toBe(sha256(body));
       expect(readdirSync(join(data, 'ftp-s3-bridge'))).toContain('hello.bin._S3rver_object');
     } finally {
-      child.kill('SIGTERM');
-      const code = await new Promise((r) => child.once('exit', r));
+      dev.process.kill('SIGTERM');
+      const code = await dev.exited;
       rmSync(data, { recursive: true, force: true });
       expect(code).toBe(0);
     }

@@ -1,14 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { s3Client, sha256 } from './bridge.js';
 import { writeCliConfig, type CliConfig } from './cli-config.js';
+import { startCli, type CliProcess } from './cli-process.js';
 
-/** The built CLI (npm test builds first). */
-export const BIN = resolve('dist/cli/main.js');
+export { BIN } from './cli-process.js';
 
 export const OPS_USER = 'cam01';
 export const OPS_PASSWORD = 'drain pw';
@@ -17,33 +16,31 @@ let hash: Promise<string> | undefined;
 
 /** The bridge CLI as a child process (`serve --config`), on loopback against the test run's S3. */
 export class CliBridge {
-  private output = '';
-  readonly exited: Promise<number | null>;
-
   private constructor(
-    readonly child: ChildProcess,
+    private readonly cli: CliProcess,
     readonly bucket: string,
     readonly s3: S3Client,
-  ) {
-    child.stdout?.on('data', (c: Buffer) => (this.output += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (this.output += c.toString()));
-    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    readonly ftpPort: number,
+    readonly httpPort: number,
+  ) {}
+
+  get child(): ChildProcess {
+    return this.cli.process;
   }
 
-  ftpPort = 0;
-  httpPort = 0;
+  /** Resolves with the exit code (null when a signal ended it). */
+  get exited(): Promise<number | null> {
+    return this.cli.exited;
+  }
 
   /** Everything the process wrote (JSON log lines). */
   get log(): string {
-    return this.output;
+    return this.cli.output;
   }
 
   /** The parsed JSON log lines. */
   logLines(): Record<string, unknown>[] {
-    return this.output
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    return this.cli.logLines();
   }
 
   static async start(extra: Omit<CliConfig, 'ftp' | 's3'> = {}, ftp: CliConfig['ftp'] = {}): Promise<CliBridge> {
@@ -60,25 +57,12 @@ export class CliBridge {
       log: { level: 'info' },
       ...extra,
     });
-    const child = spawn(process.execPath, ['--openssl-legacy-provider', BIN, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const bridge = new CliBridge(child, bucket, client);
-    await new Promise<void>((done, reject) => {
-      const timer = setTimeout(() => reject(new Error('bridge did not start: ' + bridge.output)), 20_000);
-      const check = () => {
-        const lines = bridge.logLines();
-        const ftpLine = lines.find((l) => l.msg === 'FTP listening');
-        const httpLine = lines.find((l) => l.msg === 'HTTP (metrics, health) listening');
-        if (ftpLine && httpLine) {
-          clearTimeout(timer);
-          bridge.ftpPort = ftpLine.port as number;
-          bridge.httpPort = httpLine.port as number;
-          done();
-        }
-      };
-      child.stdout?.on('data', check);
-      void bridge.exited.then(() => reject(new Error('bridge exited: ' + bridge.output)));
+    const { cli, port } = await startCli(file, { nodeArgs: ['--openssl-legacy-provider'] });
+    const http = await cli.waitForLog('HTTP (metrics, health) listening').catch((err: unknown) => {
+      cli.kill();
+      throw err;
     });
-    return bridge;
+    return new CliBridge(cli, bucket, client, port, http.port as number);
   }
 
   async http(path: string): Promise<{ status: number; body: string }> {
@@ -108,7 +92,7 @@ export class CliBridge {
 
   /** SIGKILLs the process if it is still running (test cleanup). */
   kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    this.cli.kill();
     this.s3.destroy();
   }
 }

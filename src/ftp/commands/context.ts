@@ -45,8 +45,8 @@ export interface CommandSpec {
   syntax: string;
   /** Whether the FEAT lines are announced on this server (default: always). */
   offered?(ctx: CommandContext): boolean;
-  /** Line(s) this command adds to the FEAT reply. */
-  feat?: string[];
+  /** Line(s) this command adds to the FEAT reply; a function for lines that depend on the session's settings. */
+  feat?: string[] | ((connection: FtpConnection | undefined) => string[]);
 }
 
 /** The argument exactly as sent: ftp-srv's parser strips every '"' and splits flags off. */

@@ -8,8 +8,14 @@ import { sessionCommand, type CommandSpec, type ContextOf } from './context.js';
 const selected = new WeakMap<FtpConnection, DigestAlgorithm>();
 const DEFAULT_ALGORITHM: DigestAlgorithm = DIGEST_ALGORITHMS[0];
 
-/** FEAT line (draft-bryan-ftp-hash §3): the algorithms, the default one marked with '*'. */
-const HASH_FEAT = 'HASH ' + DIGEST_ALGORITHMS.map((a) => (a === DEFAULT_ALGORITHM ? a + '*' : a)).join(';');
+/**
+ * FEAT line (draft-bryan-ftp-hash §3): the algorithms, the one HASH currently uses on the connection
+ * (the default until OPTS HASH picks another) marked with '*'.
+ */
+export function hashFeature(conn: FtpConnection | undefined): string {
+  const current = (conn && selected.get(conn)) ?? DEFAULT_ALGORITHM;
+  return 'HASH ' + DIGEST_ALGORITHMS.map((a) => (a === current ? a + '*' : a)).join(';');
+}
 
 /** OPTS HASH [<algorithm>]: shows or picks the algorithm; the reply for OPTS to send. */
 export function optsHash(conn: FtpConnection, setting: string): { code: number; message: string } {
@@ -51,7 +57,7 @@ export function hashCommands(contextOf: ContextOf): Record<string, CommandSpec> 
         await conn.reply(213, `${algorithm} 0-${digest.size} ${digest.hex} ${path}`);
       }),
       syntax: 'HASH <path>',
-      feat: [HASH_FEAT],
+      feat: (conn) => [hashFeature(conn)],
     },
     XSHA256: xCommand('SHA-256', 'XSHA256'),
     XSHA1: xCommand('SHA-1', 'XSHA1'),

@@ -23,7 +23,7 @@ export function buildCommands(contextOf: ContextOf): Record<string, CommandSpec>
   };
   commands.FEAT = {
     handler: async function (this: FtpConnection) {
-      const features = featuresOf(commands, contextOf(this));
+      const features = featuresOf(commands, contextOf(this), this);
       return this.reply(211, 'Features:', ...features.map((f) => ({ message: ' ' + f, raw: true })), 'End');
     },
     noAuth: true,
@@ -32,8 +32,12 @@ export function buildCommands(contextOf: ContextOf): Record<string, CommandSpec>
   return commands;
 }
 
-/** The FEAT lines (RFC 2389), sorted and without duplicates; with `ctx`, only those that server offers. */
-export function featuresOf(commands: Record<string, CommandSpec>, ctx?: CommandContext): string[] {
+/**
+ * The FEAT lines (RFC 2389), sorted and without duplicates; with `ctx`, only those that server
+ * offers; with `connection`, as they stand for that session (e.g. the HASH algorithm it selected).
+ */
+export function featuresOf(commands: Record<string, CommandSpec>, ctx?: CommandContext, connection?: FtpConnection): string[] {
   const offered = Object.values(commands).filter((c) => !ctx || !c.offered || c.offered(ctx));
-  return [...new Set(offered.flatMap((c) => c.feat ?? []))].sort();
+  const lines = offered.flatMap((c) => (typeof c.feat === 'function' ? c.feat(connection) : (c.feat ?? [])));
+  return [...new Set(lines)].sort();
 }
