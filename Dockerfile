@@ -29,6 +29,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/bin ./bin
 USER node
 # FTP control, implicit FTPS, metrics/health (http.port), passive range (the config's
 # ftp.passive.portMin..portMax must match what is published). Docker lets a non-root user bind 990
@@ -38,5 +39,6 @@ USER node
 # with the command `serve` (no --config).
 EXPOSE 2121 990 9464 30000-30009
 # tini is PID 1: it passes SIGTERM to node (which then drains transfers) and reaps zombies.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]
+# bin/ftp-s3-bridge execs node with the bridge's malloc and V8 memory settings (see the script).
+ENTRYPOINT ["/usr/bin/tini", "--", "/app/bin/ftp-s3-bridge"]
 CMD ["--config", "/etc/ftp-s3-bridge/config.yaml"]

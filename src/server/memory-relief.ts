@@ -5,9 +5,9 @@ const MiB = 1024 * 1024;
 export interface MemoryReliefOptions {
   /** The upload budget (s3.memoryLimitMiB): part buffers legitimately held outside the heap. */
   budgetBytes: number;
-  /** Garbage tolerated beyond the budget before a collection; default 12 MiB. */
+  /** Garbage tolerated beyond the budget before a collection; default 8 MiB. */
   headroomBytes?: number;
-  /** How often memory outside the heap is looked at; default 100 ms. */
+  /** How often memory outside the heap is looked at; default 25 ms. */
   checkIntervalMs?: number;
   /** The function that runs a full collection; default `globalThis.gc` (node --expose-gc). */
   gc?: () => void;
@@ -34,7 +34,7 @@ export interface MemoryRelief {
 export function startMemoryRelief(options: MemoryReliefOptions): MemoryRelief | undefined {
   const gc = options.gc ?? (globalThis as { gc?: () => void }).gc;
   if (typeof gc !== 'function') return undefined;
-  const headroom = options.headroomBytes ?? 12 * MiB;
+  const headroom = options.headroomBytes ?? 8 * MiB;
   const floor = options.budgetBytes + headroom;
   let trigger = floor;
   let collections = 0;
@@ -48,7 +48,7 @@ export function startMemoryRelief(options: MemoryReliefOptions): MemoryRelief | 
     collections++;
     // What survived is live (buffers of many sessions): wait for new garbage before the next one.
     trigger = Math.max(floor, getHeapStatistics().external_memory + headroom);
-  }, options.checkIntervalMs ?? 100);
+  }, options.checkIntervalMs ?? 25);
   timer.unref();
   return {
     get collections() {

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type PutObjectCommand } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BridgeConfig } from '../config/schema.js';
 
@@ -33,6 +33,24 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
   });
   if (onRequest) observeRequests(client, onRequest);
   return client;
+}
+
+/**
+ * Hands SigV4 the SHA-256 (hex) of a command's body that the caller computed anyway (the upload
+ * digests): the signer takes a preset x-amz-content-sha256 instead of hashing the body once more,
+ * and the store still checks the body against it. A wrong hash makes the request fail, never
+ * stores other bytes.
+ */
+export function withPayloadSha256(command: PutObjectCommand, sha256Hex: string): PutObjectCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = sha256Hex;
+      return next(args);
+    },
+    { step: 'build', name: 'ftpS3BridgePayloadSha256' },
+  );
+  return command;
 }
 
 /** One S3 API call as the request hook sees it: after its last retry. */

@@ -145,8 +145,17 @@ export class S3FileStore implements FileStore {
   async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.keys.fileKey(path);
     await this.digestsPersisted(key);
-    if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
+    const isDirectory = this.firstUnder(this.keys.dirPrefix(path)).then((found) => {
+      if (found) throw new StorageError('IS_DIRECTORY', 'Is a directory');
+    });
     const { appendAt } = options;
+    // A new upload looks for a directory of that name while the data flows, and commits only if
+    // there is none: one S3 round trip less before the 150 reply.
+    if (appendAt === undefined || appendAt === 0) {
+      isDirectory.catch(() => undefined);
+      return this.newUpload(key, isDirectory);
+    }
+    await isDirectory;
     const existing = appendAt === undefined || appendAt === 0 ? undefined : await this.headFile(path);
     if (appendAt !== undefined && appendAt !== 'end' && appendAt !== (existing?.size ?? 0)) {
       throw new StorageError('INVALID_RANGE', `Restart offset ${appendAt} is not the file size ${existing?.size ?? 0}`);
@@ -183,7 +192,7 @@ export class S3FileStore implements FileStore {
     return sink;
   }
 
-  private newUpload(key: string): S3UploadSink {
+  private newUpload(key: string, beforeCommit?: Promise<void>): S3UploadSink {
     const sink = new S3UploadSink({
       client: this.client,
       bucket: this.bucket,
@@ -192,6 +201,7 @@ export class S3FileStore implements FileStore {
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,
       objectParams: this.options.objectParams,
+      beforeCommit,
     });
     sink.committed.then(
       (object: CommittedObject) => {

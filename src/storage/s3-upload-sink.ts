@@ -14,6 +14,7 @@ import { StorageError } from './errors.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
+import { withPayloadSha256 } from './s3-client.js';
 
 const MiB = 1024 * 1024;
 /** S3's limits: parts per upload, and bytes per part. */
@@ -34,6 +35,8 @@ export interface UploadOptions {
   budget?: MemoryBudget;
   /** Per-account S3 policy and uploader metadata, sent with PutObject / CreateMultipartUpload. */
   objectParams?: ObjectParams;
+  /** Settles before the object is committed; a rejection fails the upload (checks run alongside the data). */
+  beforeCommit?: Promise<void>;
 }
 
 /**
@@ -198,6 +201,7 @@ export class S3UploadSink extends Writable implements UploadSink {
 
   private async commit(): Promise<void> {
     if (this.failure) throw this.failure;
+    if (this.options.beforeCommit) await this.options.beforeCommit;
     const { bucket, key } = this.options;
     const digests = this.digests.digest();
     if (!this.uploadId) {
@@ -207,9 +211,9 @@ export class S3UploadSink extends Writable implements UploadSink {
       const params = this.options.objectParams;
       let res: { ETag?: string };
       try {
-        res = await this.send(
-          new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests) }, Bucket: bucket, Key: key, Body: body }),
-        );
+        const put = new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests) }, Bucket: bucket, Key: key, Body: body });
+        // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
+        res = await this.send(digests['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
       } catch (err) {
         if (buffer) this.budget.release(buffer.length);
         throw err;

@@ -1,7 +1,10 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../../src/config/load.js';
-import { createS3Client } from '../../../src/storage/s3-client.js';
+import { createS3Client, withPayloadSha256 } from '../../../src/storage/s3-client.js';
 import { S3ClientCache } from '../../../src/storage/s3-client-cache.js';
 
 const created: S3Client[] = [];
@@ -55,5 +58,36 @@ describe('S3 client retry strategy', () => {
 
   it('rejects an unknown mode', () => {
     expect(() => parseConfig({ s3: { retryMode: 'legacy' }, accounts: [account] })).toThrow(/retryMode/);
+  });
+});
+
+describe('withPayloadSha256', () => {
+  /** PutObject against a local server that records the request headers and answers 200. */
+  async function put(preset: string | undefined): Promise<IncomingHttpHeaders> {
+    let seen: IncomingHttpHeaders = {};
+    const server = createServer((req, res) => {
+      seen = req.headers;
+      req.resume();
+      req.on('end', () => res.writeHead(200, { ETag: '"e"' }).end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const client = clientFor({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+      const command = new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: Buffer.from('hello') });
+      await client.send(preset ? withPayloadSha256(command, preset) : command);
+      return seen;
+    } finally {
+      server.close();
+    }
+  }
+
+  it('signs with the given body hash instead of hashing the body again', async () => {
+    const sha = createHash('sha256').update('hello').digest('hex');
+    expect((await put(undefined))['x-amz-content-sha256']).toBe(sha);
+    // A different (wrong) preset shows that it is taken as given: the store would refuse it.
+    const preset = createHash('sha256').update('other').digest('hex');
+    const headers = await put(preset);
+    expect(headers['x-amz-content-sha256']).toBe(preset);
+    expect(headers.authorization).toMatch(/x-amz-content-sha256/);
   });
 });

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256, TestBridge } from '../support/bridge.js';
+import { curl, RawFtp } from '../support/clients.js';
+
+/**
+ * STOR onto the name of a directory is refused (550) and stores nothing. The bridge looks for such
+ * a directory (ListObjectsV2) while the data flows, not before the 150 reply, and commits only once
+ * that check came back empty.
+ */
+let bridge: TestBridge;
+
+beforeAll(async () => {
+  bridge = await TestBridge.start({ proxy: true });
+});
+afterAll(async () => {
+  await bridge?.close();
+});
+
+describe('STOR and directories', () => {
+  it('STOR onto a directory (a marker, or keys under it) answers 550 and stores nothing', async () => {
+    await bridge.put('implicit/inner.bin', 'inner');
+    const ftp = await RawFtp.connect(bridge.port);
+    await ftp.login('alice', 'correct horse');
+    expect((await ftp.command('MKD marked')).code).toBe(257);
+    ftp.close();
+    for (const name of ['implicit', 'marked']) {
+      const res = await curl(['-T', '-', bridge.url(`/${name}`)], randomBytes(200_000));
+      expect(res.code, name).not.toBe(0);
+      expect(res.stderr, name).toMatch(/550/);
+      expect(await bridge.exists(name), name).toBe(false);
+    }
+    expect(await bridge.objectHash('implicit/inner.bin')).toBe(sha256('inner'));
+    expect(await bridge.keys()).toEqual(['implicit/inner.bin', 'marked/']);
+  });
+
+  it('answers 150 before the directory check returns, and commits only after it', async () => {
+    const proxy = bridge.proxy!;
+    const slow = proxy.addRule({ operation: 'ListObjectsV2', action: { kind: 'latency', ms: 1500 } });
+    try {
+      const ftp = await RawFtp.connect(bridge.port);
+      await ftp.login('alice', 'correct horse');
+      await ftp.command('TYPE I');
+      const data = await ftp.pasv();
+      const started = Date.now();
+      ftp.send('STOR fresh.bin');
+      expect((await ftp.reply()).code).toBe(150);
+      expect(Date.now() - started).toBeLessThan(1000);
+      const body = randomBytes(300 * 1024);
+      data.end(body);
+      expect((await ftp.reply()).code).toBe(226);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+      ftp.close();
+      expect(slow.fired).toBeGreaterThanOrEqual(1);
+      expect(await bridge.objectHash('fresh.bin')).toBe(sha256(body));
+    } finally {
+      proxy.removeRule(slow);
+    }
+  });
+});
