@@ -291,13 +291,19 @@ export function writeBridgeConfig(file, { store, passivePorts: [portMin, portMax
 }
 
 /**
- * Starts the bridge (`node [nodeArgs] <bin> --config <file>`), stopped by `cleanups`; resolves once
+ * Starts the bridge (its launcher, or `node [nodeArgs] <bin> --config <file>`), stopped by `cleanups`; resolves once
  * it logs "FTP listening": `{ child, pid, port, httpPort, tail() }` (httpPort: undefined without the
  * HTTP server). `onLine` sees every line it writes to stdout (its JSON log). stderr: 'inherit', or
  * 'pipe' to keep its last lines for `tail()` and error messages.
  */
 export async function startBridge(cleanups, file, { bin = BIN, nodeArgs = [], env = {}, stderr = 'inherit', timeoutMs = 30_000, onLine } = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, bin, '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', stderr], env: { ...process.env, ...env } });
+  // What production runs: the build's launcher (bin/ftp-s3-bridge: malloc and V8 settings), with
+  // this Node first on PATH and any extra node flags through NODE_OPTIONS; `node <bin>` without it.
+  const launcher = join(dirname(dirname(dirname(bin))), 'bin', 'ftp-s3-bridge');
+  const [command, args, launchEnv] = existsSync(launcher)
+    ? [launcher, ['--config', file], { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, ...(nodeArgs.length ? { NODE_OPTIONS: nodeArgs.join(' ') } : {}) }]
+    : [process.execPath, [...nodeArgs, bin, '--config', file], {}];
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', stderr], env: { ...process.env, ...launchEnv, ...env } });
   cleanups.add(() => stopChild(child), 'bridge');
   const lines = [];
   const keep = (line) => {

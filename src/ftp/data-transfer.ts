@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
@@ -81,18 +81,24 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket)
  * to the kernel. A control connection that goes away stops the transfer.
  */
 export async function sendStream(source: Readable, data: Socket, control: Socket): Promise<number> {
+  let bytes = 0;
   const onControlClose = () => {
     const err = new FtpError('CONTROL_CONNECTION_LOST', 'Control connection closed during transfer');
     source.destroy(err);
     data.destroy(err);
   };
   control.once('close', onControlClose);
-  // Counted by the socket, not by a stage in the pipeline (a 'data' listener on the source would
-  // bypass pipeline()'s back-pressure; a counting Transform costs a hop per chunk).
-  const before = data.bytesWritten;
+  // Counted in the pipeline: a 'data' listener on the source would switch it to flowing mode
+  // outside pipeline()'s back-pressure.
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
   try {
-    await pipeline(source, data);
-    return data.bytesWritten - before;
+    await pipeline(source, count, data);
+    return bytes;
   } catch (err) {
     source.destroy();
     data.destroy();
