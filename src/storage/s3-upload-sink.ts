@@ -92,7 +92,9 @@ export class S3UploadSink extends Writable implements UploadSink {
   private isCommitted = false;
 
   constructor(private readonly options: UploadOptions) {
-    super({ highWaterMark: 256 * 1024 });
+    // Small: writes are copied into the part buffer at once; only while a part waits for a slot
+    // or for budget do chunks queue here, and with many sessions waiting at the cap that adds up.
+    super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
