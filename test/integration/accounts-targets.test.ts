@@ -207,6 +207,8 @@ describe('the multipart sweep covers the accounts in force, on their own S3 targ
     const partnerBucket = await newBucket(partnerClient, 'partner');
     await startUpload(defaultClient, ownBucket, 'cam/stale.bin');
     await startUpload(partnerClient, partnerBucket, 'in/stale.bin');
+    // --older-than 0s compares with the stores' Initiated times, which have whole seconds on Swift.
+    await new Promise((r) => setTimeout(r, 1100));
     const dir = mkdtempSync(join(tmpdir(), 'targets-'));
     const accountsFile = join(dir, 'accounts.json');
     writeAccounts(accountsFile, [partnerAccount(partnerBucket)]);

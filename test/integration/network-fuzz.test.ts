@@ -102,8 +102,9 @@ describe('fuzzed control channel', () => {
     }
     await sleep(500);
     const grown = process.memoryUsage().rss - before;
-    // The client side buffers what the kernel does not take; the bridge must not read it all.
-    expect(s.writableLength).toBeGreaterThan(0);
+    // The bridge must not read it all: either the client still holds what the kernel did not take,
+    // or back-pressure kept it from even writing all 60 MB before the deadline.
+    expect(s.writableLength > 0 || written < 1000 * chunk.length).toBe(true);
     expect(grown).toBeLessThan(150 * 1024 * 1024);
     s.destroy();
     await stillServing();
