@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -8,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { RawFtp, curl } from '../support/clients.js';
+import { RawFtp, curl, storBytes } from '../support/clients.js';
 
 /**
  * s3.persistMultipartDigests: a multipart upload sent its metadata before any byte was digested;
@@ -62,24 +61,11 @@ async function outcomeOf(key: string, timeoutMs = 30_000): Promise<Record<string
   }
 }
 
-function write(socket: Socket, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
-}
-
 async function login(port = bridge.port): Promise<RawFtp> {
   const ftp = await RawFtp.connect(port);
   await ftp.login(USER, PASSWORD);
   expect((await ftp.command('TYPE I')).code).toBe(200);
   return ftp;
-}
-
-async function stor(ftp: RawFtp, name: string, body: Buffer): Promise<void> {
-  const data = await ftp.pasv();
-  ftp.send(`STOR ${name}`);
-  expect((await ftp.reply()).code).toBe(150);
-  await write(data, body);
-  data.end();
-  expect((await ftp.reply(60_000)).code).toBe(226);
 }
 
 const requestsOf = (b: TestBridge, operation: string, key: string, since = 0) =>
@@ -151,7 +137,7 @@ describe('digests of multipart uploads stored as metadata', () => {
     const rule = bridge.proxy?.addRule({ operation: 'CopyObject', key: 'slow/a.bin', times: 1, action: { kind: 'latency', ms: 3000 } });
     const ftp = await login();
     try {
-      await stor(ftp, 'slow/a.bin', body);
+      await storBytes(ftp, 'slow/a.bin', body);
       // The 226 came while the copy was still held up by the proxy.
       expect((await head('slow/a.bin')).Metadata?.sha256).toBeUndefined();
       expect((await stamped('slow/a.bin')).Metadata?.sha256).toBe(sha256(body));
@@ -167,7 +153,7 @@ describe('digests of multipart uploads stored as metadata', () => {
     const rule = bridge.proxy?.addRule({ operation: 'CopyObject', key: 'gone/setup-test.jpg', action: { kind: 'latency', ms: 1500 } });
     const ftp = await login();
     try {
-      await stor(ftp, 'gone/setup-test.jpg', body);
+      await storBytes(ftp, 'gone/setup-test.jpg', body);
       expect((await ftp.command('DELE gone/setup-test.jpg')).code).toBe(250);
       // The copy had landed before the delete was sent (not refused as "changed" after it).
       expect(await outcomeOf('gone/setup-test.jpg')).toMatchObject({ result: 'persisted' });
@@ -184,7 +170,7 @@ describe('digests of multipart uploads stored as metadata', () => {
     const rule = bridge.proxy?.addRule({ operation: 'CopyObject', key: /snap\.jpg\.tmp$/, action: { kind: 'latency', ms: 1500 } });
     const ftp = await login();
     try {
-      await stor(ftp, 'snap.jpg.tmp', body);
+      await storBytes(ftp, 'snap.jpg.tmp', body);
       expect((await ftp.command('RNFR snap.jpg.tmp')).code).toBe(350);
       expect((await ftp.command('RNTO snap.jpg')).code).toBe(250);
       const h = await head('snap.jpg');
@@ -202,7 +188,7 @@ describe('digests of multipart uploads stored as metadata', () => {
     const rule = bridge.proxy?.addRule({ operation: 'CopyObject', key: 'flaky/b.bin', action: { kind: 'error', status: 500 } });
     const ftp = await login();
     try {
-      await stor(ftp, 'flaky/b.bin', body);
+      await storBytes(ftp, 'flaky/b.bin', body);
       const outcome = await outcomeOf('flaky/b.bin');
       expect(outcome).toMatchObject({ level: 40, msg: 'storing digests as metadata failed' });
       expect(rule?.fired).toBeGreaterThan(0);
@@ -225,9 +211,9 @@ describe('digests of multipart uploads stored as metadata', () => {
     const ruleB = bridge.proxy?.addRule({ operation: 'CopyObject', key: 'race/b.bin', times: 1, action: { kind: 'latency', ms: 1500 } });
     const ftp = await login();
     try {
-      await stor(ftp, 'race/a.bin', old);
+      await storBytes(ftp, 'race/a.bin', old);
       await bridge.put('race/a.bin', replacementA);
-      await stor(ftp, 'race/b.bin', old);
+      await storBytes(ftp, 'race/b.bin', old);
       // Replaced once the bridge has looked (HeadObject) and its copy is held up by the proxy.
       const until = Date.now() + 20_000;
       while (!requestsOf(bridge, 'CopyObject', 'race/b.bin').length && Date.now() < until) await sleep(20);
@@ -255,7 +241,7 @@ describe('digests of multipart uploads stored as metadata', () => {
       draining.proxy?.addRule({ operation: 'CopyObject', times: 1, action: { kind: 'latency', ms: 2000 } });
       const ftp = await login(draining.port);
       try {
-        await stor(ftp, 'last.bin', body);
+        await storBytes(ftp, 'last.bin', body);
       } finally {
         ftp.close();
       }
@@ -275,7 +261,7 @@ describe('digests of multipart uploads stored as metadata', () => {
       const body = randomBytes(6 * MiB);
       const ftp = await login(off.port);
       try {
-        await stor(ftp, 'plain.bin', body);
+        await storBytes(ftp, 'plain.bin', body);
         await sleep(1000);
         expect((await ftp.command('XSHA256 plain.bin')).text).toBe(`250 ${sha256(body)}`);
       } finally {

@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { RawFtp, python } from '../support/clients.js';
+import { RawFtp, python, storBytes } from '../support/clients.js';
 
 /**
  * Checksums without re-reading: SHA-256 and MD5 are computed while an upload streams in; HASH
@@ -22,24 +21,11 @@ afterAll(async () => {
   await bridge?.close();
 });
 
-function write(socket: Socket, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
-}
-
 async function login(): Promise<RawFtp> {
   const ftp = await RawFtp.connect(bridge.port);
   await ftp.login(USER, PASSWORD);
   await ftp.command('TYPE I');
   return ftp;
-}
-
-async function stor(ftp: RawFtp, name: string, body: Buffer): Promise<void> {
-  const data = await ftp.pasv();
-  ftp.send(`STOR ${name}`);
-  expect((await ftp.reply()).code).toBe(150);
-  await write(data, body);
-  data.end();
-  expect((await ftp.reply(60_000)).code).toBe(226);
 }
 
 /** S3 reads (GetObject) of a key made by the bridge since `since`. */
@@ -77,7 +63,7 @@ describe('HASH, XSHA256, XMD5', () => {
     const body = randomBytes(2 * MiB + 17);
     const ftp = await login();
     try {
-      await stor(ftp, 'in/report.pdf', body);
+      await storBytes(ftp, 'in/report.pdf', body);
       const head = await bridge.s3.send(new HeadObjectCommand({ Bucket: bridge.bucket, Key: 'in/report.pdf' }));
       expect(head.Metadata?.sha256).toBe(sha256(body));
       expect(head.Metadata?.md5).toBe(md5(body));
@@ -98,7 +84,7 @@ describe('HASH, XSHA256, XMD5', () => {
     const body = randomBytes(11 * MiB + 3); // above ftp.hashMaxStreamMiB too: reading it would be refused
     const ftp = await login();
     try {
-      await stor(ftp, 'big/clip.mp4', body);
+      await storBytes(ftp, 'big/clip.mp4', body);
       const since = bridge.proxy?.requests.length ?? 0;
       expect((await ftp.command('HASH big/clip.mp4')).text).toBe(`213 SHA-256 0-${body.length} ${sha256(body)} /big/clip.mp4`);
       expect(readsOf('big/clip.mp4', since)).toEqual([]);
@@ -132,7 +118,7 @@ describe('HASH, XSHA256, XMD5', () => {
     const second = randomBytes(1000);
     const ftp = await login();
     try {
-      await stor(ftp, 'swap.bin', first);
+      await storBytes(ftp, 'swap.bin', first);
       await bridge.put('swap.bin', second);
       expect((await ftp.command('XSHA256 swap.bin')).text).toBe(`250 ${sha256(second)}`);
     } finally {

@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { FtpReplyParser, type FtpReply } from '../../src/ftp/reply-parser.js';
+import { expect } from 'vitest';
 
 export interface ProcessResult {
   code: number | null;
@@ -139,4 +140,14 @@ export function readAll(socket: Socket): Promise<Buffer> {
     socket.once('end', () => resolve(Buffer.concat(chunks)));
     socket.once('error', reject);
   });
+}
+
+/** STOR of `body` over a passive data connection, expecting 150 and then 226 (the commit). */
+export async function storBytes(ftp: RawFtp, name: string, body: Buffer): Promise<void> {
+  const data = await ftp.pasv();
+  ftp.send(`STOR ${name}`);
+  expect((await ftp.reply()).code).toBe(150);
+  await new Promise<void>((resolve, reject) => data.write(body, (err) => (err ? reject(err) : resolve())));
+  data.end();
+  expect((await ftp.reply(60_000)).code).toBe(226);
 }
