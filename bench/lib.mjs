@@ -1,7 +1,7 @@
 // bench/lib.mjs - what the bench scripts share: settings from the environment, cleanup on exit and
 // on signals, temporary directories, a loopback S3 (s3rver, or Swift + s3api), S3 clients, and the
 // built bridge as a separate process. Loopback only.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import os from 'node:os';
@@ -331,4 +331,30 @@ export async function startBridge(cleanups, file, { bin = BIN, nodeArgs = [], en
     }),
   );
   return { child, pid: child.pid, port, httpPort, tail };
+}
+
+// ---- process CPU --------------------------------------------------------------------------------------------
+export const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export function procStatus(pid) {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
+}
+
+/** utime and stime of a process, in seconds (0 if it is gone). */
+export function procCpu(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK }; // fields 14 and 15 of stat(5)
+  } catch {
+    return { user: 0, sys: 0 };
+  }
 }

@@ -9,6 +9,9 @@
 // (STOR command to 226, as the client sees it), errors and the bridge's peak RSS, and the ratio to
 // direct PutObject (target >= 0.8). Exit 0 when everything was measured with 0 errors and the
 // targets hold, 1 otherwise. Every loop is bounded by count and by LOAD_TIMEOUT_S.
+// LOAD_S3_BACKEND=swift runs both sides against Swift + s3api (infra/swift-s3, left running).
+// LOAD_STORE_ONTO_DIRECTORY=allow runs the bridge with ftp.storeOntoDirectory: allow (no
+// ListObjectsV2 per STOR). Per phase it also prints the CPU seconds of the clients, bridge and S3.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -18,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client as FtpClient } from 'basic-ftp';
-import { Cleanups, hashPassword, intEnv, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, tempDir, writeBridgeConfig } from './lib.mjs';
+import { Cleanups, hashPassword, intEnv, procCpu, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
 
 const KiB = 1024;
 const log = (msg) => process.stderr.write(`[load] ${msg}\n`);
@@ -30,7 +33,12 @@ const settings = {
   idleSessions: intEnv('LOAD_IDLE_SESSIONS', 1000, 0),
   timeoutMs: intEnv('LOAD_TIMEOUT_S', 600, 10) * 1000,
   pasvMin: intEnv('LOAD_PASV_MIN', 41000, 1024),
+  // ftp.storeOntoDirectory: 'refuse' (the default) adds a ListObjectsV2 to every STOR
+  storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'refuse',
+  backend: process.env.LOAD_S3_BACKEND || 's3rver',
 };
+if (!['s3rver', 'swift'].includes(settings.backend)) throw new Error('LOAD_S3_BACKEND must be s3rver or swift');
+if (!['refuse', 'allow'].includes(settings.storeOntoDirectory)) throw new Error('LOAD_STORE_ONTO_DIRECTORY must be refuse or allow');
 if (settings.clients > 2000 || settings.files > 1000 || settings.idleSessions > 5000) throw new Error('refusing: LOAD_* above the loopback limits (2000 clients, 1000 files, 5000 idle)');
 
 const cleanups = new Cleanups();
@@ -45,13 +53,32 @@ async function startBridge(s3, bucket) {
   const file = writeBridgeConfig(join(dir, 'bridge.yaml'), {
     store: s3,
     passivePorts: [settings.pasvMin, settings.pasvMin + Math.max(64, settings.clients + 32) - 1],
-    ftp: { maxConnections: 0, maxConnectionsPerIp: 0 },
+    ftp: { maxConnections: 0, maxConnectionsPerIp: 0, storeOntoDirectory: settings.storeOntoDirectory },
     http: { enabled: false },
     log: { level: 'warn' },
     accounts: [{ username: 'cam', passwordHash: hash, bucket, prefix: 'bridge/' }],
   });
   const bridge = await startBridgeProcess(cleanups, file, { env: { FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
   return { port: bridge.port, pid: bridge.pid };
+}
+
+/**
+ * CPU seconds of this process (the clients), the bridge and the S3 server: each call of the
+ * returned function gives those spent since the previous call.
+ */
+function cpuMeter(pids) {
+  const sample = () => {
+    const u = process.cpuUsage();
+    const of = (list) => list.reduce((sum, pid) => sum + procCpu(pid).user + procCpu(pid).sys, 0);
+    return { clients: (u.user + u.system) / 1e6, bridge: of(pids.bridge ? [pids.bridge] : []), s3: of(pids.s3()) };
+  };
+  let last = sample();
+  return () => {
+    const now = sample();
+    const spent = Object.fromEntries(Object.keys(now).map((k) => [k, +(now[k] - last[k]).toFixed(2)]));
+    last = now;
+    return spent;
+  };
 }
 
 const status = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
@@ -71,6 +98,7 @@ async function workers(count, fn) {
 
 async function direct(s3, bucket, block) {
   const client = s3Client(s3, { maxSockets: settings.clients });
+  const lap = cpuMeter({ s3: s3.pids });
   const errors = [];
   const t0 = performance.now();
   await workers(settings.clients, async (w) => {
@@ -83,11 +111,13 @@ async function direct(s3, bucket, block) {
     }
   });
   const seconds = (performance.now() - t0) / 1000;
+  const cpuSeconds = lap();
   client.destroy();
-  return { files: settings.clients * settings.files, seconds, filesPerSecond: (settings.clients * settings.files - errors.length) / seconds, errors: errors.length };
+  return { files: settings.clients * settings.files, seconds, filesPerSecond: (settings.clients * settings.files - errors.length) / seconds, errors: errors.length, cpuSeconds };
 }
 
-async function viaBridge(bridge, block) {
+async function viaBridge(s3, bridge, block) {
+  const lap = cpuMeter({ s3: s3.pids, bridge: bridge.pid });
   const errors = [];
   const latencies = [];
   const clients = [];
@@ -103,6 +133,7 @@ async function viaBridge(bridge, block) {
     }
   });
   const loginSeconds = (performance.now() - t0) / 1000;
+  const loginCpuSeconds = lap();
   const t1 = performance.now();
   await workers(settings.clients, async (w) => {
     const c = clients[w];
@@ -119,6 +150,7 @@ async function viaBridge(bridge, block) {
     c.close();
   });
   const seconds = (performance.now() - t1) / 1000;
+  const cpuSeconds = lap();
   latencies.sort((a, b) => a - b);
   return {
     sessions: settings.clients,
@@ -129,6 +161,8 @@ async function viaBridge(bridge, block) {
     storLatencyMs: { p50: pct(latencies, 50), p99: pct(latencies, 99) },
     errors: errors.length,
     firstError: errors[0] ? String(errors[0].message ?? errors[0]) : undefined,
+    loginCpuSeconds,
+    cpuSeconds,
   };
 }
 
@@ -210,8 +244,11 @@ async function idle(bridge) {
 
 async function main() {
   log(`settings: ${JSON.stringify(settings)}`);
-  const s3 = await startS3rver(cleanups, 'ftp-s3-bridge-load-s3rver-');
-  const bucket = 'load';
+  const s3 =
+    settings.backend === 'swift'
+      ? await startSwift(cleanups, { base: process.env.SWIFT_S3_BASE || '/tmp/ftp-s3-bridge-swift', keep: true })
+      : await startS3rver(cleanups, 'ftp-s3-bridge-load-s3rver-');
+  const bucket = `load-${Date.now()}`; // Swift is left running between runs
   const admin = s3Client(s3, { maxSockets: 8 });
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   admin.destroy();
@@ -220,14 +257,14 @@ async function main() {
   log(`direct PutObject: ${settings.clients} workers x ${settings.files} files`);
   const d = await direct(s3, bucket, block);
   log(`bridge STOR: ${settings.clients} FTP clients x ${settings.files} files`);
-  const b = await viaBridge(bridge, block);
+  const b = await viaBridge(s3, bridge, block);
   const peakAfterLoad = status(bridge.pid, 'VmHWM');
   log('verifying every stored file in S3');
   const bad = await verify(s3, bucket, block);
   log(`idle: ${settings.idleSessions} logged-in sessions`);
   const i = settings.idleSessions ? await idle(bridge) : undefined;
   const result = {
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, s3: 's3rver (loopback)' },
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, s3: `${s3.name} (loopback)` },
     settings,
     direct: d,
     bridge: { ...b, verifyFailures: bad, peakRssMiB: peakAfterLoad },
@@ -238,10 +275,11 @@ async function main() {
   const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : String(n));
   process.stdout.write(
     [
-      `clients ${settings.clients}, files/client ${settings.files}, file ${settings.fileBytes / KiB} KiB, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.s3}`,
-      `direct PutObject : ${f1(d.filesPerSecond)} files/s, errors ${d.errors}`,
+      `clients ${settings.clients}, files/client ${settings.files}, file ${settings.fileBytes / KiB} KiB, ftp.storeOntoDirectory ${settings.storeOntoDirectory}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.s3}`,
+      `direct PutObject : ${f1(d.filesPerSecond)} files/s, errors ${d.errors}, cpu s: clients ${d.cpuSeconds.clients} s3 ${d.cpuSeconds.s3}`,
       `bridge STOR      : ${f1(b.filesPerSecond)} files/s (${f1(result.ratio * 100)}% of direct, target >= 80%), sessions/s ${f1(b.sessionsPerSecond)}, ` +
-        `STOR p50 ${f1(b.storLatencyMs.p50)} ms, p99 ${f1(b.storLatencyMs.p99)} ms, errors ${b.errors}, hash mismatches ${bad}, bridge peak RSS ${f1(peakAfterLoad)} MiB`,
+        `STOR p50 ${f1(b.storLatencyMs.p50)} ms, p99 ${f1(b.storLatencyMs.p99)} ms, errors ${b.errors}, hash mismatches ${bad}, bridge peak RSS ${f1(peakAfterLoad)} MiB, ` +
+        `cpu s (STORs): clients ${b.cpuSeconds.clients} bridge ${b.cpuSeconds.bridge} s3 ${b.cpuSeconds.s3}; logins: bridge ${b.loginCpuSeconds.bridge}`,
       i
         ? `idle sessions    : ${i.sessions} (failed ${i.failed}), ${f1(i.kibPerSession)} KiB RSS each (target <= 64), new login in ${f1(i.newLoginMs)} ms (target <= 1000)`
         : 'idle sessions    : skipped',

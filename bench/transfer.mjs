@@ -32,6 +32,9 @@ import { Client as FtpClient } from 'basic-ftp';
 import {
   ROOT,
   BIN as BUILT_BIN,
+  CLK_TCK,
+  procCpu,
+  procStatus,
   Cleanups,
   hashPassword,
   intEnv,
@@ -219,31 +222,6 @@ async function startBridge(settings, backend, bucket, tmp) {
 }
 
 // ---- process monitor: bridge RSS, CPU time per process group and system-wide ---------------------
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function procStatus(pid) {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
-}
-
-/** utime and stime of a process, in seconds (0 if it is gone). */
-function procCpu(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK }; // fields 14 and 15 of stat(5)
-  } catch {
-    return { user: 0, sys: 0 };
-  }
-}
-
 /** Busy CPU seconds of the whole machine, all CPUs summed. */
 function systemBusy() {
   const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);

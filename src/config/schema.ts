@@ -129,6 +129,13 @@ export const configSchema = z.strictObject({
        * answers 550 like vsftpd and ProFTPD. A file of that name is always 550.
        */
       mkdExistingDirectory: z.enum(['ok', 'error']).default('ok'),
+      /**
+       * STOR/APPE of a name that is a directory (objects under "name/"): 'refuse' answers 550, at the
+       * cost of one ListObjectsV2 per upload (sent alongside the data); 'allow' skips that request,
+       * which halves the S3 requests of small uploads, and a file and a directory of the same name
+       * can then coexist (S3 allows it; both are listed).
+       */
+      storeOntoDirectory: z.enum(['refuse', 'allow']).default('refuse'),
       /** A connection without a successful login is closed after this time. */
       loginTimeoutSeconds: z.number().positive().default(60),
       /** A logged-in connection without commands is closed after this time (never during a transfer); 0: never. */

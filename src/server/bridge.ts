@@ -124,6 +124,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       partSizeBytes: config.s3.partSizeMiB * 1024 * 1024,
       queueSize: config.s3.queueSize,
       renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
+      storeOntoDirectory: config.ftp.storeOntoDirectory,
       multipartCopyThresholdBytes: config.s3.multipartCopyThresholdMiB * 1024 * 1024,
       hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,

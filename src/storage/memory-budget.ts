@@ -54,13 +54,17 @@ export class MemoryBudget {
    * (a request that failed may still be writing it: release its bytes with `release` instead).
    */
   giveBack(buffer: Buffer): void {
+    // Kept before the release: at the cap, the release grants the next waiter at once, and that
+    // waiter must find this buffer rather than fault in a fresh one (its takeBuffer pops it, or
+    // drops spares of another size, before anything else can allocate).
+    if (this.used + this.spareBytes <= this.limitBytes) {
+      const list = this.spares.get(buffer.length) ?? [];
+      list.push(buffer);
+      this.spares.set(buffer.length, list);
+      this.spareBytes += buffer.length;
+      this.touchSpares();
+    }
     this.release(buffer.length);
-    if (this.used + this.spareBytes + buffer.length > this.limitBytes) return;
-    const list = this.spares.get(buffer.length) ?? [];
-    list.push(buffer);
-    this.spares.set(buffer.length, list);
-    this.spareBytes += buffer.length;
-    this.touchSpares();
   }
 
   private touchSpares(): void {

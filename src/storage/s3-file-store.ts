@@ -38,6 +38,8 @@ export interface S3FileStoreOptions {
   partSizeBytes: number;
   queueSize: number;
   renameDirectoryMaxObjects: number;
+  /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload, the default) or allowed. */
+  storeOntoDirectory?: 'refuse' | 'allow';
   /** HASH of an object without stored digests reads it when it is at most this long. */
   hashMaxStreamBytes?: number;
   /** Attempts of a download that S3 breaks (resumed from the byte reached); default 5. */
@@ -145,9 +147,12 @@ export class S3FileStore implements FileStore {
   async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.keys.fileKey(path);
     await this.digestsPersisted(key);
-    const isDirectory = this.firstUnder(this.keys.dirPrefix(path)).then((found) => {
-      if (found) throw new StorageError('IS_DIRECTORY', 'Is a directory');
-    });
+    const isDirectory =
+      this.options.storeOntoDirectory === 'allow'
+        ? Promise.resolve()
+        : this.firstUnder(this.keys.dirPrefix(path)).then((found) => {
+            if (found) throw new StorageError('IS_DIRECTORY', 'Is a directory');
+          });
     const { appendAt } = options;
     // A new upload looks for a directory of that name while the data flows, and commits only if
     // there is none: one S3 round trip less before the 150 reply.

@@ -57,4 +57,23 @@ describe('STOR and directories', () => {
       proxy.removeRule(slow);
     }
   });
+
+  it("with ftp.storeOntoDirectory 'allow', an upload sends no ListObjectsV2 and a file may share a directory's name", async () => {
+    const allowing = await TestBridge.start({ proxy: true, ftp: { storeOntoDirectory: 'allow' } });
+    try {
+      await allowing.put('shared/inner.bin', 'inner');
+      const body = randomBytes(300 * 1024);
+      for (const name of ['plain.bin', 'shared']) {
+        const res = await curl(['-T', '-', allowing.url(`/${name}`)], body);
+        expect(res.code, `${name}: ${res.stderr}`).toBe(0);
+        expect(await allowing.objectHash(name), name).toBe(sha256(body));
+      }
+      expect(allowing.proxy!.requestsOf('ListObjectsV2')).toHaveLength(0);
+      expect(await allowing.objectHash('shared/inner.bin')).toBe(sha256('inner'));
+      const listing = await curl(['--list-only', allowing.url('/')]);
+      expect(listing.stdout.toString().split(/\r?\n/).filter((l) => l === 'shared')).toHaveLength(2);
+    } finally {
+      await allowing.close();
+    }
+  });
 });

@@ -36,6 +36,19 @@ describe('MemoryBudget', () => {
     expect(budget.inUse + budget.spare).toBeLessThanOrEqual(10);
   });
 
+  it('hands a returned buffer to the upload waiting at the cap instead of allocating a new one', async () => {
+    const budget = new MemoryBudget(8);
+    const a = await budget.takeBuffer(4);
+    const b = await budget.takeBuffer(4);
+    const waiting = budget.takeBuffer(4);
+    budget.giveBack(a);
+    expect(await waiting).toBe(a);
+    expect(budget.inUse).toBe(8);
+    expect(budget.spare).toBe(0);
+    budget.giveBack(b);
+    expect(budget.inUse + budget.spare).toBeLessThanOrEqual(8);
+  });
+
   it('grants a request above the limit when nothing else is held, so it cannot deadlock', async () => {
     const budget = new MemoryBudget(4);
     await budget.acquire(5);
