@@ -77,6 +77,8 @@ function readSettings() {
     logLevel: process.env.BENCH_LOG_LEVEL || 'info',
     bridgeBin: BIN,
     bridgeNodeArgs: process.env.BENCH_BRIDGE_NODE_ARGS || '',
+    // s3.uploadDigests of the bridge, e.g. "SHA-256" (no MD5); unset: the bridge's default
+    uploadDigests: process.env.BENCH_UPLOAD_DIGESTS ? process.env.BENCH_UPLOAD_DIGESTS.split(',').map((s) => s.trim()) : undefined,
     output: resolve(process.env.BENCH_OUTPUT || join(ROOT, 'bench/results/latest.json')),
     swiftBase: process.env.BENCH_SWIFT_BASE || '/tmp/ftp-s3-bridge-swift-bench',
     swiftKeep: process.env.BENCH_SWIFT_KEEP === '1',
@@ -189,6 +191,7 @@ async function startBridge(settings, backend, bucket, tmp) {
       queueSize: settings.queueSize,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      ...(settings.uploadDigests ? { uploadDigests: settings.uploadDigests } : {}),
     },
     accounts: [{ username: user, passwordHash: hashPassword(password, { bin: BIN }), bucket }],
     log: { level: settings.logLevel },
@@ -473,7 +476,7 @@ function printReport(result) {
   const out = [];
   out.push('');
   out.push(`ftp-s3-bridge transfer bench: ${s.sizeMiB} MiB per transfer, backend ${s.backend}, partSize ${s.partSizeMiB} MiB x queueSize ${s.queueSize}, ${s.rounds} round(s)${s.rounds > 1 ? ' (median)' : ''}, loopback`);
-  out.push(`bridge: ${s.bridgeBin} (code ${result.code})${s.bridgeNodeArgs ? ` node args: ${s.bridgeNodeArgs}` : ''}`);
+  out.push(`bridge: ${s.bridgeBin} (code ${result.code})${s.bridgeNodeArgs ? ` node args: ${s.bridgeNodeArgs}` : ''}${s.uploadDigests ? ` s3.uploadDigests: [${s.uploadDigests.join(', ')}]` : ''}`);
   out.push(`machine: ${m.cpuModel} x ${m.cpus} CPUs, ${m.totalMemGiB} GiB RAM, ${m.os}, node ${m.node}; load avg ${m.loadavgStart.join(' ')} at start, ${m.loadavgEnd.join(' ')} at end`);
   out.push('');
   out.push(`${padEnd('direction', 10)}${pad('direct MB/s', 13)}${pad('bridge MB/s', 13)}${pad('bridge/direct', 15)}${pad('target', 9)}  result`);

@@ -210,6 +210,13 @@ export const configSchema = z.strictObject({
        */
       persistMultipartDigests: z.boolean().default(true),
       /**
+       * Digests computed while each upload streams in and stored with it (HASH, XSHA256, XMD5 answer
+       * from them; others are computed by reading the object, up to ftp.hashMaxStreamMiB). MD5 is
+       * the costliest step of an upload (~1.4 CPU-s per GiB, twice SHA-256): drop it where no
+       * client asks for XMD5 or HASH MD5.
+       */
+      uploadDigests: z.array(z.enum(['SHA-256', 'MD5'])).default(['SHA-256', 'MD5']),
+      /**
        * Checksum behaviour of the AWS SDK. `WHEN_SUPPORTED` (the SDK default) sends CRC32 trailers
        * that many S3-compatible stores reject or store inside the object; `WHEN_REQUIRED` is the safe
        * choice for them. Omitted: WHEN_SUPPORTED for AWS, WHEN_REQUIRED when `endpoint` is set.

@@ -125,6 +125,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       queueSize: config.s3.queueSize,
       renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
       storeOntoDirectory: config.ftp.storeOntoDirectory,
+      uploadDigests: config.s3.uploadDigests,
       multipartCopyThresholdBytes: config.s3.multipartCopyThresholdMiB * 1024 * 1024,
       hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,

@@ -6,6 +6,7 @@ export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 
 /** Digests computed while an upload streams in, and stored with the object. */
 export const STORED_ALGORITHMS = ['SHA-256', 'MD5'] as const satisfies readonly DigestAlgorithm[];
+export type StoredAlgorithm = (typeof STORED_ALGORITHMS)[number];
 export type StoredDigests = Partial<Record<DigestAlgorithm, string>>;
 
 const NODE_NAMES: Record<DigestAlgorithm, string> = { 'SHA-256': 'sha256', 'SHA-1': 'sha1', 'SHA-512': 'sha512', MD5: 'md5' };
@@ -26,9 +27,13 @@ export function createDigest(algorithm: DigestAlgorithm): Hash {
   return createHash(NODE_NAMES[algorithm]);
 }
 
-/** SHA-256 and MD5 of a stream, fed chunk by chunk as the bytes pass. */
+/** Digests of a stream (by default SHA-256 and MD5), fed chunk by chunk as the bytes pass. */
 export class StreamDigests {
-  private readonly hashes = STORED_ALGORITHMS.map((a) => [a, createDigest(a)] as const);
+  private readonly hashes: (readonly [StoredAlgorithm, Hash])[];
+
+  constructor(algorithms: readonly StoredAlgorithm[] = STORED_ALGORITHMS) {
+    this.hashes = [...new Set(algorithms)].map((a) => [a, createDigest(a)] as const);
+  }
 
   update(chunk: Buffer): void {
     for (const [, h] of this.hashes) h.update(chunk);

@@ -14,7 +14,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { DigestPersistence } from './digest-persistence.js';
-import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredDigests } from './digests.js';
+import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
 import { KeyMapper, baseName } from './paths.js';
@@ -40,6 +40,8 @@ export interface S3FileStoreOptions {
   renameDirectoryMaxObjects: number;
   /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload, the default) or allowed. */
   storeOntoDirectory?: 'refuse' | 'allow';
+  /** Digests computed as each upload streams in and stored with it; default SHA-256 and MD5. */
+  uploadDigests?: readonly StoredAlgorithm[];
   /** HASH of an object without stored digests reads it when it is at most this long. */
   hashMaxStreamBytes?: number;
   /** Attempts of a download that S3 breaks (resumed from the byte reached); default 5. */
@@ -207,10 +209,11 @@ export class S3FileStore implements FileStore {
       budget: this.options.memoryBudget,
       objectParams: this.options.objectParams,
       beforeCommit,
+      digestAlgorithms: this.options.uploadDigests,
     });
     sink.committed.then(
       (object: CommittedObject) => {
-        if (object.digests && !object.digestsInMetadata) {
+        if (object.digests && Object.keys(object.digests).length && !object.digestsInMetadata) {
           this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
           this.options.digestPersistence?.persist(this.client, object, this.options.objectParams);
         }

@@ -9,7 +9,7 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { StreamDigests, digestMetadata, type StoredDigests } from './digests.js';
+import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
@@ -37,6 +37,8 @@ export interface UploadOptions {
   objectParams?: ObjectParams;
   /** Settles before the object is committed; a rejection fails the upload (checks run alongside the data). */
   beforeCommit?: Promise<void>;
+  /** Digests computed as the bytes pass and reported with the commit; default SHA-256 and MD5. */
+  digestAlgorithms?: readonly StoredAlgorithm[];
 }
 
 /**
@@ -79,7 +81,7 @@ export class S3UploadSink extends Writable implements UploadSink {
   private rejectCommitted!: (err: StorageError) => void;
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
-  private readonly digests = new StreamDigests();
+  private readonly digests: StreamDigests;
   /** The part being filled, and how many bytes it holds. */
   private current: Buffer | undefined;
   private fill = 0;
@@ -96,6 +98,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     // or for budget do chunks queue here, and with many sessions waiting at the cap that adds up.
     super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
+    this.digests = new StreamDigests(options.digestAlgorithms);
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;

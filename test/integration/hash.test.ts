@@ -113,6 +113,28 @@ describe('HASH, XSHA256, XMD5', () => {
     }
   });
 
+  it("with s3.uploadDigests [SHA-256], uploads store no MD5; XMD5 then reads the object, SHA-256 still does not", async () => {
+    const lean = await TestBridge.start({ proxy: true, s3: { uploadDigests: ['SHA-256'] } });
+    const ftp = await RawFtp.connect(lean.port);
+    try {
+      await ftp.login(USER, PASSWORD);
+      await ftp.command('TYPE I');
+      const body = randomBytes(300_000);
+      await storBytes(ftp, 'cam/shot.jpg', body);
+      const head = await lean.s3.send(new HeadObjectCommand({ Bucket: lean.bucket, Key: 'cam/shot.jpg' }));
+      expect(head.Metadata?.sha256).toBe(sha256(body));
+      expect(head.Metadata?.md5).toBeUndefined();
+      const gets = () => (lean.proxy?.requests ?? []).filter((r) => r.operation === 'GetObject').length;
+      expect((await ftp.command('XSHA256 cam/shot.jpg')).text).toBe(`250 ${sha256(body)}`);
+      expect(gets()).toBe(0);
+      expect((await ftp.command('XMD5 cam/shot.jpg')).text).toBe(`250 ${md5(body)}`);
+      expect(gets()).toBe(1);
+    } finally {
+      ftp.close();
+      await lean.close();
+    }
+  });
+
   it('a replaced file is never answered with the digest of its former content', async () => {
     const first = randomBytes(12 * MiB);
     const second = randomBytes(1000);
