@@ -19,10 +19,9 @@ import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
 import { KeyMapper, baseName } from './paths.js';
 import { classifyS3Error } from './s3-errors.js';
-import { MIN_PART_BYTES, S3AppendUpload } from './s3-append-upload.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { resumableRead } from './s3-resumable-read.js';
-import { S3UploadSink, type ObjectParams } from './s3-upload-sink.js';
+import { MIN_PART_BYTES, S3UploadSink, type ObjectParams, type UploadOptions } from './s3-upload-sink.js';
 
 const MiB = 1024 * 1024;
 /** CopyObject's limit; larger objects are copied part by part with UploadPartCopy. */
@@ -170,16 +169,7 @@ export class S3FileStore implements FileStore {
     if (!existing || existing.size === 0) return this.newUpload(key);
     if (existing.size >= MIN_PART_BYTES) {
       if (!existing.etag) throw new StorageError('INTERNAL', 'Storage returned no ETag');
-      const upload = new S3AppendUpload({
-        client: this.client,
-        bucket: this.bucket,
-        key,
-        source: { size: existing.size, etag: existing.etag },
-        partSize: this.options.partSizeBytes,
-        queueSize: this.options.queueSize,
-        objectParams: this.options.objectParams,
-        budget: this.options.memoryBudget,
-      });
+      const upload = this.newUpload(key, undefined, { size: existing.size, etag: existing.etag });
       // Server-side copy first: a store that cannot copy parts is refused before any data flows.
       await upload.ready;
       return upload;
@@ -199,7 +189,7 @@ export class S3FileStore implements FileStore {
     return sink;
   }
 
-  private newUpload(key: string, beforeCommit?: Promise<void>): S3UploadSink {
+  private newUpload(key: string, beforeCommit?: Promise<void>, copySource?: UploadOptions['copySource']): S3UploadSink {
     const sink = new S3UploadSink({
       client: this.client,
       bucket: this.bucket,
@@ -210,9 +200,11 @@ export class S3FileStore implements FileStore {
       objectParams: this.options.objectParams,
       beforeCommit,
       digestAlgorithms: this.options.uploadDigests,
+      copySource,
     });
     sink.committed.then(
       (object: CommittedObject) => {
+        // An append (copySource) reports no digests: nothing is cached or persisted for it.
         if (object.digests && Object.keys(object.digests).length && !object.digestsInMetadata) {
           this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
           this.options.digestPersistence?.persist(this.client, object, this.options.objectParams);
@@ -291,7 +283,7 @@ export class S3FileStore implements FileStore {
     const prefix = this.keys.dirPrefix(path);
     if (await this.headFile(path)) throw new StorageError('ALREADY_EXISTS', 'A file of that name exists');
     if (await this.firstUnder(prefix)) throw new StorageError('ALREADY_EXISTS', 'Directory already exists');
-    await this.s3(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: prefix, Body: '' })));
+    await this.s3(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: prefix, Body: '', ContentLength: 0 })));
   }
 
   async rmdir(path: string): Promise<void> {

@@ -5,6 +5,7 @@ import {
   CreateMultipartUploadCommand,
   PutObjectCommand,
   UploadPartCommand,
+  UploadPartCopyCommand,
   type CompletedPart,
   type PutObjectCommandInput,
   type S3Client,
@@ -17,9 +18,10 @@ import { classifyS3Error } from './s3-errors.js';
 import { withPayloadSha256 } from './s3-client.js';
 
 const MiB = 1024 * 1024;
-/** S3's limits: parts per upload, and bytes per part. */
+/** S3's limits: parts per upload, and bytes per part (all but the last part at least MIN_PART_BYTES). */
 export const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * MiB;
+export const MIN_PART_BYTES = 5 * MiB;
 /** Parts sent at the configured size before the size starts doubling. */
 const PARTS_PER_SIZE_STEP = 1000;
 
@@ -37,8 +39,13 @@ export interface UploadOptions {
   objectParams?: ObjectParams;
   /** Settles before the object is committed; a rejection fails the upload (checks run alongside the data). */
   beforeCommit?: Promise<void>;
-  /** Digests computed as the bytes pass and reported with the commit; default SHA-256 and MD5. */
+  /** Digests computed as the bytes pass and reported with the commit; default SHA-256 and MD5. None with `copySource`. */
   digestAlgorithms?: readonly StoredAlgorithm[];
+  /**
+   * Append: the object at `key` (at least MIN_PART_BYTES; its ETag guards against a concurrent
+   * change) is copied server-side as the first parts, and the written bytes follow it.
+   */
+  copySource?: { size: number; etag: string };
 }
 
 /**
@@ -70,18 +77,28 @@ export function partSizeFor(partNumber: number, base: number): number {
  * so it carries them as metadata; a multipart upload sent its metadata with CreateMultipartUpload,
  * before the digests existed, and `committed` reports them with `digestsInMetadata: false`.
  *
+ * Append (`copySource`, APPE onto an object of at least 5 MiB): the multipart upload starts at once
+ * with UploadPartCopy requests of the existing object, so its bytes never pass through the bridge;
+ * the written bytes follow as further parts, and the commit is always CompleteMultipartUpload.
+ * Readers see the old object until that commit; a failure aborts the upload and leaves it as it
+ * was. `ready` rejects (APPEND_UNSUPPORTED on stores without UploadPartCopy) before any byte is
+ * taken. No digests: those of the written bytes would not be the object's.
+ *
  * Why not lib-storage's Upload: it concatenates every part into a freshly allocated buffer (on
  * this project's benchmark VM that cost more CPU than hashing the same bytes), it cannot take part
  * buffers from a shared budget, and its part size is fixed, which caps a stream at 10,000 parts.
  */
 export class S3UploadSink extends Writable implements UploadSink {
+  /** Bytes written (with `copySource`, the committed object is `copySource.size` longer). */
   bytesWritten = 0;
   readonly committed: Promise<CommittedObject>;
+  /** Settles once `copySource` is copied into the upload (at once without one); rejects when that failed. */
+  readonly ready: Promise<void>;
   private resolveCommitted!: (object: CommittedObject) => void;
   private rejectCommitted!: (err: StorageError) => void;
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
-  private readonly digests: StreamDigests;
+  private readonly digests: StreamDigests | undefined;
   /** The part being filled, and how many bytes it holds. */
   private current: Buffer | undefined;
   private fill = 0;
@@ -98,7 +115,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     // or for budget do chunks queue here, and with many sessions waiting at the cap that adds up.
     super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
-    this.digests = new StreamDigests(options.digestAlgorithms);
+    this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
@@ -107,12 +124,42 @@ export class S3UploadSink extends Writable implements UploadSink {
     // Failures reach whoever pipes into this sink and `committed`; one that happens while nobody
     // listens must not become an uncaught 'error'.
     this.on('error', () => undefined);
+    this.ready = options.copySource ? this.copySourceParts(options.copySource) : Promise.resolve();
+    this.ready.catch(() => undefined);
+  }
+
+  /** The existing object as parts 1..n, each under S3's part limit, none under MIN_PART_BYTES. */
+  private copySourceParts({ size, etag }: { size: number; etag: string }): Promise<void> {
+    const { bucket, key } = this.options;
+    const uploadId = (this.uploadId = this.createMultipartUpload());
+    const CopySource = `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+    const step = Math.ceil(size / Math.ceil(size / MAX_PART_BYTES));
+    const copies: Promise<void>[] = [];
+    for (let start = 0; start < size; start += step) {
+      const PartNumber = ++this.partCount;
+      const CopySourceRange = `bytes=${start}-${Math.min(start + step, size) - 1}`;
+      copies.push(this.track(async () => {
+        const UploadId = await uploadId;
+        const res = await this.send<{ CopyPartResult?: { ETag?: string } }>(
+          new UploadPartCopyCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, CopySource, CopySourceIfMatch: etag, CopySourceRange }),
+        ).catch((err: unknown) => {
+          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+          throw status === 501 || (err as { name?: string }).name === 'NotImplemented' ? unsupported(err) : err;
+        });
+        // A store that ignores x-amz-copy-source stored an empty part: never complete with it.
+        if (!res.CopyPartResult?.ETag) throw unsupported();
+        this.parts.push({ PartNumber, ETag: res.CopyPartResult.ETag });
+      }));
+    }
+    return Promise.all(copies).then(() => {
+      if (this.failure) throw this.failure;
+    });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
-    this.digests.update(chunk);
+    this.digests?.update(chunk);
     const copied = this.copyIn(chunk, 0);
     if (copied === chunk.length) return callback();
     this.copyInAsync(chunk, copied).then(() => callback(), callback);
@@ -160,25 +207,35 @@ export class S3UploadSink extends Writable implements UploadSink {
     }
     this.uploadId ??= this.createMultipartUpload();
     const uploadId = this.uploadId;
-    const request: Promise<void> = (async () => {
-      const UploadId = await uploadId;
-      const res = await this.send<{ ETag?: string }>(
-        new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length) }),
-      );
-      this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
-    })().then(
+    void this.track(async () => {
+      try {
+        const UploadId = await uploadId;
+        const res = await this.send<{ ETag?: string }>(
+          new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length) }),
+        );
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
+      } catch (err) {
+        // An aborted request may still be writing the buffer: release its bytes, never reuse it.
+        this.budget.release(buffer.length);
+        throw err;
+      }
+      this.budget.giveBack(buffer);
+    });
+  }
+
+  /** Runs a part request as one of those in flight; its failure fails the upload. Never rejects. */
+  private track(run: () => Promise<void>): Promise<void> {
+    const request: Promise<void> = run().then(
       () => {
         this.inFlight.delete(request);
-        this.budget.giveBack(buffer);
       },
       (err: unknown) => {
         this.inFlight.delete(request);
-        // An aborted request may still be writing the buffer: release its bytes, never reuse it.
-        this.budget.release(buffer.length);
         this.fail(classifyS3Error(err));
       },
     );
     this.inFlight.add(request);
+    return request;
   }
 
   private createMultipartUpload(): Promise<string> {
@@ -208,7 +265,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) throw this.failure;
     if (this.options.beforeCommit) await this.options.beforeCommit;
     const { bucket, key } = this.options;
-    const digests = this.digests.digest();
+    const digests = this.digests?.digest();
     if (!this.uploadId) {
       const buffer = this.current;
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
@@ -216,9 +273,9 @@ export class S3UploadSink extends Writable implements UploadSink {
       const params = this.options.objectParams;
       let res: { ETag?: string };
       try {
-        const put = new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests) }, Bucket: bucket, Key: key, Body: body });
+        const put = new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) }, Bucket: bucket, Key: key, Body: body });
         // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
-        res = await this.send(digests['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
+        res = await this.send(digests?.['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
       } catch (err) {
         if (buffer) this.budget.release(buffer.length);
         throw err;
@@ -239,11 +296,11 @@ export class S3UploadSink extends Writable implements UploadSink {
   }
 
   /** The store holds the object: that is the truth reported, even if an abort raced with the commit. */
-  private committedAs(etag: string | undefined, digests: StoredDigests, digestsInMetadata: boolean): void {
+  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean): void {
     this.isCommitted = true;
     this.releaseCurrent();
-    const { bucket, key } = this.options;
-    this.resolveCommitted({ bucket, key, size: this.bytesWritten, etag, digests, digestsInMetadata });
+    const { bucket, key, copySource } = this.options;
+    this.resolveCommitted({ bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata });
   }
 
   private send<T>(command: { input: unknown } & object): Promise<T> {
@@ -289,4 +346,8 @@ export class S3UploadSink extends Writable implements UploadSink {
     })();
     return error;
   }
+}
+
+function unsupported(cause?: unknown): StorageError {
+  return new StorageError('APPEND_UNSUPPORTED', 'The storage cannot copy parts (UploadPartCopy); appending to this file is not possible', { cause });
 }

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { MemoryBudget } from '../../../src/storage/memory-budget.js';
-import { S3AppendUpload } from '../../../src/storage/s3-append-upload.js';
+import { S3UploadSink } from '../../../src/storage/s3-upload-sink.js';
 
 /**
  * APPE's part buffers under the shared s3.memoryLimitMiB budget: a part's worth is acquired before
@@ -72,16 +72,16 @@ function fakeS3(budget: MemoryBudget, options: { holdParts?: boolean; failPart?:
   return fake;
 }
 
-function append(s3: FakeS3, budget: MemoryBudget, queueSize = 2): S3AppendUpload {
-  return new S3AppendUpload({ client: s3.client, bucket: 'b', key: 'k', source: { size: 10, etag: '"src"' }, partSize: PART, queueSize, budget });
+function append(s3: FakeS3, budget: MemoryBudget, queueSize = 2): S3UploadSink {
+  return new S3UploadSink({ client: s3.client, bucket: 'b', key: 'k', copySource: { size: 10, etag: '"src"' }, partSize: PART, queueSize, budget });
 }
 
-const write = (sink: S3AppendUpload, bytes: number) =>
+const write = (sink: S3UploadSink, bytes: number) =>
   new Promise<void>((resolve, reject) => sink.write(Buffer.alloc(bytes, 1), (err) => (err ? reject(err) : resolve())));
-const end = (sink: S3AppendUpload) => new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+const end = (sink: S3UploadSink) => new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
 const tick = () => new Promise((r) => setImmediate(r));
 
-describe('S3AppendUpload under the shared memory budget', () => {
+describe('S3UploadSink appending (copySource) under the shared memory budget', () => {
   it('acquires a part before buffering it and releases it once uploaded; nothing is held after the commit', async () => {
     const budget = new RecordingBudget(10 * PART);
     const s3 = fakeS3(budget);
@@ -142,7 +142,7 @@ describe('S3AppendUpload under the shared memory budget', () => {
     const sinkA = append(a, budget);
     const sinkB = append(b, budget);
     await Promise.all([sinkA.ready, sinkB.ready]);
-    const feed = async (sink: S3AppendUpload) => {
+    const feed = async (sink: S3UploadSink) => {
       for (let i = 0; i < 25; i++) await write(sink, 230);
       await end(sink);
       return sink.committed;

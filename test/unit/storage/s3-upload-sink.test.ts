@@ -59,6 +59,8 @@ class FakeS3 {
         if (n === this.failPart) throw Object.assign(new Error('boom'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
         return { ETag: `"p${n}"` };
       }
+      case 'UploadPartCopy':
+        return { CopyPartResult: { ETag: `"c${input.PartNumber as number}"` } };
       case 'PutObject':
         this.bodies.set(1, Buffer.from(input.Body as Buffer));
         return { ETag: '"single"' };
@@ -168,6 +170,27 @@ describe('S3UploadSink', () => {
     await expect(sink.committed).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(s3.names()).toContain('AbortMultipartUpload');
     expect(s3.names()).not.toContain('CompleteMultipartUpload');
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('with copySource and nothing appended, commits the copied parts alone (multipart) and reports the source size, no digests', async () => {
+    const s3 = new FakeS3();
+    const budget = new MemoryBudget(64 * MiB);
+    const size = 6 * 1024 * MiB + 1; // over S3's 5 GiB part limit: two copied parts
+    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: 'dir/k', partSize: 5 * MiB, queueSize: 2, budget, copySource: { size, etag: '"src"' } });
+    await sink.ready;
+    await pipeline(Readable.from([]), sink);
+    const committed = await sink.committed;
+    expect(s3.names()).toEqual(['CreateMultipartUpload', 'UploadPartCopy', 'UploadPartCopy', 'CompleteMultipartUpload']);
+    const copies = s3.calls.filter((c) => c.name === 'UploadPartCopy').map((c) => c.input);
+    const half = Math.ceil(size / 2);
+    expect(copies).toEqual([
+      expect.objectContaining({ PartNumber: 1, CopySource: 'b/dir/k', CopySourceIfMatch: '"src"', CopySourceRange: `bytes=0-${half - 1}` }),
+      expect.objectContaining({ PartNumber: 2, CopySource: 'b/dir/k', CopySourceIfMatch: '"src"', CopySourceRange: `bytes=${half}-${size - 1}` }),
+    ]);
+    expect(s3.calls.at(-1)?.input.MultipartUpload).toEqual({ Parts: [{ PartNumber: 1, ETag: '"c1"' }, { PartNumber: 2, ETag: '"c2"' }] });
+    expect(committed).toMatchObject({ size, etag: '"multi-2"' });
+    expect(committed.digests).toBeUndefined();
     expect(budget.inUse).toBe(0);
   });
 
