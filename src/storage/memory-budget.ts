@@ -1,5 +1,7 @@
 /** Spare part buffers are dropped after this long without a request for one. */
 const SPARE_IDLE_MS = 30_000;
+/** Small buffers (see tryTakeSmallBuffer) together hold at most this share of the limit. */
+const SMALL_SHARE = 1 / 8;
 
 /**
  * One byte budget shared by every upload: a FIFO async semaphore. An upload acquires a whole
@@ -13,17 +15,30 @@ const SPARE_IDLE_MS = 30_000;
  * costs more CPU than hashing the same bytes, so returned buffers are kept as spares for the
  * next part. Spares and buffers in use together never exceed the limit, and spares are dropped
  * once nobody asked for a buffer for a while, so an idle bridge gives the memory back.
+ *
+ * Small buffers (`tryTakeSmallBuffer`) hold the start of an upload, so that a file smaller than a
+ * part (a camera's picture) does not hold a whole part's worth of budget: with 8 MiB parts and a
+ * 256 MiB limit only 32 uploads could otherwise receive data at once. They never wait, use at most
+ * an eighth of the limit, and an upload that outgrows one waits for a part buffer while holding
+ * it; a part request is therefore also granted whenever only small buffers are held, which keeps
+ * the budget free of deadlocks (at most an eighth of the limit over it).
  */
 export class MemoryBudget {
   private used = 0;
   private peakUsed = 0;
   private readonly waiters: { bytes: number; grant: () => void }[] = [];
 
+  private smallUsed = 0;
+  private readonly smallBuffers = new WeakSet<Buffer>();
+  readonly smallLimitBytes: number;
+
   private readonly spares = new Map<number, Buffer[]>();
   private spareBytes = 0;
   private spareTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly limitBytes: number) {}
+  constructor(readonly limitBytes: number) {
+    this.smallLimitBytes = Math.floor(limitBytes * SMALL_SHARE);
+  }
 
   /** Bytes held by spare buffers, ready for reuse. */
   get spare(): number {
@@ -33,6 +48,25 @@ export class MemoryBudget {
   /** Acquires `size` bytes of budget and returns a buffer of that size (contents undefined). */
   async takeBuffer(size: number): Promise<Buffer> {
     await this.acquire(size);
+    return this.bufferOf(size);
+  }
+
+  /**
+   * A small buffer of `size` bytes if one can be had at once (small buffers below their share of
+   * the limit, and no upload waiting for budget); otherwise undefined, and the caller takes a part
+   * buffer instead. Returned with `giveBack` or `discard` like any other.
+   */
+  tryTakeSmallBuffer(size: number): Buffer | undefined {
+    if (this.waiters.length || this.smallUsed + size > this.smallLimitBytes || this.used + size > this.limitBytes) return undefined;
+    this.take(size);
+    this.smallUsed += size;
+    const buffer = this.bufferOf(size);
+    this.smallBuffers.add(buffer);
+    return buffer;
+  }
+
+  /** A spare of `size`, or a new buffer once spares of other sizes made room. */
+  private bufferOf(size: number): Buffer {
     this.touchSpares();
     const buffer = this.spares.get(size)?.pop();
     if (buffer) {
@@ -54,6 +88,7 @@ export class MemoryBudget {
    * (a request that failed may still be writing it: release its bytes with `release` instead).
    */
   giveBack(buffer: Buffer): void {
+    this.forgetSmall(buffer);
     // Kept before the release: at the cap, the release grants the next waiter at once, and that
     // waiter must find this buffer rather than fault in a fresh one (its takeBuffer pops it, or
     // drops spares of another size, before anything else can allocate).
@@ -65,6 +100,16 @@ export class MemoryBudget {
       this.touchSpares();
     }
     this.release(buffer.length);
+  }
+
+  /** Releases a buffer's bytes without reusing it (a failed request may still be reading it). */
+  discard(buffer: Buffer): void {
+    this.forgetSmall(buffer);
+    this.release(buffer.length);
+  }
+
+  private forgetSmall(buffer: Buffer): void {
+    if (this.smallBuffers.delete(buffer)) this.smallUsed -= buffer.length;
   }
 
   private touchSpares(): void {
@@ -94,7 +139,10 @@ export class MemoryBudget {
     return this.waiters.length;
   }
 
-  /** Resolves once `bytes` are granted (a request above the limit is granted when nothing else is held). */
+  /**
+   * Resolves once `bytes` are granted. A request above the limit is granted when nothing but small
+   * buffers is held: their holders may be waiting for it to finish (see the class comment).
+   */
   acquire(bytes: number): Promise<void> {
     if (!this.waiters.length && this.fits(bytes)) {
       this.take(bytes);
@@ -115,7 +163,7 @@ export class MemoryBudget {
   }
 
   private fits(bytes: number): boolean {
-    return this.used + bytes <= this.limitBytes || this.used === 0;
+    return this.used + bytes <= this.limitBytes || this.used === this.smallUsed;
   }
 
   private take(bytes: number): void {

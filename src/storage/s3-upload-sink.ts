@@ -24,6 +24,12 @@ const MAX_PART_BYTES = 5 * 1024 * MiB;
 export const MIN_PART_BYTES = 5 * MiB;
 /** Parts sent at the configured size before the size starts doubling. */
 const PARTS_PER_SIZE_STEP = 1000;
+/**
+ * An upload starts in a small buffer (MemoryBudget.tryTakeSmallBuffer) when one is free at once,
+ * and moves into a part buffer if it outgrows it. One size, so that small buffers recycle exactly
+ * (sizes that vary fragment the heap): a camera's picture fits.
+ */
+const SMALL_BUFFER_BYTES = 512 * 1024;
 
 export interface UploadOptions {
   client: S3Client;
@@ -99,8 +105,9 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
   private readonly digests: StreamDigests | undefined;
-  /** The part being filled, and how many bytes it holds. */
+  /** The part being filled, and how many bytes it holds; or the small buffer an upload starts in. */
   private current: Buffer | undefined;
+  private currentIsSmall = false;
   private fill = 0;
   /** Parts handed to S3 so far (the number of the last one). */
   private partCount = 0;
@@ -174,19 +181,40 @@ export class S3UploadSink extends Writable implements UploadSink {
     return offset + n;
   }
 
-  /** The rest of a chunk that needs a new part buffer: the full one is sent first. */
+  /**
+   * The rest of a chunk that needs a new buffer: a small one to start in, or a part buffer. A full
+   * part is sent first; a full small buffer's bytes move into the part buffer.
+   */
   private async copyInAsync(chunk: Buffer, offset: number): Promise<void> {
     while (offset < chunk.length) {
-      if (this.current) await this.sendCurrentPart();
-      const buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
-      if (this.failure) {
-        this.budget.giveBack(buffer);
-        throw this.failure;
+      let buffer = this.nextSmallBuffer();
+      const small = buffer !== undefined;
+      if (!buffer) {
+        if (this.current && !this.currentIsSmall) await this.sendCurrentPart();
+        buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
+        if (this.failure) {
+          this.budget.giveBack(buffer);
+          throw this.failure;
+        }
+      }
+      const outgrown = this.current;
+      if (outgrown) {
+        outgrown.copy(buffer, 0, 0, this.fill);
+        this.budget.giveBack(outgrown);
       }
       this.current = buffer;
-      this.fill = 0;
+      this.currentIsSmall = small;
       offset = this.copyIn(chunk, offset);
     }
+  }
+
+  /**
+   * The first buffer of an upload, if the budget has a small one at once: an upload smaller than
+   * that never holds a part's worth of budget.
+   */
+  private nextSmallBuffer(): Buffer | undefined {
+    if (this.current || this.uploadId || SMALL_BUFFER_BYTES >= this.options.partSize) return undefined;
+    return this.budget.tryTakeSmallBuffer(SMALL_BUFFER_BYTES);
   }
 
   /** Hands the current part to S3 once a slot is free; its buffer returns to the budget when it is stored. */
@@ -216,7 +244,7 @@ export class S3UploadSink extends Writable implements UploadSink {
         this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
       } catch (err) {
         // An aborted request may still be writing the buffer: release its bytes, never reuse it.
-        this.budget.release(buffer.length);
+        this.budget.discard(buffer);
         throw err;
       }
       this.budget.giveBack(buffer);
@@ -277,7 +305,7 @@ export class S3UploadSink extends Writable implements UploadSink {
         // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
         res = await this.send(digests?.['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
       } catch (err) {
-        if (buffer) this.budget.release(buffer.length);
+        if (buffer) this.budget.discard(buffer);
         throw err;
       }
       if (buffer) this.budget.giveBack(buffer);

@@ -49,6 +49,37 @@ describe('MemoryBudget', () => {
     expect(budget.inUse + budget.spare).toBeLessThanOrEqual(8);
   });
 
+  it('hands out small buffers without waiting, up to an eighth of the limit, and never ahead of a waiting upload', async () => {
+    const budget = new MemoryBudget(32);
+    expect(budget.smallLimitBytes).toBe(4);
+    const a = budget.tryTakeSmallBuffer(2);
+    const b = budget.tryTakeSmallBuffer(2);
+    expect(a?.length).toBe(2);
+    expect(b?.length).toBe(2);
+    expect(budget.tryTakeSmallBuffer(1)).toBeUndefined(); // the small share is used up
+    expect(budget.inUse).toBe(4);
+    budget.giveBack(a as Buffer);
+    expect(budget.inUse).toBe(2);
+    const part = await budget.takeBuffer(28);
+    const waiting = budget.takeBuffer(4);
+    expect(budget.tryTakeSmallBuffer(1)).toBeUndefined(); // an upload waits for budget: small ones queue behind it
+    budget.discard(b as Buffer);
+    await waiting;
+    budget.giveBack(part);
+    expect(budget.tryTakeSmallBuffer(2)).toBeDefined();
+  });
+
+  it('grants a part to an upload holding a small buffer when only small buffers are held, so outgrowing one cannot deadlock', async () => {
+    const budget = new MemoryBudget(16);
+    const small = budget.tryTakeSmallBuffer(2) as Buffer;
+    // A part bigger than what is left: granted, because nothing but small buffers is held.
+    const part = await budget.takeBuffer(16);
+    expect(budget.inUse).toBe(18);
+    budget.giveBack(small);
+    budget.giveBack(part);
+    expect(budget.inUse).toBe(0);
+  });
+
   it('grants a request above the limit when nothing else is held, so it cannot deadlock', async () => {
     const budget = new MemoryBudget(4);
     await budget.acquire(5);

@@ -103,6 +103,52 @@ describe('S3UploadSink', () => {
     expect(budget.inUse).toBe(0);
   });
 
+  it('holds an upload smaller than a part in small buffers, not a whole part of the budget', async () => {
+    const s3 = new FakeS3();
+    const budget = new MemoryBudget(64 * MiB);
+    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: 'k', partSize: 8 * MiB, queueSize: 4, budget });
+    const bytes = data(300 * 1024);
+    await pipeline(chunked(bytes), sink);
+    await sink.committed;
+    expect(s3.names()).toEqual(['PutObject']);
+    expect(sha256(s3.bodies.get(1) as Buffer)).toBe(sha256(bytes));
+    expect(budget.peak).toBeLessThanOrEqual(512 * 1024);
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('many small uploads at once: those beyond the small share take part buffers, all land, nothing is left held', async () => {
+    const budget = new MemoryBudget(16 * MiB); // small share 2 MiB (4 small buffers); a part is 5 MiB
+    const uploads = Array.from({ length: 24 }, (_, i) => {
+      const s3 = new FakeS3();
+      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget });
+      const bytes = data(300 * 1024 + i * 40_000, i);
+      return { s3, bytes, done: pipeline(chunked(bytes, 16 * 1024), sink).then(() => sink.committed) };
+    });
+    await Promise.all(uploads.map((u) => u.done));
+    for (const u of uploads) {
+      expect(u.s3.names()).toEqual(['PutObject']);
+      expect(sha256(u.s3.bodies.get(1) as Buffer)).toBe(sha256(u.bytes));
+    }
+    expect(budget.inUse).toBe(0);
+    expect(budget.peak).toBeLessThanOrEqual(16 * MiB + 2 * MiB);
+  });
+
+  it('an upload that outgrows its small buffers while others wait at the cap still completes (no deadlock)', async () => {
+    const budget = new MemoryBudget(16 * MiB);
+    const uploads = Array.from({ length: 8 }, (_, i) => {
+      const s3 = new FakeS3();
+      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget });
+      const bytes = data(12 * MiB + i, i);
+      return { s3, bytes, done: pipeline(chunked(bytes), sink).then(() => sink.committed) };
+    });
+    await Promise.all(uploads.map((u) => u.done));
+    for (const u of uploads) {
+      const parts = [...u.s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
+      expect(sha256(Buffer.concat(parts))).toBe(sha256(u.bytes));
+    }
+    expect(budget.inUse).toBe(0);
+  });
+
   it('streams larger data as a multipart upload, reusing part buffers, and reports the digests as not stored', async () => {
     const s3 = new FakeS3();
     const budget = new MemoryBudget(64 * MiB);
