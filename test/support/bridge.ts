@@ -160,7 +160,7 @@ export class TestBridge {
   }
 
   async put(key: string, body: Buffer | string): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body }));
+    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body) }));
   }
 
   async keys(prefix = ''): Promise<string[]> {
