@@ -14,7 +14,6 @@
 // LOAD_STORE_ONTO_DIRECTORY=allow runs the bridge with ftp.storeOntoDirectory: allow (no
 // ListObjectsV2 per STOR). Per phase it also prints the CPU seconds of the clients, bridge and S3.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client as FtpClient } from 'basic-ftp';
-import { Cleanups, hashPassword, intEnv, procCpu, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
+import { Cleanups, hashPassword, intEnv, procCpu, procStatus, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
 
 const KiB = 1024;
 const log = (msg) => process.stderr.write(`[load] ${msg}\n`);
@@ -82,7 +81,8 @@ function cpuMeter(pids) {
   };
 }
 
-const status = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const rssMiB = (pid) => procStatus(pid).rssKiB / 1024;
+const peakRssMiB = (pid) => procStatus(pid).hwmKiB / 1024;
 const sha = (b) => createHash('sha256').update(b).digest('hex');
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
@@ -222,7 +222,7 @@ async function idle(bridge) {
   await login(warmUp); // loads what a first login loads (password hashing, session modules)
   warmUp.destroy();
   await new Promise((r) => setTimeout(r, 1000));
-  const before = status(bridge.pid, 'VmRSS');
+  const before = rssMiB(bridge.pid);
   let failed = 0;
   for (let i = 0; i < settings.idleSessions && Date.now() < deadline; i += 50) {
     await Promise.all(
@@ -234,7 +234,7 @@ async function idle(bridge) {
     );
   }
   await new Promise((r) => setTimeout(r, 2000));
-  const after = status(bridge.pid, 'VmRSS');
+  const after = rssMiB(bridge.pid);
   const t0 = performance.now();
   const c = new FtpClient(10_000);
   await c.access({ host: '127.0.0.1', port: bridge.port, user: 'cam', password: 'pw' });
@@ -267,7 +267,7 @@ async function main() {
   const d = await direct(s3, bucket, block);
   log(`bridge STOR: ${settings.clients} FTP clients x ${settings.files} files`);
   const b = await viaBridge(s3, bridge, block);
-  const peakAfterLoad = status(bridge.pid, 'VmHWM');
+  const peakAfterLoad = peakRssMiB(bridge.pid);
   log('verifying every stored file in S3');
   const bad = await verify(s3, bucket, block);
   log(`idle: ${settings.idleSessions} logged-in sessions`);
@@ -279,7 +279,7 @@ async function main() {
     bridge: { ...b, verifyFailures: bad, peakRssMiB: peakAfterLoad },
     ratio: b.filesPerSecond / d.filesPerSecond,
     idle: i,
-    bridgePeakRssMiB: status(bridge.pid, 'VmHWM'),
+    bridgePeakRssMiB: peakRssMiB(bridge.pid),
   };
   const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : String(n));
   process.stdout.write(

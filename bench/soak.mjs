@@ -19,7 +19,7 @@
 // Exit 0 when every invariant holds, 1 otherwise.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createServer, get, request } from 'node:http';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -28,7 +28,7 @@ import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client as FtpClient } from 'basic-ftp';
-import { BIN, Cleanups, hashPassword, numEnv, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
+import { BIN, Cleanups, hashPassword, numEnv, procStatus, runMain, s3Client, startBridge as startBridgeProcess, startS3rver, startSwift, tempDir, writeBridgeConfig } from './lib.mjs';
 
 const KiB = 1024;
 const log = (msg) => process.stderr.write(`[soak] ${msg}\n`);
@@ -124,9 +124,11 @@ async function startBridge(endpoint, s3, bucket, file) {
 }
 
 const sha = (b) => createHash('sha256').update(b).digest('hex');
+/** After the clients stop: time for their connections to close before ports and descriptors are counted. */
+const SETTLE_MS = 8000;
 const rssMiB = (pid) => {
   try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+    return procStatus(pid).rssKiB / 1024;
   } catch {
     return NaN; // the process is gone
   }
@@ -355,7 +357,7 @@ async function main() {
   log(`warm-up done; running until ${new Date(until).toISOString()}`);
   await clients;
   log('clients done; letting connections settle');
-  await sleep(8000);
+  await sleep(SETTLE_MS);
   clearInterval(sampler);
   const firstHalf = samples.filter((x) => x.t >= started + warmup && x.t <= half).map((x) => x.rss);
   idleBaseline.rssMiB = Math.max(atStart.rssMiB, ...firstHalf);
@@ -364,7 +366,7 @@ async function main() {
   // RSS once idle: the bridge keeps returned part buffers as spares for reuse until no upload has
   // asked for one for 30 s (src/storage/memory-budget.ts), so that is the earliest it can fall back.
   log('waiting for the spare part buffers to be dropped (30 s without uploads)');
-  await sleep(Math.max(0, 31_000 - 8000));
+  await sleep(31_000 - SETTLE_MS);
   atEnd.rssMiB = rssMiB(bridge.pid);
 
   // Invariants

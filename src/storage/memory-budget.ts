@@ -85,7 +85,7 @@ export class MemoryBudget {
 
   /**
    * Releases a buffer taken with `takeBuffer`. Only give back a buffer nothing refers to any more
-   * (a request that failed may still be writing it: release its bytes with `release` instead).
+   * (a request that failed may still be writing it: release its bytes with `discard` instead).
    */
   giveBack(buffer: Buffer): void {
     this.forgetSmall(buffer);

@@ -204,7 +204,7 @@ export class S3FileStore implements FileStore {
     });
     sink.committed.then(
       (object: CommittedObject) => {
-        // An append (copySource) reports no digests: nothing is cached or persisted for it.
+        // No digests (an append, or s3.uploadDigests: []): nothing to cache or persist.
         if (object.digests && Object.keys(object.digests).length && !object.digestsInMetadata) {
           this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
           this.options.digestPersistence?.persist(this.client, object, this.options.objectParams);

@@ -105,9 +105,11 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
   private readonly digests: StreamDigests | undefined;
-  /** The part being filled, and how many bytes it holds; or the small buffer an upload starts in. */
+  /**
+   * The part being filled, and how many bytes it holds; or the small buffer an upload starts in,
+   * told apart by its length (part buffers are never shorter than partSize).
+   */
   private current: Buffer | undefined;
-  private currentIsSmall = false;
   private fill = 0;
   /** Parts handed to S3 so far (the number of the last one). */
   private partCount = 0;
@@ -188,9 +190,8 @@ export class S3UploadSink extends Writable implements UploadSink {
   private async copyInAsync(chunk: Buffer, offset: number): Promise<void> {
     while (offset < chunk.length) {
       let buffer = this.nextSmallBuffer();
-      const small = buffer !== undefined;
       if (!buffer) {
-        if (this.current && !this.currentIsSmall) await this.sendCurrentPart();
+        if (this.current && this.current.length >= this.options.partSize) await this.sendCurrentPart();
         buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
         if (this.failure) {
           this.budget.giveBack(buffer);
@@ -203,7 +204,6 @@ export class S3UploadSink extends Writable implements UploadSink {
         this.budget.giveBack(outgrown);
       }
       this.current = buffer;
-      this.currentIsSmall = small;
       offset = this.copyIn(chunk, offset);
     }
   }
