@@ -11,7 +11,7 @@
 // direct PutObject (target >= 0.8). Exit 0 when everything was measured with 0 errors and the
 // targets hold, 1 otherwise. Every loop is bounded by count and by LOAD_TIMEOUT_S.
 // LOAD_S3_BACKEND=swift runs both sides against Swift + s3api (infra/swift-s3, left running).
-// LOAD_STORE_ONTO_DIRECTORY=allow runs the bridge with ftp.storeOntoDirectory: allow (no
+// LOAD_STORE_ONTO_DIRECTORY=refuse runs the bridge with ftp.storeOntoDirectory: refuse (a
 // ListObjectsV2 per STOR). Per phase it also prints the CPU seconds of the clients, bridge and S3.
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
@@ -33,8 +33,8 @@ const settings = {
   idleSessions: intEnv('LOAD_IDLE_SESSIONS', 1000, 0),
   timeoutMs: intEnv('LOAD_TIMEOUT_S', 600, 10) * 1000,
   pasvMin: intEnv('LOAD_PASV_MIN', 41000, 1024),
-  // ftp.storeOntoDirectory: 'refuse' (the default) adds a ListObjectsV2 to every STOR
-  storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'refuse',
+  // ftp.storeOntoDirectory: 'refuse' adds a ListObjectsV2 to every STOR; 'allow' is the default
+  storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'allow',
   backend: process.env.LOAD_S3_BACKEND || 's3rver',
 };
 if (!['s3rver', 'swift'].includes(settings.backend)) throw new Error('LOAD_S3_BACKEND must be s3rver or swift');

@@ -135,7 +135,7 @@ export const configSchema = z.strictObject({
        * which halves the S3 requests of small uploads, and a file and a directory of the same name
        * can then coexist (S3 allows it; both are listed).
        */
-      storeOntoDirectory: z.enum(['refuse', 'allow']).default('refuse'),
+      storeOntoDirectory: z.enum(['refuse', 'allow']).default('allow'),
       /** A connection without a successful login is closed after this time. */
       loginTimeoutSeconds: z.number().positive().default(60),
       /** A logged-in connection without commands is closed after this time (never during a transfer); 0: never. */
