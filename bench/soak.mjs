@@ -15,7 +15,7 @@
 //     the start (measured after a warm-up).
 // RSS: the reference is the peak of the first half of the run, after a warm-up (a collected heap
 // does not shrink when load stops; a leak keeps growing past that peak), and RSS at the end is
-// taken 31 s after the clients stop, once the bridge has dropped its spare part buffers.
+// taken once the connections settled and the bridge has dropped its spare part buffers.
 // Exit 0 when every invariant holds, 1 otherwise.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -23,7 +23,7 @@ import { readdirSync } from 'node:fs';
 import { createServer, get, request } from 'node:http';
 import { connect } from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -126,6 +126,7 @@ async function startBridge(endpoint, s3, bucket, file) {
 const sha = (b) => createHash('sha256').update(b).digest('hex');
 /** After the clients stop: time for their connections to close before ports and descriptors are counted. */
 const SETTLE_MS = 8000;
+const { SPARE_IDLE_MS } = await import(join(dirname(dirname(BIN)), 'storage/memory-budget.js'));
 const rssMiB = (pid) => {
   try {
     return procStatus(pid).rssKiB / 1024;
@@ -364,9 +365,8 @@ async function main() {
   const rssSeries = { atWarmup: atStart.rssMiB, firstHalfMax: idleBaseline.rssMiB, max: Math.max(...samples.map((x) => x.rss)) };
   const atEnd = { fds: fds(bridge.pid), passivePortsInUse: await passivePortsInUse(bridge) };
   // RSS once idle: the bridge keeps returned part buffers as spares for reuse until no upload has
-  // asked for one for 30 s (src/storage/memory-budget.ts), so that is the earliest it can fall back.
-  log('waiting for the spare part buffers to be dropped (30 s without uploads)');
-  await sleep(31_000 - SETTLE_MS);
+  // asked for one for 5 s (SPARE_IDLE_MS, src/storage/memory-budget.ts); the settle time covers it.
+  await sleep(Math.max(0, SPARE_IDLE_MS + 1000 - SETTLE_MS));
   atEnd.rssMiB = rssMiB(bridge.pid);
 
   // Invariants

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { finished, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freeBuffer } from '../storage/free-buffer.js';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
 import { FtpError } from './errors.js';
 
@@ -50,7 +51,7 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket)
     if (controlGone(control)) return onControlClose();
 
     data.on('data', (chunk: Buffer) => {
-      if (!sink.write(chunk, () => releaseChunk(chunk))) data.pause();
+      if (!sink.write(chunk, () => freeBuffer(chunk))) data.pause();
     });
     sink.on('drain', () => data.resume());
     data.once('end', () => {
@@ -78,7 +79,7 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket)
 /**
  * Sends a stream over the data connection and closes it; resolves once every byte has been handed
  * to the kernel. A control connection that goes away stops the transfer. The chunks of `source`
- * are the relay's to free once written (see releaseChunk).
+ * are the relay's to free once written (see freeBuffer).
  */
 export function sendStream(source: Readable, data: Socket, control: Socket): Promise<number> {
   return new Promise<number>((resolve, reject) => {
@@ -98,7 +99,7 @@ export function sendStream(source: Readable, data: Socket, control: Socket): Pro
     const onControlClose = () => settle(new FtpError('CONTROL_CONNECTION_LOST', 'Control connection closed during transfer'));
     const onData = (chunk: Buffer) => {
       bytes += chunk.length;
-      if (!data.write(chunk, () => releaseChunk(chunk))) source.pause();
+      if (!data.write(chunk, () => freeBuffer(chunk))) source.pause();
     };
     const onDrain = () => source.resume();
     control.once('close', onControlClose);
@@ -116,21 +117,6 @@ function sendError(err: Error, data: Socket): Error {
     return new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err });
   }
   return err;
-}
-
-/**
- * Frees a chunk's memory at once instead of at V8's next collection, once the relay is done with
- * it. Socket reads arrive in ArrayBuffers of their own (64 KiB); left to the collector, a GiB
- * relayed costs ~16 full collections (V8 starts one per 64 MiB of such memory) and the page faults
- * of glibc handing the memory back and mapping it again. Only a Buffer that spans its whole
- * ArrayBuffer is freed: a slice (bandwidth pacing, the quota cut) may share it with bytes still
- * on their way.
- */
-function releaseChunk(chunk: Buffer): void {
-  const buffer = chunk.buffer;
-  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength && buffer.byteLength > 0 && !buffer.detached) {
-    buffer.transfer(0);
-  }
 }
 
 /** Writes lines (CRLF-terminated) to the data connection with back-pressure. */

@@ -1,5 +1,10 @@
-/** Spare part buffers are dropped after this long without a request for one. */
-const SPARE_IDLE_MS = 30_000;
+import { freeBuffer } from './free-buffer.js';
+
+/**
+ * Spare part buffers are dropped after this long without a request for one: long enough to carry
+ * them across the gaps of a steady load, short enough that a burst's buffers do not stay in RSS.
+ */
+export const SPARE_IDLE_MS = 5_000;
 /** Small buffers (see tryTakeSmallBuffer) together hold at most this share of the limit. */
 const SMALL_SHARE = 1 / 8;
 
@@ -13,8 +18,9 @@ const SMALL_SHARE = 1 / 8;
  * It also recycles the part buffers it accounts for (`takeBuffer` / `giveBack`): a fresh
  * multi-MiB allocation costs a page fault per 4 KiB the first time it is written, which on a VM
  * costs more CPU than hashing the same bytes, so returned buffers are kept as spares for the
- * next part. Spares and buffers in use together never exceed the limit, and spares are dropped
- * once nobody asked for a buffer for a while, so an idle bridge gives the memory back.
+ * next part. Spares and buffers in use together never exceed the limit, and spares are freed
+ * once nobody asked for a buffer for a while, so an idle bridge gives the memory back (freed, not
+ * left to the collector: a given-back buffer is the budget's alone).
  *
  * Small buffers (`tryTakeSmallBuffer`) hold the start of an upload, so that a file smaller than a
  * part (a camera's picture) does not hold a whole part's worth of budget: with 8 MiB parts and a
@@ -76,7 +82,7 @@ export class MemoryBudget {
     // Room for a new buffer: spares of other sizes give way first.
     for (const [spareSize, list] of this.spares) {
       while (list.length && this.used + this.spareBytes > this.limitBytes) {
-        list.pop();
+        freeBuffer(list.pop() as Buffer);
         this.spareBytes -= spareSize;
       }
     }
@@ -88,18 +94,21 @@ export class MemoryBudget {
    * (a request that failed may still be writing it: release its bytes with `discard` instead).
    */
   giveBack(buffer: Buffer): void {
+    const size = buffer.length;
     this.forgetSmall(buffer);
     // Kept before the release: at the cap, the release grants the next waiter at once, and that
     // waiter must find this buffer rather than fault in a fresh one (its takeBuffer pops it, or
     // drops spares of another size, before anything else can allocate).
     if (this.used + this.spareBytes <= this.limitBytes) {
-      const list = this.spares.get(buffer.length) ?? [];
+      const list = this.spares.get(size) ?? [];
       list.push(buffer);
-      this.spares.set(buffer.length, list);
-      this.spareBytes += buffer.length;
+      this.spares.set(size, list);
+      this.spareBytes += size;
       this.touchSpares();
+    } else {
+      freeBuffer(buffer);
     }
-    this.release(buffer.length);
+    this.release(size);
   }
 
   /** Releases a buffer's bytes without reusing it (a failed request may still be reading it). */
@@ -117,6 +126,7 @@ export class MemoryBudget {
     else if (this.spareBytes > 0) {
       this.spareTimer = setTimeout(() => {
         this.spareTimer = undefined;
+        for (const list of this.spares.values()) list.forEach(freeBuffer);
         this.spares.clear();
         this.spareBytes = 0;
       }, SPARE_IDLE_MS);

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { MemoryBudget } from '../../../src/storage/memory-budget.js';
+import { describe, expect, it, vi } from 'vitest';
+import { MemoryBudget, SPARE_IDLE_MS } from '../../../src/storage/memory-budget.js';
 import { parseDuration } from '../../../src/storage/sweep.js';
 
 describe('MemoryBudget', () => {
@@ -34,6 +34,31 @@ describe('MemoryBudget', () => {
     // A buffer of another size makes the spares give way so that spares + in use <= limit.
     await budget.takeBuffer(6);
     expect(budget.inUse + budget.spare).toBeLessThanOrEqual(10);
+  });
+
+  it('frees the spares once no buffer was asked for during SPARE_IDLE_MS', async () => {
+    vi.useFakeTimers();
+    try {
+      const budget = new MemoryBudget(16);
+      const a = await budget.takeBuffer(4);
+      budget.giveBack(a);
+      expect(budget.spare).toBe(4);
+      vi.advanceTimersByTime(SPARE_IDLE_MS - 100);
+      expect(budget.spare).toBe(4);
+      // A request meanwhile starts the wait again.
+      const again = await budget.takeBuffer(4);
+      expect(again).toBe(a);
+      budget.giveBack(again);
+      vi.advanceTimersByTime(SPARE_IDLE_MS - 100);
+      expect(budget.spare).toBe(4);
+      vi.advanceTimersByTime(200);
+      expect(budget.spare).toBe(0);
+      expect(budget.inUse).toBe(0);
+      // Freed at once, not left for a garbage collection to find.
+      expect((a.buffer as ArrayBuffer).detached).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('hands a returned buffer to the upload waiting at the cap instead of allocating a new one', async () => {
