@@ -192,6 +192,10 @@ export class S3UploadSink extends Writable implements UploadSink {
       let buffer = this.nextSmallBuffer();
       if (!buffer) {
         if (this.current && this.current.length >= this.options.partSize) await this.sendCurrentPart();
+        // A new part buffer only once a slot is free: an upload holds at most queueSize parts, the
+        // one filling included (the client waits meanwhile, as it would for a full buffer).
+        while (this.inFlight.size >= this.options.queueSize && !this.failure) await Promise.race(this.inFlight);
+        if (this.failure) throw this.failure;
         buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
         if (this.failure) {
           this.budget.giveBack(buffer);

@@ -171,18 +171,21 @@ describe('S3UploadSink', () => {
     expect(budget.peak).toBeLessThanOrEqual(3 * 5 * MiB);
   });
 
-  it('back-pressures the writer while queueSize parts are in flight', async () => {
+  it('back-pressures the writer while queueSize parts are in flight, holding no more than queueSize part buffers', async () => {
     const s3 = new FakeS3();
     s3.holdParts = true;
-    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: 'k', partSize: 5 * MiB, queueSize: 1, budget: new MemoryBudget(64 * MiB) });
-    const bytes = data(16 * MiB);
+    const budget = new MemoryBudget(64 * MiB);
+    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: 'k', partSize: 5 * MiB, queueSize: 2, budget });
+    const bytes = data(24 * MiB);
     let written = 0;
     const source = chunked(bytes);
     source.on('data', (c: Buffer) => (written += c.length));
     const done = pipeline(source, sink);
     await new Promise((r) => setTimeout(r, 100));
-    // Part 1 in flight, part 2 full and waiting for the slot, plus the streams' small buffers.
-    expect(s3.heldCount).toBe(1);
+    // Parts 1 and 2 in flight; no third buffer is taken until a slot frees: memory per upload is
+    // partSize x queueSize (plus the streams' small buffers).
+    expect(s3.heldCount).toBe(2);
+    expect(budget.peak).toBeLessThanOrEqual(2 * 5 * MiB);
     expect(written).toBeLessThan(11 * MiB);
     for (let i = 0; i < 20 && !sink.writableFinished; i++) {
       s3.releaseParts();
