@@ -94,7 +94,7 @@ export function sendStream(source: Readable, data: Socket, control: Socket): Pro
       if (!err) return resolve(bytes);
       source.destroy();
       data.destroy();
-      reject(sendError(err, data));
+      reject(sendError(err));
     };
     const onControlClose = () => settle(new FtpError('CONTROL_CONNECTION_LOST', 'Control connection closed during transfer'));
     const onData = (chunk: Buffer) => {
@@ -110,10 +110,11 @@ export function sendStream(source: Readable, data: Socket, control: Socket): Pro
   });
 }
 
-function sendError(err: Error, data: Socket): Error {
+/** The reply-worthy error of a failed send: a broken data connection is DATA_CONNECTION_LOST. */
+function sendError(err: Error): Error {
   if (err instanceof FtpError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  if (data.destroyed && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE')) {
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err });
   }
   return err;

@@ -8,11 +8,11 @@
  * Only a Buffer that spans its whole ArrayBuffer is freed: a slice may share it with bytes that
  * are still on their way (bandwidth pacing, the quota cut), and is left to the collector. The
  * caller must hold the only reference that will still be read: every view of the memory reads as
- * empty afterwards.
+ * empty afterwards. (An empty or already freed one has no bytes to free.)
  */
 export function freeBuffer(buffer: Buffer): void {
   const memory = buffer.buffer;
-  if (memory instanceof ArrayBuffer && buffer.byteOffset === 0 && buffer.byteLength === memory.byteLength && memory.byteLength > 0 && !memory.detached) {
+  if (memory instanceof ArrayBuffer && buffer.byteOffset === 0 && buffer.byteLength === memory.byteLength && memory.byteLength > 0) {
     memory.transfer(0);
   }
 }

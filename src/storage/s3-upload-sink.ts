@@ -194,7 +194,7 @@ export class S3UploadSink extends Writable implements UploadSink {
         if (this.current && this.current.length >= this.options.partSize) await this.sendCurrentPart();
         // A new part buffer only once a slot is free: an upload holds at most queueSize parts, the
         // one filling included (the client waits meanwhile, as it would for a full buffer).
-        while (this.inFlight.size >= this.options.queueSize && !this.failure) await Promise.race(this.inFlight);
+        await this.slotFree();
         if (this.failure) throw this.failure;
         buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
         if (this.failure) {
@@ -223,7 +223,7 @@ export class S3UploadSink extends Writable implements UploadSink {
 
   /** Hands the current part to S3 once a slot is free; its buffer returns to the budget when it is stored. */
   private async sendCurrentPart(): Promise<void> {
-    while (this.inFlight.size >= this.options.queueSize && !this.failure) await Promise.race(this.inFlight);
+    await this.slotFree();
     const buffer = this.current as Buffer;
     const length = this.fill;
     this.current = undefined;
@@ -253,6 +253,11 @@ export class S3UploadSink extends Writable implements UploadSink {
       }
       this.budget.giveBack(buffer);
     });
+  }
+
+  /** Resolves once fewer than queueSize parts are in flight, or the upload failed. */
+  private async slotFree(): Promise<void> {
+    while (this.inFlight.size >= this.options.queueSize && !this.failure) await Promise.race(this.inFlight);
   }
 
   /** Runs a part request as one of those in flight; its failure fails the upload. Never rejects. */
