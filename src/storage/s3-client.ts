@@ -1,8 +1,7 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { S3Client, type PutObjectCommand } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BridgeConfig } from '../config/schema.js';
+import { createS3Agents } from './s3-agents.js';
 
 /**
  * Builds the one S3 client the bridge shares between all sessions. Non-AWS endpoints default to
@@ -11,7 +10,6 @@ import type { BridgeConfig } from '../config/schema.js';
  */
 export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3RequestInfo) => void): S3Client {
   const custom = s3.endpoint !== undefined;
-  const agentOptions = { keepAlive: true, maxSockets: 256 };
   const client = new S3Client({
     region: s3.region,
     endpoint: s3.endpoint,
@@ -27,8 +25,7 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
       // a response body, that makes no progress for this long (stalls included). A wall-clock
       // timeout would fail large parts on a slow link.
       socketTimeout: s3.requestTimeoutSeconds * 1000,
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
+      ...createS3Agents({ keepAlive: true, maxSockets: 256 }),
     }),
   });
   if (onRequest) observeRequests(client, onRequest);
