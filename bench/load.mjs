@@ -36,6 +36,8 @@ const settings = {
   // ftp.storeOntoDirectory: 'refuse' adds a ListObjectsV2 to every STOR; 'allow' is the default
   storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'allow',
   backend: process.env.LOAD_S3_BACKEND || 's3rver',
+  // another build of the bridge (A/B comparisons), as BENCH_BRIDGE_BIN for npm run bench
+  bridgeBin: process.env.LOAD_BRIDGE_BIN || undefined,
 };
 if (!['s3rver', 'swift'].includes(settings.backend)) throw new Error('LOAD_S3_BACKEND must be s3rver or swift');
 if (!['refuse', 'allow'].includes(settings.storeOntoDirectory)) throw new Error('LOAD_STORE_ONTO_DIRECTORY must be refuse or allow');
@@ -49,7 +51,7 @@ cleanups.exitOnSignals();
 async function startBridge(s3, bucket) {
   const dir = tempDir(cleanups, 'ftp-s3-bridge-load-');
   // argon2id verifies on libuv's thread pool; bcryptjs would run 200 logins on the event loop
-  const hash = hashPassword('pw', { algorithm: 'argon2id' });
+  const hash = hashPassword('pw', { bin: settings.bridgeBin, algorithm: 'argon2id' });
   const file = writeBridgeConfig(join(dir, 'bridge.yaml'), {
     store: s3,
     passivePorts: [settings.pasvMin, settings.pasvMin + Math.max(64, settings.clients + 32) - 1],
@@ -58,7 +60,7 @@ async function startBridge(s3, bucket) {
     log: { level: 'warn' },
     accounts: [{ username: 'cam', passwordHash: hash, bucket, prefix: 'bridge/' }],
   });
-  const bridge = await startBridgeProcess(cleanups, file, { env: { FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
+  const bridge = await startBridgeProcess(cleanups, file, { bin: settings.bridgeBin, env: { FTP_S3_BRIDGE__LOG__LEVEL: 'info' } });
   return { port: bridge.port, pid: bridge.pid };
 }
 

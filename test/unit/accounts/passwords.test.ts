@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hashPassword, verifyPassword } from '../../../src/accounts/passwords.js';
 
 describe('hashPassword / verifyPassword', () => {
@@ -61,5 +61,23 @@ describe('hashPassword / verifyPassword', () => {
     ['sha512-crypt', '$6$salt$' + 'x'.repeat(86)],
   ])('%s hash → false, never a throw', async (_label, hash) => {
     await expect(verifyPassword('pw', hash)).resolves.toBe(false);
+  });
+
+  it('argon2 is loaded only for an argon2id hash, and a failure to load it is thrown, not a wrong password', async () => {
+    const argon2idHash = await hashPassword('pw', 'argon2id');
+    const bcryptHash = await hashPassword('pw');
+    vi.resetModules();
+    vi.doMock('@node-rs/argon2', () => {
+      throw new Error('native binding missing');
+    });
+    try {
+      const fresh = await import('../../../src/accounts/passwords.js');
+      expect(await fresh.verifyPassword('pw', bcryptHash)).toBe(true);
+      await expect(fresh.verifyPassword('pw', argon2idHash)).rejects.toThrow();
+      await expect(fresh.hashPassword('pw', 'argon2id')).rejects.toThrow();
+    } finally {
+      vi.doUnmock('@node-rs/argon2');
+      vi.resetModules();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { FtpSrv } from 'ftp-srv';
 import { describe, expect, it } from 'vitest';
 
@@ -9,6 +10,24 @@ describe('ftp-srv patches', () => {
     const server = new FtpSrv({ url: 'ftp://127.0.0.1:0', log: silentLog() as never });
     expect(signals.map((s) => process.listenerCount(s))).toEqual(before);
     void server;
+  });
+
+  it('a server given a logger never loads bunyan (stock: bunyan and moment.js loaded and a bunyan logger made anyway)', () => {
+    // A fresh process: this one may have loaded bunyan for another test.
+    const script = `
+      import { registerHooks } from 'node:module';
+      const loaded = [];
+      registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });
+      const { FtpSrv } = await import('ftp-srv');
+      const noop = () => undefined;
+      const log = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => log };
+      const withLogger = new FtpSrv({ url: 'ftp://127.0.0.1:0', log });
+      const bunyanWithLogger = loaded.some((url) => url.includes('/node_modules/bunyan/'));
+      const withoutLogger = new FtpSrv({ url: 'ftp://127.0.0.1:0' });
+      console.log(JSON.stringify({ bunyanWithLogger, ownLogger: withLogger.log === log, defaultLogger: withoutLogger.log.constructor.name }));
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(JSON.parse(out)).toEqual({ bunyanWithLogger: false, ownLogger: true, defaultLogger: 'Logger' });
   });
 });
 
