@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -37,7 +37,7 @@ const settings = {
   storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'allow',
   backend: process.env.LOAD_S3_BACKEND || 's3rver',
   // another build of the bridge (A/B comparisons), as BENCH_BRIDGE_BIN for npm run bench
-  bridgeBin: process.env.LOAD_BRIDGE_BIN || undefined,
+  bridgeBin: process.env.LOAD_BRIDGE_BIN ? resolve(process.env.LOAD_BRIDGE_BIN) : undefined,
 };
 if (!['s3rver', 'swift'].includes(settings.backend)) throw new Error('LOAD_S3_BACKEND must be s3rver or swift');
 if (!['refuse', 'allow'].includes(settings.storeOntoDirectory)) throw new Error('LOAD_STORE_ONTO_DIRECTORY must be refuse or allow');

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createS3Agents } from '../../../src/storage/s3-agents.js';
@@ -9,7 +9,7 @@ const body = randomBytes(12 * MiB + 4321);
 const bodySha256 = createHash('sha256').update(body).digest('hex');
 
 /** Answers every request with `body`, in pieces of various sizes (so reads split headers and body). */
-function serve(res: import('node:http').ServerResponse): void {
+function serve(res: ServerResponse): void {
   res.writeHead(200, { 'content-length': body.length, 'x-amz-request-id': 'a'.repeat(200) });
   let at = 0;
   const next = (): void => {
