@@ -54,6 +54,8 @@ export class PassivePortPool {
    * be bound.
    */
   async acquire(host: string, clientKey: string, onConnection: (socket: Socket) => void): Promise<PassiveLease> {
+    // A full range is reported as such, whoever holds it.
+    if (this.leased.size >= this.size) throw new PoolExhaustedError(this.portMin, this.portMax);
     // Counted before the first await, so concurrent acquires of one client cannot overshoot.
     const held = this.heldByClient(clientKey);
     if (held >= this.maxPerClient) throw new PassivePortsPerClientError(clientKey, this.maxPerClient);

@@ -220,6 +220,26 @@ describe('TLS handshake time-out (ftp.tls.handshakeTimeoutSeconds 1)', () => {
     expect(ms).toBeLessThan(6000);
   });
 
+  it('a PROT P data connection that never handshakes is dropped after about 1 s, and the transfer fails', async () => {
+    const c = await Control.implicit(bridge.ftpsImplicitPort as number);
+    expect((await c.reply()).code).toBe(220);
+    await c.login();
+    const r = await c.command('EPSV');
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)?.[1]);
+    expect(r.code, r.text).toBe(229);
+    await bridge.put('waiting.bin', Buffer.alloc(64 * 1024, 1));
+    const data = await silent(port);
+    const sent = performance.now();
+    expect((await c.command('RETR waiting.bin')).code).toBe(150);
+    // The default data-connection time-out (30 s) would hold it far longer.
+    await within(data.closed, 15_000, 'silent data connection closed');
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(900);
+    const final = await c.reply();
+    expect(final.code).toBeGreaterThanOrEqual(400);
+    expect(performance.now() - sent).toBeLessThan(6000);
+    c.close();
+  });
+
   it('a handshake in time works (implicit FTPS session logs in)', async () => {
     const c = await Control.implicit(bridge.ftpsImplicitPort as number);
     expect((await c.reply()).code).toBe(220);

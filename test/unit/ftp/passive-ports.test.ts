@@ -81,6 +81,14 @@ describe('PassivePortPool', () => {
     (await pool.acquire('127.0.0.1', 'b', noop)).release();
   });
 
+  it('a client holding the whole range is told the range is full (425 "no passive port free"), not over its share', async () => {
+    const min = base();
+    const pool = new PassivePortPool(min, min + 1, 2);
+    const leases = [await pool.acquire('127.0.0.1', 'a', noop), await pool.acquire('127.0.0.1', 'a', noop)];
+    await expect(pool.acquire('127.0.0.1', 'a', noop)).rejects.toBeInstanceOf(PoolExhaustedError);
+    for (const l of leases) l.release();
+  });
+
   it('a listener closed from outside (server close) returns the port and the client share', async () => {
     const min = base();
     const pool = new PassivePortPool(min, min + 1, 1);
