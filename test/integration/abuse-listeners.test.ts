@@ -83,6 +83,22 @@ class Control {
   }
 }
 
+/**
+ * An implicit FTPS connection from 127.0.0.1, retried (up to 10 s) while the bridge refuses it: a
+ * slot freed by a client's close is released when the bridge sees that close, a moment later.
+ */
+async function implicitOnceFree(port: number): Promise<Control> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await Control.implicit(port);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 describe('implicit FTPS: limits and bans at accept (maxConnectionsPerIp 3, handshake time-out 60 s)', () => {
   let bridge: TestBridge;
   const port = () => bridge.ftpsImplicitPort as number;
@@ -125,33 +141,16 @@ describe('implicit FTPS: limits and bans at accept (maxConnectionsPerIp 3, hands
     // The silent ones going away free their slots (closing is seen by the bridge a moment later).
     for (const s of held) s.socket.destroy();
     await Promise.all(held.map((s) => s.closed));
-    const deadline = Date.now() + 10_000;
-    let first: Control | undefined;
-    while (!first) {
-      try {
-        first = await Control.implicit(port());
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const first = await implicitOnceFree(port());
     expect((await first.reply()).code).toBe(220);
     first.close();
     await first.closed;
   });
 
   it('an implicit FTPS session is counted once: maxConnectionsPerIp sessions log in, one more is closed before its handshake', async () => {
-    const sessions: Control[] = [];
-    const deadline = Date.now() + 10_000;
     // The previous test's connections may still be closing on the bridge's side.
-    while (sessions.length < 3) {
-      try {
-        sessions.push(await Control.implicit(port()));
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const sessions: Control[] = [];
+    for (let i = 0; i < 3; i++) sessions.push(await implicitOnceFree(port()));
     for (const s of sessions) {
       expect((await s.reply()).code).toBe(220);
       await s.login();
