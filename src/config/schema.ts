@@ -112,9 +112,15 @@ export const configSchema = z.strictObject({
           portMax: port.default(30049),
           /** Clients in `cidr` are told `address` instead (e.g. the internal address for in-cluster clients). */
           overrides: z.array(z.strictObject({ cidr, address: z.string().min(1) })).default([]),
+          /**
+           * Passive ports one client address may hold at once (waiting for their data connection);
+           * PASV/EPSV beyond it answer 425 to that address only. Omitted: a quarter of the range, at least 4.
+           */
+          maxPerClient: z.number().int().min(1).optional(),
         })
         .prefault({})
-        .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax'),
+        .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax')
+        .transform((p) => ({ ...p, maxPerClient: p.maxPerClient ?? Math.max(4, Math.floor((p.portMax - p.portMin + 1) / 4)) })),
       greeting: z.string().default('ftp-s3-bridge ready'),
       /** Every failed login answers after this delay, whatever the reason (unknown user or bad password). */
       loginFailureDelayMs: z.number().int().min(0).max(60_000).default(1000),
@@ -166,6 +172,8 @@ export const configSchema = z.strictObject({
           minVersion: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
           /** The files are watched, and also re-read this often (watches miss some volume updates). */
           reloadCheckSeconds: z.number().positive().max(3600).default(60),
+          /** A TLS handshake (implicit port, AUTH TLS, PROT P data connection) not done within this is dropped. */
+          handshakeTimeoutSeconds: z.number().positive().max(300).default(10),
         })
         .prefault({})
         .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key must be given together')

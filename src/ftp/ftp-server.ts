@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FtpSrv } from 'ftp-srv';
 import type { Logger } from 'pino';
@@ -12,7 +12,7 @@ import { commandRegistry, type FtpConnection, type FtpSrvInstance } from './ftp-
 import { Session } from './session.js';
 import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from './transfer-policy.js';
-import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp } from './access-control.js';
+import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
 
 export interface FtpServerOptions {
@@ -31,9 +31,6 @@ export interface FtpServerOptions {
   /** Whether the local account of that name has requireTls (read at each USER: accounts reload). */
   accountRequiresTls?(username: string): boolean;
 }
-
-/** An implicit FTPS client that connects and never completes the handshake is dropped after this. */
-const IMPLICIT_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** ftp-srv server instance → our context. The command registry is process-wide; contexts are not. */
 const contexts = new WeakMap<object, CommandContext>();
@@ -69,6 +66,11 @@ function registerCommands(): void {
   }
 }
 
+/** A connection's slot in the connection limits; `release` (idempotent) when it closes. */
+type Admission = { release: () => void };
+/** Why a connection is turned away, and the text of its 421. */
+type Refusal = { refused: 'banned' | ConnectionRefusal; message: string };
+
 /** Access to ftp-srv's own file system is never given: every file command is ours. */
 const NO_LOCAL_FS = Object.freeze({});
 
@@ -85,6 +87,12 @@ export class FtpServer {
   private readonly limiter: ConnectionLimiter;
   /** The implicit FTPS listener (ftp.tls.implicitPort), once listening. */
   private implicit: NetServer | undefined;
+  /**
+   * The admission of an implicit FTPS connection, taken at TCP accept (before its handshake) and
+   * keyed by its TLS socket, which becomes the ftp-srv connection's commandSocket: onConnect takes
+   * the slot from here instead of counting the connection a second time.
+   */
+  private readonly admittedAtAccept = new WeakMap<Socket, Admission>();
 
   constructor(private readonly options: FtpServerOptions) {
     registerCommands();
@@ -100,13 +108,14 @@ export class FtpServer {
       timeout: 0,
       log: logger.child({ component: 'ftp-srv' }) as never,
     }) as unknown as FtpSrvInstance;
-    this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax);
+    this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax, ftp.passive.maxPerClient);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = new BruteForceGuard(ftp.bruteForce);
     this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp);
     contexts.set(this.srv, {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
+      tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,
       mkdExistingDirectory: ftp.mkdExistingDirectory,
       passiveAddress: (connection) => this.passiveAddress(connection),
       passivePorts: this.passivePorts,
@@ -139,24 +148,34 @@ export class FtpServer {
     });
   }
 
-  /** Admission (limits, bans) and the login and idle timers of a new control connection. */
+  /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
+  private admit(clientIp: string): Admission | Refusal {
+    if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: 'Too many failed logins; try again later' };
+    const admitted = this.limiter.admit(clientIp);
+    if (!('refused' in admitted)) return admitted;
+    const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
+    return { refused: admitted.refused, message };
+  }
+
+  /**
+   * Admission (limits, bans) and the login and idle timers of a new control connection. On the
+   * control port this runs at TCP accept: ftp-srv emits 'connect' synchronously in its listener's
+   * 'connection' handler, before its greeting and with the socket paused. An implicit FTPS
+   * connection was admitted at accept already, before its handshake (listenImplicit).
+   */
   private onConnect(connection: FtpConnection): void {
     const { ftp, logger } = this.options;
     const socket = connection.commandSocket;
     const clientIp = normalizeIp(socket.remoteAddress);
-    const refuse = (reason: string, message: string) => {
-      logger.warn({ event: 'connection-refused', clientIp, reason }, 'connection refused');
+    const admitted = this.admittedAtAccept.get(socket) ?? this.admit(clientIp);
+    if ('refused' in admitted) {
+      logger.warn({ event: 'connection-refused', clientIp, reason: admitted.refused }, 'connection refused');
       // ftp-srv already listens for commands and is about to greet: silence both.
       socket.removeAllListeners('data');
       connection.reply = async () => {};
-      socket.end(`421 ${message}\r\n`);
+      socket.end(`421 ${admitted.message}\r\n`);
       setTimeout(() => socket.destroy(), 2000).unref();
-    };
-    const bannedMs = this.bruteForce.bannedFor(clientIp);
-    if (bannedMs > 0) return refuse('banned', 'Too many failed logins; try again later');
-    const admitted = this.limiter.admit(clientIp);
-    if ('refused' in admitted) {
-      return refuse(admitted.refused, admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address');
+      return;
     }
     this.connections.add(connection);
 
@@ -253,7 +272,18 @@ export class FtpServer {
     // The same secure context as AUTH TLS and data connections: a client resuming the control
     // connection's TLS session on a data connection (lftp/GnuTLS) finds it, and reloads apply to all.
     const server = createNetServer({ pauseOnConnect: true }, (socket) => {
-      const secure = serverTlsSocket(socket, tls.secureContext, IMPLICIT_HANDSHAKE_TIMEOUT_MS, logger);
+      // Bans and limits apply here, at accept: a connection that never handshakes holds a slot.
+      const clientIp = normalizeIp(socket.remoteAddress);
+      const admitted = this.admit(clientIp);
+      if ('refused' in admitted) {
+        logger.warn({ event: 'connection-refused', clientIp, reason: admitted.refused, listener: 'implicit' }, 'connection refused');
+        // Before TLS there is no way to say 421: closed at once, without a handshake.
+        socket.destroy();
+        return;
+      }
+      const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
+      secure.once('close', admitted.release);
+      this.admittedAtAccept.set(secure, admitted);
       handshake(secure).then(
         () => this.srv.server.emit('connection', secure),
         () => logger.debug({ clientIp: normalizeIp(socket.remoteAddress) }, 'implicit FTPS handshake failed'),

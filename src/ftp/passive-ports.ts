@@ -1,5 +1,6 @@
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { BridgeConfig } from '../config/schema.js';
+import { FtpError } from './errors.js';
 
 /** A listening passive data server holding one port of the pool until released. */
 export interface PassiveLease {
@@ -13,15 +14,21 @@ export interface PassiveLease {
  * The passive port range. Every port handed out is owned by exactly one lease until that lease is
  * released, so a port can never leak as long as every path out of a passive connection calls
  * `release()` (idempotent). Ports busy outside the bridge (EADDRINUSE, EACCES) are skipped.
+ * Each lease is held by a client (its key: the client address), and one client holds at most
+ * `maxPerClient` ports at once, so one address cannot take the whole range from the others.
  * Replaces ftp-srv's getNextPasvPort, which probes ports and loses track of them.
  */
 export class PassivePortPool {
   private readonly leased = new Set<number>();
+  /** Ports held per client key; a key without ports is deleted (the map stays as small as the leases). */
+  private readonly heldBy = new Map<string, number>();
   private next: number;
 
   constructor(
     readonly portMin: number,
     readonly portMax: number,
+    /** Ports one client key may hold at once; Infinity: no per-client bound. */
+    readonly maxPerClient = Infinity,
   ) {
     this.next = portMin;
   }
@@ -35,11 +42,41 @@ export class PassivePortPool {
     return this.leased.size;
   }
 
+  /** Ports currently leased by the client `clientKey`. */
+  heldByClient(clientKey: string): number {
+    return this.heldBy.get(clientKey) ?? 0;
+  }
+
   /**
-   * Listens on a free port of the range on `host`; `onConnection` gets every accepted socket
-   * (paused). Rejects with a PoolExhaustedError when no port of the range can be bound.
+   * Listens on a free port of the range on `host` for the client `clientKey`; `onConnection` gets
+   * every accepted socket (paused). Rejects with a PassivePortsPerClientError when that client
+   * already holds `maxPerClient` ports, and with a PoolExhaustedError when no port of the range can
+   * be bound.
    */
-  async acquire(host: string, onConnection: (socket: Socket) => void): Promise<PassiveLease> {
+  async acquire(host: string, clientKey: string, onConnection: (socket: Socket) => void): Promise<PassiveLease> {
+    // A full range is reported as such, whoever holds it.
+    if (this.leased.size >= this.size) throw new PoolExhaustedError(this.portMin, this.portMax);
+    // Counted before the first await, so concurrent acquires of one client cannot overshoot.
+    const held = this.heldByClient(clientKey);
+    if (held >= this.maxPerClient) throw new PassivePortsPerClientError(clientKey, this.maxPerClient);
+    this.heldBy.set(clientKey, held + 1);
+    let handedOut = false;
+    try {
+      const lease = await this.bind(host, onConnection, () => this.unhold(clientKey));
+      handedOut = true;
+      return lease;
+    } finally {
+      if (!handedOut) this.unhold(clientKey);
+    }
+  }
+
+  private unhold(clientKey: string): void {
+    const left = (this.heldBy.get(clientKey) ?? 1) - 1;
+    if (left > 0) this.heldBy.set(clientKey, left);
+    else this.heldBy.delete(clientKey);
+  }
+
+  private async bind(host: string, onConnection: (socket: Socket) => void, onRelease: () => void): Promise<PassiveLease> {
     for (let tried = 0; tried < this.size; tried++) {
       const port = this.next;
       this.next = port >= this.portMax ? this.portMin : port + 1;
@@ -61,11 +98,24 @@ export class PassivePortPool {
         released = true;
         server.close();
         this.leased.delete(port);
+        onRelease();
       };
       server.once('close', release);
       return { port, server, release };
     }
     throw new PoolExhaustedError(this.portMin, this.portMax);
+  }
+}
+
+/** The client already holds its share of the passive range (ftp.passive.maxPerClient). */
+export class PassivePortsPerClientError extends FtpError {
+  constructor(
+    readonly clientKey: string,
+    readonly maxPerClient: number,
+  ) {
+    // No text of its own: the reply's comes from the error table (replies.ts).
+    super('TOO_MANY_PASSIVE_PORTS', '');
+    this.name = 'PassivePortsPerClientError';
   }
 }
 

@@ -41,6 +41,7 @@ const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   // RFC 4217 §9: a data command whose PROT level the server's policy does not accept.
   PROTECTION_REQUIRED: { code: 521, message: 'Data connection cannot be opened with this PROT setting' },
   INVALID_RESTART: { code: 554, message: 'Invalid REST parameter' },
+  TOO_MANY_PASSIVE_PORTS: { code: 425, message: 'Too many passive ports open from your address; use or close them first' },
   NOT_AVAILABLE: { code: 550, message: 'Requested action not taken: not available' },
 };
 

@@ -87,11 +87,12 @@ export class TestBridge {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const accounts = options.accounts ?? [{ username: USER, password: PASSWORD }];
     // Each bridge gets its own passive range; random blocks keep parallel workers (and parallel
-    // test runs) apart, and the bridge skips ports that are busy anyway.
+    // test runs) apart, and the bridge skips ports that are busy anyway. Every port may go to one
+    // client address: a test's clients stand for many devices but share 127.0.0.1.
     const portMin = 10000 + Math.floor(Math.random() * 2000) * 10; // below Linux's ephemeral range (32768-60999)
     const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
     const config = parseConfig({
-      ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9 }, loginFailureDelayMs: 200, ...options.ftp },
+      ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9, maxPerClient: 10 }, loginFailureDelayMs: 200, ...options.ftp },
       http: { host: '127.0.0.1', port: 0 },
       s3: {
         endpoint: proxy?.endpoint ?? backend.endpoint,

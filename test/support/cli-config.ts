@@ -14,10 +14,13 @@ type S3Section = NonNullable<BridgeConfigInput['s3']>;
  */
 export type CliConfig = Omit<BridgeConfigInput, 'ftp' | 's3'> & { ftp?: FtpSection; s3?: S3Section };
 
-/** A random passive range of `count` ports on loopback (10000-29999), announced as 127.0.0.1. */
+/**
+ * A random passive range of `count` ports on loopback (10000-29999), announced as 127.0.0.1. Every
+ * port may go to one client address: a test's clients stand for many devices but share 127.0.0.1.
+ */
 export function passivePorts(count: number): NonNullable<FtpSection['passive']> {
   const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
-  return { address: '127.0.0.1', portMin, portMax: portMin + count - 1 };
+  return { address: '127.0.0.1', portMin, portMax: portMin + count - 1, maxPerClient: count };
 }
 
 /**

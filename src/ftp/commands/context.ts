@@ -13,6 +13,8 @@ import type { TransferPolicy } from '../transfer-policy.js';
 export interface CommandContext {
   sessionOf(connection: FtpConnection): Session | undefined;
   dataConnectionTimeoutMs: number;
+  /** ftp.tls.handshakeTimeoutSeconds: a TLS handshake (AUTH TLS, PROT P data connection) not done by then is dropped. */
+  tlsHandshakeTimeoutMs: number;
   /** ftp.mkdExistingDirectory: how MKD of an existing directory is answered (default 'ok': 257). */
   mkdExistingDirectory?: 'ok' | 'error';
   /** Address announced in PASV replies for a connection. */
@@ -107,7 +109,7 @@ export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Pr
     throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
   }
   // PROT P: TLS over the connection the connector accepted or opened (the connectors stay plain TCP).
-  if (protection.level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.secureContext, ctx.dataConnectionTimeoutMs, conn.log);
+  if (protection.level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.secureContext, ctx.tlsHandshakeTimeoutMs, conn.log);
   return socket;
 }
 

@@ -1,6 +1,9 @@
 import { isIP, type Socket } from 'node:net';
 import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
+import { normalizeIp } from '../access-control.js';
+import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
+import { replyFor } from '../replies.js';
 import { rawArgument, type CommandSpec, type ContextOf } from './context.js';
 
 /** An address as the socket layer reports it, IPv4-mapped IPv6 folded back to IPv4. */
@@ -165,7 +168,9 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
     const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs);
     conn.connector = connector;
     try {
-      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, onConnection));
+      // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.
+      const clientKey = normalizeIp(conn.commandSocket.remoteAddress);
+      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, clientKey, onConnection));
     } catch (err) {
       connector.end();
       throw err;
@@ -173,6 +178,11 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
   };
 
   const passiveFailure = (conn: FtpConnection, err: unknown) => {
+    if (err instanceof FtpError) {
+      const reply = replyFor(err);
+      conn.log.warn({ event: 'passive-refused', reason: err.code }, reply.message);
+      return conn.reply(reply.code, reply.message);
+    }
     if (err instanceof PoolExhaustedError) {
       conn.log.warn({ event: 'passive-ports-exhausted' }, err.message);
       return conn.reply(425, 'No passive port free; try again later');

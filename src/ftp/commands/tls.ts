@@ -2,9 +2,6 @@ import type { FtpConnection } from '../ftp-srv-internals.js';
 import { controlProtected, dataProtection, handshake, serverTlsSocket } from '../tls.js';
 import { rawArgument, type CommandContext, type CommandSpec, type ContextOf } from './context.js';
 
-/** A client that sends AUTH TLS and then never completes the handshake is dropped after this. */
-const CONTROL_HANDSHAKE_TIMEOUT_MS = 30_000;
-
 /** AUTH SSL and AUTH TLS-P are the pre-RFC 4217 forms; they also protect data connections. */
 const MECHANISMS: Record<string, 'C' | 'P'> = { TLS: 'C', 'TLS-C': 'C', SSL: 'P', 'TLS-P': 'P' };
 
@@ -37,7 +34,7 @@ export function tlsCommands(contextOf: ContextOf): Record<string, CommandSpec> {
         // plain socket buffered (the ClientHello) through its read(), which emits 'data' there.
         const dataListeners = plain.listeners('data') as ((chunk: Buffer) => void)[];
         plain.removeAllListeners('data');
-        const secure = serverTlsSocket(plain, ctx.tls.secureContext, CONTROL_HANDSHAKE_TIMEOUT_MS, this.log);
+        const secure = serverTlsSocket(plain, ctx.tls.secureContext, ctx.tlsHandshakeTimeoutMs, this.log);
         secure.on('data', (chunk: Buffer) => {
           for (const listener of dataListeners) listener.call(plain, chunk);
         });
