@@ -208,6 +208,16 @@ export const configSchema = z.strictObject({
       sweepUploadsIntervalSeconds: z.number().positive().min(1).max(604_800).default(3600),
       /** Upload part buffers of all sessions together; at the cap, new parts wait. */
       memoryLimitMiB: z.number().int().min(16).default(256),
+      /**
+       * The most of memoryLimitMiB that the uploads of one client address, and of one account, hold
+       * at once (never less than one part); beyond it their uploads wait while those of others go on.
+       */
+      memoryShare: z
+        .strictObject({
+          perClientPercent: z.number().int().min(1).max(100).default(25),
+          perAccountPercent: z.number().int().min(1).max(100).default(50),
+        })
+        .prefault({}),
       /** Stores x-amz-meta-ftp-user and x-amz-meta-ftp-client-ip on every uploaded object. */
       uploaderMetadata: z.boolean().default(true),
       /** Renames copy objects above this size part by part (UploadPartCopy), below it with one CopyObject (S3's limit: 5 GiB). */

@@ -104,14 +104,15 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   // `ftp` is assigned below; the metrics only read it when scraped.
   // eslint-disable-next-line prefer-const -- used by the closures below before it is assigned
   let ftp: FtpServer;
+  const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024, config.s3.memoryShare);
   const metrics = new BridgeMetrics({
     sessionsActive: () => ftp.connections.size,
     passivePorts: () => ftp.passivePortUsage(),
+    uploadMemory: () => ({ inUse: memoryBudget.inUse, waiting: memoryBudget.waiting }),
   });
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
   const authenticator = accounts.authenticator;
-  const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024);
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
   const digestPersistence = config.s3.persistMultipartDigests ? startDigestPersistence(metrics, logger.child({ component: 'digests' })) : undefined;
@@ -130,6 +131,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,
       memoryBudget,
+      memoryOwner: { client: session.clientIp, account: account.username },
       digestCache,
       digestPersistence,
     });

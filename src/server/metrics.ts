@@ -11,6 +11,8 @@ export interface PassivePortUsage {
 export interface MetricsSources {
   sessionsActive(): number;
   passivePorts(): PassivePortUsage;
+  /** The upload memory budget: bytes held by uploads, and uploads waiting for budget. */
+  uploadMemory(): { inUse: number; waiting: number };
 }
 
 const TRANSFER_OPS = new Set<OperationEvent['op']>(['STOR', 'STOU', 'APPE', 'RETR']);
@@ -52,6 +54,22 @@ export class BridgeMetrics {
         const { total, inUse } = sources.passivePorts();
         this.set({ state: 'in_use' }, inUse);
         this.set({ state: 'free' }, Math.max(0, total - inUse));
+      },
+    });
+    new Gauge({
+      name: 'upload_memory_bytes',
+      help: 'Bytes of s3.memoryLimitMiB held by upload buffers',
+      registers,
+      collect() {
+        this.set(sources.uploadMemory().inUse);
+      },
+    });
+    new Gauge({
+      name: 'uploads_waiting_for_memory',
+      help: 'Uploads waiting for a buffer: the budget is used up, or their client address or account holds its share (s3.memoryShare)',
+      registers,
+      collect() {
+        this.set(sources.uploadMemory().waiting);
       },
     });
     this.logins = new Counter({ name: 'ftp_logins_total', help: 'Login attempts by result (ok, failed)', labelNames: ['result'], registers });

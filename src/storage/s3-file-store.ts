@@ -19,7 +19,7 @@ import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
 import { KeyMapper, baseName } from './paths.js';
 import { classifyS3Error } from './s3-errors.js';
-import type { MemoryBudget } from './memory-budget.js';
+import type { MemoryBudget, MemoryOwner } from './memory-budget.js';
 import { resumableRead } from './s3-resumable-read.js';
 import { MIN_PART_BYTES, S3UploadSink, type ObjectParams, type UploadOptions } from './s3-upload-sink.js';
 
@@ -47,6 +47,8 @@ export interface S3FileStoreOptions {
   maxAttempts?: number;
   /** Shared budget for upload part buffers (all sessions); omitted: unbounded. */
   memoryBudget?: MemoryBudget;
+  /** Who this store's uploads are charged to within the budget's shares (the session's client address and account). */
+  memoryOwner?: MemoryOwner;
   /** Digests of multipart uploads (whose metadata was sent before the data); default: one per process. */
   digestCache?: DigestCache;
   /** Sent with every object this store creates (account policy, uploader metadata). */
@@ -197,6 +199,7 @@ export class S3FileStore implements FileStore {
       partSize: this.options.partSizeBytes,
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,
+      memoryOwner: this.options.memoryOwner,
       objectParams: this.options.objectParams,
       beforeCommit,
       digestAlgorithms: this.options.uploadDigests,

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
-import { MemoryBudget } from './memory-budget.js';
+import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
 import { withPayloadSha256 } from './s3-client.js';
@@ -41,6 +41,8 @@ export interface UploadOptions {
   queueSize: number;
   /** Shared budget that part buffers are taken from; omitted: a budget of this upload's own. */
   budget?: MemoryBudget;
+  /** Who the buffers are charged to within the budget's shares (client address, account). */
+  memoryOwner?: MemoryOwner;
   /** Per-account S3 policy and uploader metadata, sent with PutObject / CreateMultipartUpload. */
   objectParams?: ObjectParams;
   /** Settles before the object is committed; a rejection fails the upload (checks run alongside the data). */
@@ -196,7 +198,7 @@ export class S3UploadSink extends Writable implements UploadSink {
         // one filling included (the client waits meanwhile, as it would for a full buffer).
         await this.slotFree();
         if (this.failure) throw this.failure;
-        buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize));
+        buffer = await this.budget.takeBuffer(partSizeFor(this.partCount + 1, this.options.partSize), this.options.memoryOwner);
         if (this.failure) {
           this.budget.giveBack(buffer);
           throw this.failure;
@@ -218,7 +220,7 @@ export class S3UploadSink extends Writable implements UploadSink {
    */
   private nextSmallBuffer(): Buffer | undefined {
     if (this.current || this.uploadId || SMALL_BUFFER_BYTES >= this.options.partSize) return undefined;
-    return this.budget.tryTakeSmallBuffer(SMALL_BUFFER_BYTES);
+    return this.budget.tryTakeSmallBuffer(SMALL_BUFFER_BYTES, this.options.memoryOwner);
   }
 
   /** Hands the current part to S3 once a slot is free; its buffer returns to the budget when it is stored. */

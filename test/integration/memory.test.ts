@@ -38,7 +38,8 @@ beforeAll(async () => {
   const file = writeCliConfig(s3, {
     ftp: { passive: passivePorts(SESSIONS + 10) },
     // The defaults of partSizeMiB (8) and queueSize (4): 40 uploads would buffer 1.25 GiB uncapped.
-    s3: { memoryLimitMiB: CAP_MIB },
+    // One client and one account: their shares (s3.memoryShare) would keep the cap from filling.
+    s3: { memoryLimitMiB: CAP_MIB, memoryShare: { perClientPercent: 100, perAccountPercent: 100 } },
     log: { level: 'warn' },
     accounts: [{ username: 'cam', passwordHash: await hashPassword('pw'), bucket }],
   });

@@ -68,6 +68,8 @@ export const sha256 = (data: Buffer | string) => createHash('sha256').update(dat
 export class TestBridge {
   /** The implicit FTPS listener's port (ftp.tls.implicitPort set, e.g. to 0). */
   ftpsImplicitPort: number | undefined;
+  /** The operations HTTP listener's port (`/metrics`, `/healthz`, `/readyz`). */
+  httpPort: number | undefined;
   /** Graceful stop, as on SIGTERM (RunningBridge.drain); `close()` afterwards still cleans up. */
   drain!: () => Promise<void>;
 
@@ -125,6 +127,7 @@ export class TestBridge {
     };
     const bridge = new TestBridge(running.ftpAddress.port, bucket, s3, backend, stop, proxy);
     bridge.ftpsImplicitPort = running.ftpsImplicitAddress?.port;
+    bridge.httpPort = running.httpAddress?.port;
     bridge.drain = () => running.drain();
     return bridge;
   }

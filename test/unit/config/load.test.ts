@@ -155,6 +155,16 @@ describe('loadConfig: environment overrides', () => {
     expect(config.s3.partSizeMiB).toBe(16);
   });
 
+  it('gives s3.memoryShare its defaults, takes percents from 1 to 100, and sets them from the environment', () => {
+    const file = writeConfig(specYaml(bcryptHash));
+    expect(loadConfig({ file, env: {} }).s3.memoryShare).toEqual({ perClientPercent: 25, perAccountPercent: 50 });
+    const config = loadConfig({ file, env: { FTP_S3_BRIDGE__S3__MEMORY_SHARE__PER_CLIENT_PERCENT: '100', FTP_S3_BRIDGE__S3__MEMORY_SHARE__PER_ACCOUNT_PERCENT: '1' } });
+    expect(config.s3.memoryShare).toEqual({ perClientPercent: 100, perAccountPercent: 1 });
+    for (const bad of ['0', '101', '12.5']) {
+      expect(() => loadConfig({ file, env: { FTP_S3_BRIDGE__S3__MEMORY_SHARE__PER_CLIENT_PERCENT: bad } }), bad).toThrow(ConfigError);
+    }
+  });
+
   it('parses a flow sequence for an account\'s permissions, by index', () => {
     const config = loadConfig({
       file: writeConfig(specYaml(bcryptHash)),

@@ -116,6 +116,126 @@ describe('MemoryBudget', () => {
   });
 });
 
+describe('MemoryBudget shares (s3.memoryShare)', () => {
+  const A = { client: '192.0.2.1', account: 'alice' };
+  const B = { client: '192.0.2.2', account: 'bob' };
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  /** Whether a request has been granted by now. */
+  const granted = (request: Promise<unknown>) => {
+    const state = { done: false };
+    void request.then(() => (state.done = true));
+    return state;
+  };
+
+  it('makes an owner beyond its share wait while the requests of others are granted past it', async () => {
+    const budget = new MemoryBudget(100, { perClientPercent: 25 });
+    const a1 = await budget.takeBuffer(20, A);
+    const a2 = granted(budget.takeBuffer(10, A)); // 30 > A's 25
+    const b1 = granted(budget.takeBuffer(10, B)); // queued after A's, granted anyway
+    await tick();
+    expect(a2.done).toBe(false);
+    expect(b1.done).toBe(true);
+    expect(budget.inUse).toBe(30);
+    expect(budget.waiting).toBe(1);
+    budget.giveBack(a1);
+    await tick();
+    expect(a2.done).toBe(true);
+    expect(budget.waiting).toBe(0);
+  });
+
+  it('hands a released buffer to the first waiter within its share, not to those queued before it beyond theirs', async () => {
+    const budget = new MemoryBudget(30, { perAccountPercent: 50 }); // 15 each
+    const a = await budget.takeBuffer(10, A);
+    const b = await budget.takeBuffer(10, B);
+    const c = await budget.takeBuffer(10, { account: 'carol' });
+    const order: string[] = [];
+    const aWaits = budget.takeBuffer(10, A).then(() => order.push('alice'));
+    const bWaits = budget.takeBuffer(10, B).then(() => order.push('bob'));
+    const dWaits = budget.takeBuffer(10, { account: 'dave' }).then(() => order.push('dave'));
+    budget.giveBack(c);
+    await dWaits;
+    expect(order).toEqual(['dave']);
+    budget.giveBack(a); // alice holds nothing now: her waiter is within her share again
+    await aWaits;
+    budget.giveBack(b);
+    await bWaits;
+    expect(order).toEqual(['dave', 'alice', 'bob']);
+    expect(budget.inUse).toBe(30);
+  });
+
+  it('never rounds a share below one part: an owner holding nothing is granted one, however small its share', async () => {
+    const budget = new MemoryBudget(100, { perClientPercent: 1 });
+    const first = await budget.takeBuffer(30, A);
+    const second = granted(budget.takeBuffer(30, A));
+    await tick();
+    expect(second.done).toBe(false);
+    budget.giveBack(first);
+    await tick();
+    expect(second.done).toBe(true);
+  });
+
+  it('holds one account to its share across client addresses, and one address to its share across accounts', async () => {
+    const budget = new MemoryBudget(100, { perClientPercent: 40, perAccountPercent: 50 });
+    await budget.takeBuffer(30, { client: 'x', account: 'a' });
+    const sameAccount = granted(budget.takeBuffer(30, { client: 'y', account: 'a' })); // a: 60 > 50
+    const sameClient = granted(budget.takeBuffer(30, { client: 'x', account: 'b' })); // x: 60 > 40
+    const other = granted(budget.takeBuffer(30, { client: 'y', account: 'b' }));
+    await tick();
+    expect([sameAccount.done, sameClient.done, other.done]).toEqual([false, false, true]);
+  });
+
+  it('counts small buffers towards the share, yet grants a part to an owner that holds only small buffers (no deadlock)', async () => {
+    const budget = new MemoryBudget(128, { perClientPercent: 10 }); // a share of 12, small buffers up to 16
+    const smalls = [budget.tryTakeSmallBuffer(4, A), budget.tryTakeSmallBuffer(4, A), budget.tryTakeSmallBuffer(4, A)];
+    expect(smalls.every(Boolean)).toBe(true);
+    expect(budget.tryTakeSmallBuffer(4, A)).toBeUndefined(); // 16 > 12: beyond A's share
+    expect(budget.tryTakeSmallBuffer(4, B)).toBeDefined(); // B's share is its own
+    // The holders of A's small buffers may be the very uploads that wait for a part: granted.
+    const part = await budget.takeBuffer(40, A);
+    const next = granted(budget.takeBuffer(40, A));
+    budget.giveBack(smalls[0] as Buffer);
+    await tick();
+    expect(next.done).toBe(false); // A still holds a part: beyond its share
+    budget.giveBack(part);
+    await tick();
+    expect(next.done).toBe(true);
+  });
+
+  it('does not let a waiter beyond its share keep small buffers from others', async () => {
+    const budget = new MemoryBudget(64, { perClientPercent: 25 });
+    await budget.takeBuffer(32, A);
+    const waiting = granted(budget.takeBuffer(8, A));
+    await tick();
+    expect(waiting.done).toBe(false);
+    expect(budget.tryTakeSmallBuffer(4, B)).toBeDefined();
+    // A waiter within its share that waits for room still comes before small buffers.
+    await budget.takeBuffer(20, B);
+    const atCap = granted(budget.takeBuffer(12, { client: '192.0.2.3' }));
+    await tick();
+    expect(atCap.done).toBe(false);
+    expect(budget.tryTakeSmallBuffer(4, { client: '192.0.2.4' })).toBeUndefined();
+  });
+
+  it('releases the share of a discarded buffer, and forgets owners that hold nothing', async () => {
+    const budget = new MemoryBudget(400, { perClientPercent: 5 }); // a share of 20, small buffers up to 50
+    const small = budget.tryTakeSmallBuffer(10, A) as Buffer;
+    const part = await budget.takeBuffer(30, A);
+    budget.discard(small);
+    budget.discard(part);
+    expect(budget.inUse).toBe(0);
+    // A's share is whole again: 20 in small buffers of 5 fit, 25 do not (small buffers never exceed a share).
+    for (let i = 0; i < 4; i++) expect(budget.tryTakeSmallBuffer(5, A)).toBeDefined();
+    expect(budget.tryTakeSmallBuffer(5, A)).toBeUndefined();
+  });
+
+  it('gives no share to an owner without a client address or account', async () => {
+    const budget = new MemoryBudget(100, { perClientPercent: 10, perAccountPercent: 10 });
+    await budget.takeBuffer(40, { client: '', account: '' });
+    await budget.takeBuffer(40, {});
+    expect(budget.inUse).toBe(80);
+  });
+});
+
 describe('parseDuration', () => {
   it('reads seconds, minutes, hours and days', () => {
     expect(parseDuration('30s')).toBe(30_000);

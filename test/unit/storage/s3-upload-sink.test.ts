@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryBudget } from '../../../src/storage/memory-budget.js';
 import { MAX_PARTS, S3UploadSink, partSizeFor } from '../../../src/storage/s3-upload-sink.js';
 
@@ -146,6 +146,45 @@ describe('S3UploadSink', () => {
       const parts = [...u.s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
       expect(sha256(Buffer.concat(parts))).toBe(sha256(u.bytes));
     }
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('uploads of one owner whose share is less than a part all complete, one part at a time (no deadlock)', async () => {
+    const budget = new MemoryBudget(16 * MiB, { perClientPercent: 1 }); // 164 KiB: not even a small buffer
+    const memoryOwner = { client: '192.0.2.1', account: 'cam' };
+    const uploads = Array.from({ length: 6 }, (_, i) => {
+      const s3 = new FakeS3();
+      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget, memoryOwner });
+      const bytes = data(12 * MiB + i, i);
+      return { s3, bytes, done: pipeline(chunked(bytes), sink).then(() => sink.committed) };
+    });
+    await Promise.all(uploads.map((u) => u.done));
+    for (const u of uploads) {
+      const parts = [...u.s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
+      expect(sha256(Buffer.concat(parts))).toBe(sha256(u.bytes));
+    }
+    expect(budget.peak).toBe(5 * MiB);
+    expect(budget.inUse).toBe(0);
+  });
+
+  it("one owner's stalled uploads hold no more than its share: another owner's upload completes meanwhile", async () => {
+    const budget = new MemoryBudget(16 * MiB, { perClientPercent: 25, perAccountPercent: 50 });
+    const stalled = Array.from({ length: 40 }, (_, i) => {
+      const sink = new S3UploadSink({ client: new FakeS3().client, bucket: 'b', key: `a${i}`, partSize: 5 * MiB, queueSize: 2, budget, memoryOwner: { client: '192.0.2.1', account: 'a' } });
+      sink.write(data(600 * 1024, i)); // more than a small buffer holds, and never ended
+      return sink;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.waiting).toBe(39);
+    expect(budget.inUse).toBeLessThanOrEqual(8 * MiB);
+    const s3 = new FakeS3();
+    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: 'b', partSize: 5 * MiB, queueSize: 2, budget, memoryOwner: { client: '192.0.2.2', account: 'b' } });
+    const bytes = data(2 * MiB, 99);
+    await pipeline(chunked(bytes), sink);
+    await sink.committed;
+    expect(sha256(s3.bodies.get(1) as Buffer)).toBe(sha256(bytes));
+    for (const upload of stalled) upload.destroy();
+    await vi.waitFor(() => expect(budget.waiting).toBe(0));
     expect(budget.inUse).toBe(0);
   });
 
