@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on a too old Node.js this exits 2 with one line before any other module is evaluated.
+import './node-version.js';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
