@@ -1,4 +1,5 @@
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
@@ -151,4 +152,34 @@ describe('keys with control characters never forge listing entries', () => {
     expect(control).not.toContain('forged-');
     expect(control.endsWith('\r\n')).toBe(true);
   });
+
+  it('commands with control characters: the echoing replies show them escaped, never raw', async () => {
+    const socket = connect(bridge.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const replyCount = () => received.split('\r\n').filter((l) => /^\d{3} /.test(l)).length;
+    const waitForReplies = async (n: number) => {
+      for (const deadline = Date.now() + 20_000; replyCount() < n; ) {
+        if (Date.now() > deadline) throw new Error(`waiting for ${n} replies, got: ${JSON.stringify(received)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await waitForReplies(1); // the greeting
+    // Unknown directives that ftp-srv echoes ("502 Command not allowed: <directive>"), before login.
+    socket.write('X\rFORGED-CR\r\nY\x00Z\r\nNO\x1b[2JOP\r\nNOOP\r\n');
+    // However the reader splits these lines, NOOP's 200 comes last.
+    for (const deadline = Date.now() + 20_000; !/\r\n200 [^\r\n]*\r\n$/.test(received); ) {
+      if (Date.now() > deadline) throw new Error(`no 200 for NOOP: ${JSON.stringify(received)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    socket.destroy();
+    const replyLines = received.split('\r\n').slice(0, -1);
+    // eslint-disable-next-line no-control-regex
+    for (const line of replyLines) expect(line).toMatch(/^\d{3}[ -][^\x00-\x1f\x7f-\x9f]*$/);
+    expect(replyLines.some((l) => l.startsWith('FORGED'))).toBe(false);
+    // Shown escaped (ESC is no line end to any command reader, so that line is there whole).
+    expect(received).toContain('NO\\x1b[2JOP');
+  });
 });
+
