@@ -3,7 +3,9 @@
 // (`ftp-s3-bridge check-config`), so that the chart and src/config/schema.ts cannot drift.
 //   node infra/check-helm-config.mjs HELM CHART [helm template args...]
 // The accounts file from the chart's own Secret is inlined as `accounts` (check-config does not read
-// accountsFile), so that the accounts are checked against the schema too.
+// accountsFile), so that the accounts are checked against the schema too. The container's
+// FTP_S3_BRIDGE__* environment overrides (plain values, and config secrets from the chart's Secret)
+// are applied as the server applies them. Secrets in the ConfigMap are refused.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,11 +29,28 @@ if (config.accountsFile && secret) {
   delete config.accountsFile;
   config.accounts = [...(config.accounts ?? []), ...(Array.isArray(accounts) ? accounts : accounts.accounts)];
 }
+const env = { ...process.env };
+for (const name of Object.keys(env)) if (name.startsWith('FTP_S3_BRIDGE')) delete env[name];
+const deployment = docs.find((d) => d.kind === 'Deployment');
+const ownSecret = docs.find((d) => d.kind === 'Secret' && d.metadata?.name === deployment?.metadata?.name);
+for (const entry of deployment?.spec.template.spec.containers[0].env ?? []) {
+  if (!entry.name.startsWith('FTP_S3_BRIDGE__')) continue;
+  const ref = entry.valueFrom?.secretKeyRef;
+  if (entry.value !== undefined) env[entry.name] = String(entry.value);
+  else if (ref && ref.name === ownSecret?.metadata.name) env[entry.name] = ownSecret.stringData[ref.key];
+}
+const configText = configMap.data['config.yaml'];
+for (const secret of [ownSecret?.stringData?.['events-webhook-secret'], ownSecret?.stringData?.['auth-hook-url'], ownSecret?.stringData?.['events-webhook-url']]) {
+  if (secret && configText.includes(secret)) {
+    process.stderr.write('a config secret of the chart\'s Secret is in the ConfigMap\n');
+    process.exit(1);
+  }
+}
 const file = join(mkdtempSync(join(tmpdir(), 'helm-config-')), 'config.yaml');
 writeFileSync(file, stringify(config));
 const bin = resolve(import.meta.dirname, '../dist/cli/main.js');
 try {
-  const out = execFileSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   process.stdout.write(`${chart} ${args.join(' ')}: ${out}`);
 } catch (err) {
   process.stderr.write(`rendered config (${file}) is refused by the server:\n${err.stderr ?? err.message}`);

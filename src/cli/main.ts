@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on a too old Node.js this exits 2 with one line before any other module is evaluated.
+import './node-version.js';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -21,7 +23,8 @@ const USAGE = `Usage:
   ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
                                           abort incomplete multipart uploads older than DURATION (30s, 15m, 24h)
   ftp-s3-bridge hash-password [--algorithm bcrypt|argon2id]   reads the password on stdin
-  ftp-s3-bridge dev [--data DIR] [--port N]   embedded local S3 under ./data and a dev account
+  ftp-s3-bridge dev [--data DIR] [--port N] [--http-port N]
+                                          embedded local S3 under ./data and a dev account, all on 127.0.0.1
 ${ACCOUNTS_USAGE}`;
 
 const EXIT_CONFIG = 2;
@@ -38,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       algorithm: { type: 'string', default: 'bcrypt' },
       data: { type: 'string', default: './data' },
       port: { type: 'string' },
+      'http-port': { type: 'string' },
       host: { type: 'string' },
       user: { type: 'string' },
       password: { type: 'string' },
@@ -58,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write('configuration OK\n');
       return 0;
     case 'dev':
-      return devCommand(values.data as string, Number(values.port ?? '2121'));
+      return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'));
     case 'check':
       return checkCommand(values);
     case 'sweep-uploads':
@@ -101,15 +105,22 @@ async function hashPasswordCommand(algorithm: string): Promise<number> {
   return 0;
 }
 
-async function serve(config: BridgeConfig, onStop?: () => Promise<void>): Promise<number> {
+/**
+ * @param onStop runs after the bridge stopped, or failed to start
+ * @param startFailure one line for a start error the user can fix (the fatal log line otherwise)
+ */
+async function serve(config: BridgeConfig, onStop?: () => Promise<void>, startFailure?: (err: unknown) => string | undefined): Promise<number> {
   const logger = createLogger(config.log);
   let bridge: RunningBridge;
   try {
     bridge = await startBridge(config, logger);
   } catch (err) {
+    await onStop?.();
     // An invalid accounts file is a configuration error: exit 2 with one line per bad field.
     if (err instanceof ConfigError) throw err;
-    logger.fatal({ err }, 'could not start');
+    const line = startFailure?.(err);
+    if (line) process.stderr.write(line + '\n');
+    else logger.fatal({ err }, 'could not start');
     return 1;
   }
   await new Promise<void>((done) => {
@@ -132,8 +143,11 @@ async function serve(config: BridgeConfig, onStop?: () => Promise<void>): Promis
   return 0;
 }
 
-/** `npm start`: the bridge on 127.0.0.1 with s3rver storing under ./data and a dev account. */
-async function devCommand(dataDir: string, port: number): Promise<number> {
+/**
+ * `npm start`: the bridge on 127.0.0.1 with s3rver storing under ./data and a dev account. Every
+ * port, the ops port included, listens on 127.0.0.1 only: the dev account's password is "dev".
+ */
+async function devCommand(dataDir: string, port: number, httpPort: number): Promise<number> {
   // s3rver's ListObjectsV2 continuation tokens need OpenSSL's legacy provider.
   if (!process.execArgv.includes('--openssl-legacy-provider') && !process.env.NODE_OPTIONS?.includes('--openssl-legacy-provider')) {
     const child = spawn(process.execPath, ['--openssl-legacy-provider', ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
@@ -148,6 +162,7 @@ async function devCommand(dataDir: string, port: number): Promise<number> {
   const password = 'dev';
   const config = parseConfig({
     ftp: { host: '127.0.0.1', port, passive: { address: '127.0.0.1' } },
+    http: { host: '127.0.0.1', port: httpPort },
     s3: {
       endpoint: s3.endpoint,
       forcePathStyle: true,
@@ -161,7 +176,14 @@ async function devCommand(dataDir: string, port: number): Promise<number> {
       `  FTP: ftp://${username}:${password}@127.0.0.1:${port}/   (user "${username}", password "${password}")\n` +
       `  try: curl -T README.md ftp://${username}:${password}@127.0.0.1:${port}/\n\n`,
   );
-  return serve(config, () => s3.close());
+  const portInUse = (err: unknown) => {
+    const { code, port: taken } = err as { code?: string; port?: number };
+    if (code !== 'EADDRINUSE') return undefined;
+    return taken === httpPort
+      ? `ftp-s3-bridge dev: the ops port 127.0.0.1:${httpPort} (metrics, health) is in use; pick another with --http-port N (0: any free port)`
+      : `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken ?? port} is in use; pick another with --port N`;
+  };
+  return serve(config, () => s3.close(), portInUse);
 }
 
 main(process.argv.slice(2)).then(

@@ -277,6 +277,8 @@ export const configSchema = z.strictObject({
       port: port.default(9464),
       /** How long a /readyz bucket check (HeadBucket) result is reused. */
       readinessCacheSeconds: z.number().min(0).max(300).default(5),
+      /** /readyz names each bucket, its endpoint and key id; off, it answers only ok/failed per check. */
+      readyzDetails: z.boolean().default(false),
     })
     .prefault({}),
   shutdown: z

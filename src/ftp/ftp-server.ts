@@ -14,6 +14,7 @@ import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsC
 import type { TransferPolicy } from './transfer-policy.js';
 import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
+import { guardReplies } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -131,6 +132,8 @@ export class FtpServer {
         this.sessions.get(connection)?.account.requireTls === true ||
         options.accountRequiresTls?.(username) === true,
     });
+    // First, so the greeting and every reply after it are guarded.
+    this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => guardReplies(connection));
     // Implicit FTPS: the control connection is TLS from the start, and so are data connections
     // until the client asks for PROT C.
     this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => {

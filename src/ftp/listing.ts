@@ -1,9 +1,28 @@
 import type { Entry } from '../storage/object-store.js';
+import { hasControlChars } from '../storage/paths.js';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const SIX_MONTHS_MS = 182 * 24 * 3600 * 1000;
 /** S3's clock may run ahead of ours: a slightly future mtime is still "recent". */
 const CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
+/**
+ * Splits a page of entries into those a listing shows and those it leaves out: names with control
+ * characters, which other tools can write to the bucket. A CR or LF sent raw would end the line and
+ * let the rest of the key pose as an entry of its own; no client could address such a name anyway.
+ */
+export function listableEntries(entries: readonly Entry[]): { shown: Entry[]; leftOut: Entry[] } {
+  const shown: Entry[] = [];
+  const leftOut: Entry[] = [];
+  for (const entry of entries) (hasControlChars(entry.name) ? leftOut : shown).push(entry);
+  return { shown, leftOut };
+}
+
+/** The last line of defence behind listableEntries: a formatter never renders a control character. */
+function safeName(name: string): string {
+  if (hasControlChars(name)) throw new TypeError(`refusing to format a name with control characters: ${JSON.stringify(name)}`);
+  return name;
+}
 
 /**
  * One line of a LIST reply in the `ls -l` form that curl, lftp, FileZilla and python's ftplib
@@ -20,7 +39,12 @@ export function formatListLine(entry: Entry, now: Date = new Date()): string {
       ? `${String(t.getUTCHours()).padStart(2, '0')}:${String(t.getUTCMinutes()).padStart(2, '0')}`
       : ` ${t.getUTCFullYear()}`;
   const size = String(entry.size).padStart(12, ' ');
-  return `${mode} 1 ftp ftp ${size} ${month} ${day} ${when} ${entry.name}`;
+  return `${mode} 1 ftp ftp ${size} ${month} ${day} ${when} ${safeName(entry.name)}`;
+}
+
+/** One line of an NLST reply: the bare name. */
+export function formatNameLine(entry: Entry): string {
+  return safeName(entry.name);
 }
 
 /** YYYYMMDDHHMMSS in UTC, as MDTM (RFC 3659 §2.3) and the MLSx modify fact want it. */
@@ -61,5 +85,5 @@ export function formatFacts(entry: Entry, options: { type?: 'cdir'; uniqueId: st
   facts.push(`modify=${formatTimeVal(entry.mtime)}`, `perm=${perm}`, `unique=${options.uniqueId}`);
   // OPTS MLST picks the facts sent (RFC 3659 §7.9); no fact at all leaves only " name".
   const selected = options.facts ? facts.filter((f) => options.facts?.has(f.slice(0, f.indexOf('=')).toLowerCase())) : facts;
-  return `${selected.map((f) => f + ';').join('')} ${entry.name}`;
+  return `${selected.map((f) => f + ';').join('')} ${safeName(entry.name)}`;
 }

@@ -171,25 +171,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
   let http: OpsHttpServer | undefined;
   let httpAddress: AddressInfo | undefined;
-  if (config.http.enabled) {
-    http = new OpsHttpServer(metrics.registry, readiness, logger.child({ component: 'http' }));
-    httpAddress = await http.listen(config.http.host, config.http.port);
-    logger.info({ address: httpAddress.address, port: httpAddress.port }, 'HTTP (metrics, health) listening');
-  }
-  let ftpAddress: AddressInfo;
-  let ftpsImplicitAddress: AddressInfo | undefined;
-  try {
-    ftpAddress = await ftp.listen();
-    ftpsImplicitAddress = await ftp.listenImplicit();
-  } catch (err) {
-    await ftp.close();
-    tls?.close();
-    await http?.close();
-    s3.destroy();
-    throw err;
-  }
-  logger.info({ address: ftpAddress.address, explicitFtps: tls !== undefined, port: ftpAddress.port }, 'FTP listening');
-  if (ftpsImplicitAddress) logger.info({ address: ftpsImplicitAddress.address, port: ftpsImplicitAddress.port }, 'implicit FTPS listening');
+  if (config.http.enabled) http = new OpsHttpServer(metrics.registry, readiness, logger.child({ component: 'http' }), config.http.readyzDetails);
   let stopped: Promise<void> | undefined;
   const stop = (graceful: boolean) =>
     (stopped ??= (async () => {
@@ -207,6 +189,22 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       accounts.close();
       s3.destroy();
     })());
+  let ftpAddress: AddressInfo;
+  let ftpsImplicitAddress: AddressInfo | undefined;
+  try {
+    if (http) {
+      httpAddress = await http.listen(config.http.host, config.http.port);
+      logger.info({ address: httpAddress.address, port: httpAddress.port }, 'HTTP (metrics, health) listening');
+    }
+    ftpAddress = await ftp.listen();
+    ftpsImplicitAddress = await ftp.listenImplicit();
+  } catch (err) {
+    // A port in use: everything started so far stops, so the process can exit.
+    await stop(false);
+    throw err;
+  }
+  logger.info({ address: ftpAddress.address, explicitFtps: tls !== undefined, port: ftpAddress.port }, 'FTP listening');
+  if (ftpsImplicitAddress) logger.info({ address: ftpsImplicitAddress.address, port: ftpsImplicitAddress.port }, 'implicit FTPS listening');
   return {
     ftpAddress,
     ftpsImplicitAddress,

@@ -2,7 +2,30 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Readiness } from './health.js';
+import type { Readiness, ReadinessReport } from './health.js';
+
+/** What /readyz answers without `http.readyzDetails`: ok/failed per named check, nothing about the targets. */
+export interface ReadinessSummary {
+  ready: boolean;
+  draining: boolean;
+  checks: {
+    /** Not draining: new sessions are accepted. */
+    serving: 'ok' | 'failed';
+    /** Every bucket of the accounts in force answers HeadBucket (absent while draining: not checked). */
+    buckets?: 'ok' | 'failed';
+  };
+}
+
+/**
+ * The /readyz body. The bucket list names buckets, endpoints and access key ids, which anyone who can
+ * reach the ops port would learn: it is shown only when `details` (http.readyzDetails) is on.
+ */
+export function readinessBody(report: ReadinessReport, details: boolean): ReadinessSummary & Partial<ReadinessReport> {
+  const checks: ReadinessSummary['checks'] = { serving: report.draining ? 'failed' : 'ok' };
+  if (!report.draining) checks.buckets = report.buckets.every((b) => b.ok) ? 'ok' : 'failed';
+  const summary = { ready: report.ready, draining: report.draining, checks };
+  return details ? { ...summary, buckets: report.buckets } : summary;
+}
 
 /** The operations HTTP server: /metrics (Prometheus), /healthz (liveness), /readyz (readiness). */
 export class OpsHttpServer {
@@ -12,6 +35,8 @@ export class OpsHttpServer {
     private readonly registry: Registry,
     private readonly readiness: Readiness,
     private readonly logger: Logger,
+    /** http.readyzDetails: /readyz names buckets, endpoints and key ids. */
+    private readonly readyzDetails = false,
   ) {
     this.server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
@@ -26,7 +51,7 @@ export class OpsHttpServer {
             return send(200, 'text/plain', 'ok\n');
           case '/readyz': {
             const report = await this.readiness.check();
-            return send(report.ready ? 200 : 503, 'application/json', JSON.stringify(report) + '\n');
+            return send(report.ready ? 200 : 503, 'application/json', JSON.stringify(readinessBody(report, this.readyzDetails)) + '\n');
           }
           case '/metrics':
             return send(200, this.registry.contentType, await this.registry.metrics());

@@ -8,13 +8,21 @@ export const MAX_KEY_BYTES = 1024;
 const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/;
 
 /**
+ * Whether a name holds a C0 or C1 control character or DEL. No client can address such a name, and
+ * written raw into a listing or reply a CR or LF would start a line of its own.
+ */
+export function hasControlChars(name: string): boolean {
+  return CONTROL_CHARS.test(name);
+}
+
+/**
  * Resolves a client-supplied path against the session's working directory into a normalised
  * absolute path of the account's virtual tree ("/" is the account root). Backslashes count as
  * separators, "." and empty segments vanish, and ".." stops at the root: nothing ever resolves
  * outside the account. Control characters (NUL, CR, LF, ...) are refused.
  */
 export function resolveVirtualPath(cwd: string, input: string): string {
-  if (CONTROL_CHARS.test(input)) throw new StorageError('BAD_NAME', 'File name contains control characters');
+  if (hasControlChars(input)) throw new StorageError('BAD_NAME', 'File name contains control characters');
   const joined = input.replace(/\\/g, '/');
   const start = joined.startsWith('/') ? [] : splitSegments(cwd);
   const out = [...start];

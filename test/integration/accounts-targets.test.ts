@@ -118,14 +118,14 @@ describe('readiness covers the accounts in force, on their own S3 targets', () =
     cli = await CliBridge.start({
       accountsFile: file,
       accountsReload: { pollSeconds: 1 },
-      http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0 },
+      http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0, readyzDetails: true },
     });
     const bridge = cli;
     const readyz = async () => {
       const res = await bridge.http('/readyz');
       return { status: res.status, report: JSON.parse(res.body) as Report };
     };
-    expect(await readyz()).toEqual({ status: 200, report: { ready: true, draining: false, buckets: [{ bucket: bridge.bucket, ok: true }] } });
+    expect(await readyz()).toEqual({ status: 200, report: { ready: true, draining: false, checks: { serving: 'ok', buckets: 'ok' }, buckets: [{ bucket: bridge.bucket, ok: true }] } });
 
     // The partner's bucket does not exist yet: once the file is reloaded, /readyz says so.
     const partnerBucket = `partner-${randomBytes(5).toString('hex')}`;
@@ -147,12 +147,12 @@ describe('readiness covers the accounts in force, on their own S3 targets', () =
     }
     expect(await readyz()).toEqual({
       status: 200,
-      report: { ready: true, draining: false, buckets: [{ bucket: bridge.bucket, ok: true }, { bucket: partnerBucket, endpoint: partnerLabel, ok: true }] },
+      report: { ready: true, draining: false, checks: { serving: 'ok', buckets: 'ok' }, buckets: [{ bucket: bridge.bucket, ok: true }, { bucket: partnerBucket, endpoint: partnerLabel, ok: true }] },
     });
 
     writeAccounts(file, []);
     await waitFor('/readyz to drop the removed account', async () => ((await readyz()).report.buckets.length === 1 ? true : undefined));
-    expect(await readyz()).toEqual({ status: 200, report: { ready: true, draining: false, buckets: [{ bucket: bridge.bucket, ok: true }] } });
+    expect(await readyz()).toEqual({ status: 200, report: { ready: true, draining: false, checks: { serving: 'ok', buckets: 'ok' }, buckets: [{ bucket: bridge.bucket, ok: true }] } });
   }, 60_000);
 });
 

@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { verifyPassword } from '../../src/accounts/passwords.js';
@@ -88,5 +89,35 @@ describe('ftp-s3-bridge CLI', () => {
     }
     expect(await bridge.exited).toBe(0);
     client.destroy();
+  });
+});
+
+/** The machine's own Node.js, when it is older than 22 (e.g. /usr/bin/node v20 on the CI image). */
+function oldNode(): { path: string; version: string } | undefined {
+  if (!existsSync('/usr/bin/node')) return undefined;
+  const version = execFileSync('/usr/bin/node', ['--version'], { encoding: 'utf8' }).trim();
+  return Number(/^v(\d+)\./.exec(version)?.[1]) < 22 ? { path: '/usr/bin/node', version } : undefined;
+}
+
+describe('on Node.js older than 22', () => {
+  const expectRefused = (res: { code: number | null; stdout: Buffer; stderr: string }, version: string) => {
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe(`ftp-s3-bridge needs Node.js >= 22 (this is ${version})\n`);
+    expect(res.stdout.toString()).toBe('');
+  };
+
+  it('the CLI exits 2 at start with one line naming the required version (serve, dev, bin script)', async () => {
+    // Any Node.js: process.version made to say v21 before main.js loads (--import runs first).
+    const fake = `data:text/javascript,Object.defineProperty(process,'version',{value:'v21.7.3'})`;
+    for (const args of [['--config', '/nonexistent.yaml'], ['dev', '--port', '0'], ['hash-password']]) {
+      expectRefused(await runProgram(process.execPath, ['--import', fake, BIN, ...args], { input: 'pw\n' }), 'v21.7.3');
+    }
+    // The real thing, where the machine has an old Node.js: main.js as `npm start` runs it, and the
+    // bin script (which runs the `node` on PATH) with that Node.js first on PATH.
+    const old = oldNode();
+    if (old) {
+      expectRefused(await runProgram(old.path, [BIN, 'dev', '--port', '0']), old.version);
+      expectRefused(await runProgram('env', [`PATH=${dirname(old.path)}:${process.env.PATH ?? ''}`, resolve('bin/ftp-s3-bridge'), '--config', '/nonexistent.yaml']), old.version);
+    }
   });
 });

@@ -25,7 +25,8 @@ describe('metrics and health endpoints', () => {
     expect(await b.http('/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
     const ready = await b.http('/readyz');
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toEqual({ ready: true, draining: false, buckets: [{ bucket: b.bucket, ok: true }] });
+    // Without http.readyzDetails: ok/failed per named check, no bucket name, endpoint or key id.
+    expect(JSON.parse(ready.body)).toEqual({ ready: true, draining: false, checks: { serving: 'ok', buckets: 'ok' } });
     expect((await b.http('/nope')).status).toBe(404);
 
     const body = randomBytes(200_000);
@@ -90,21 +91,28 @@ describe('metrics and health endpoints', () => {
     }
   }, 60_000);
 
-  it('/readyz is 503 and names the bucket when a configured bucket does not answer', async () => {
+  it('/readyz is 503 when a configured bucket does not answer; only http.readyzDetails names the bucket', async () => {
     const base = await CliBridge.start();
     const missing = `missing-${Date.now().toString(36)}`;
     base.kill();
-    bridge = await CliBridge.start({
-      accounts: [
-        { username: 'a', passwordHash: '$2b$10$' + 'x'.repeat(53), bucket: base.bucket },
-        { username: 'b', passwordHash: '$2b$10$' + 'x'.repeat(53), bucket: missing },
-      ],
-      http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0 },
-    });
+    const accounts = [
+      { username: 'a', passwordHash: '$2b$10$' + 'x'.repeat(53), bucket: base.bucket },
+      { username: 'b', passwordHash: '$2b$10$' + 'x'.repeat(53), bucket: missing },
+    ];
+    const s3 = inject('s3');
+    bridge = await CliBridge.start({ accounts, http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0 } });
+    const terse = await bridge.http('/readyz');
+    expect(terse.status).toBe(503);
+    expect(JSON.parse(terse.body)).toEqual({ ready: false, draining: false, checks: { serving: 'ok', buckets: 'failed' } });
+    for (const secret of [base.bucket, missing, s3.endpoint, s3.accessKeyId, 'HTTP 404']) expect(terse.body).not.toContain(secret);
+    bridge.kill();
+
+    bridge = await CliBridge.start({ accounts, http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0, readyzDetails: true } });
     const ready = await bridge.http('/readyz');
     expect(ready.status).toBe(503);
-    const report = JSON.parse(ready.body) as { ready: boolean; buckets: { bucket: string; ok: boolean }[] };
+    const report = JSON.parse(ready.body) as { ready: boolean; checks: unknown; buckets: { bucket: string; ok: boolean }[] };
     expect(report.ready).toBe(false);
+    expect(report.checks).toEqual({ serving: 'ok', buckets: 'failed' });
     expect(report.buckets).toEqual(
       expect.arrayContaining([
         { bucket: base.bucket, ok: true },

@@ -21,10 +21,15 @@ describe('quick start (npm start)', () => {
   it('serves the dev account on the embedded S3, storing under the data directory', async () => {
     const data = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-dev-'));
     const port = await freePort();
-    const dev = spawnCli(['dev', '--data', data, '--port', String(port)]);
+    const httpPort = await freePort();
+    const dev = spawnCli(['dev', '--data', data, '--port', String(port), '--http-port', String(httpPort)]);
     try {
       await dev.waitForOutput('FTP listening', 30_000);
       expect(dev.output).toContain(`ftp://dev:dev@127.0.0.1:${port}/`);
+      // The ops port listens on loopback only, like the FTP port.
+      // eslint-disable-next-line no-control-regex
+      expect(dev.output.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(new RegExp(`HTTP \\(metrics, health\\) listening\\n(?: +\\w+: .*\\n)*? +address: "127\\.0\\.0\\.1"\\n +port: ${httpPort}\\n`));
+      expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
       const body = randomBytes(64 * 1024);
       const up = await curl(['-T', '-', `ftp://dev:dev@127.0.0.1:${port}/hello.bin`], body);
       expect(up.code).toBe(0);
@@ -38,4 +43,35 @@ describe('quick start (npm start)', () => {
       expect(code).toBe(0);
     }
   });
+
+  it('a port in use: one line naming it and the flag to change it, exit 1', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-dev-'));
+    const holder = createServer();
+    await new Promise<void>((done) => holder.listen(0, '127.0.0.1', done));
+    const taken = (holder.address() as AddressInfo).port;
+    const free = await freePort();
+    // The ops port is tried first, so its case shows nothing else; ftp-srv logs its own listen error
+    // (component ftp-srv) before the FTP port's line.
+    const cases = [
+      { args: ['--port', String(free), '--http-port', String(taken)], line: `ftp-s3-bridge dev: the ops port 127.0.0.1:${taken} (metrics, health) is in use; pick another with --http-port N (0: any free port)`, quiet: true },
+      { args: ['--port', String(taken), '--http-port', '0'], line: `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken} is in use; pick another with --port N`, quiet: false },
+    ];
+    try {
+      for (const { args, line, quiet } of cases) {
+        const dev = spawnCli(['dev', '--data', data, ...args]);
+        try {
+          // It exits by itself: nothing it started keeps it running.
+          expect(await dev.exited).toBe(1);
+          expect(dev.output.split('\n').filter((l) => l.startsWith('ftp-s3-bridge dev:'))).toEqual([line]);
+          expect(dev.output).not.toContain('FATAL');
+          if (quiet) expect(dev.output).not.toMatch(/EADDRINUSE|at .*\.js:\d+/);
+        } finally {
+          dev.kill();
+        }
+      }
+    } finally {
+      holder.close();
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -67,9 +67,69 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .Values.existingSecret .Values.accounts }}true{{ end }}
 {{- end }}
 
-{{/* Does the chart create its own Secret (inline accounts and/or inline S3 credentials)? */}}
+{{/* Does the chart create its own Secret (inline accounts, S3 credentials and/or config secrets)? */}}
 {{- define "ftp-s3-bridge.createSecret" -}}
-{{- if or (and .Values.accounts (not .Values.existingSecret)) (include "ftp-s3-bridge.inlineS3Credentials" .) }}true{{ end }}
+{{- if or (and .Values.accounts (not .Values.existingSecret)) (include "ftp-s3-bridge.inlineS3Credentials" .) (include "ftp-s3-bridge.inlineConfigSecrets" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The config secrets (values.yaml configSecrets) as a JSON list of [env var, inline value, key in
+configSecrets.existingSecret, key in the chart's Secret]. The env var names are the server's
+overrides (FTP_S3_BRIDGE__<path>) of the config keys they fill.
+*/}}
+{{- define "ftp-s3-bridge.configSecretItems" -}}
+{{- $cs := .Values.configSecrets }}
+{{- list
+  (list "FTP_S3_BRIDGE__EVENTS__WEBHOOK__SECRET" $cs.webhookSecret $cs.webhookSecretKey "events-webhook-secret")
+  (list "FTP_S3_BRIDGE__EVENTS__WEBHOOK__URL" $cs.webhookUrl $cs.webhookUrlKey "events-webhook-url")
+  (list "FTP_S3_BRIDGE__AUTH__HOOK__URL" $cs.authHookUrl $cs.authHookUrlKey "auth-hook-url")
+  | toJson }}
+{{- end }}
+
+{{- define "ftp-s3-bridge.inlineConfigSecrets" -}}
+{{- if not .Values.configSecrets.existingSecret }}
+{{- range include "ftp-s3-bridge.configSecretItems" . | fromJsonArray }}{{ if index . 1 }}true{{ end }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The container's env entries for the config secrets, from configSecrets.existingSecret or the chart's Secret. */}}
+{{- define "ftp-s3-bridge.configSecretEnv" -}}
+{{- $existing := .Values.configSecrets.existingSecret }}
+{{- $own := include "ftp-s3-bridge.fullname" . }}
+{{- range include "ftp-s3-bridge.configSecretItems" . | fromJsonArray }}
+{{- if and $existing (index . 2) }}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $existing }}
+      key: {{ index . 2 }}
+      # A key the Secret does not hold leaves the setting to the config file.
+      optional: true
+{{- else if and (not $existing) (index . 1) }}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $own }}
+      key: {{ index . 3 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses secrets in .Values.config, which lands in a ConfigMap: events.webhook.secret, and webhook or
+auth hook URLs with user info or a query (the server sends user info as Basic auth and redacts both
+when it logs the config). They belong in configSecrets.
+*/}}
+{{- define "ftp-s3-bridge.refuseConfigSecrets" -}}
+{{- $cfg := .Values.config | default dict }}
+{{- if dig "events" "webhook" "secret" "" $cfg }}
+{{- fail "config.events.webhook.secret would be stored in the ConfigMap: set configSecrets.webhookSecret (or a key of configSecrets.existingSecret) instead" }}
+{{- end }}
+{{- range $name, $url := dict "events.webhook.url" (dig "events" "webhook" "url" "" $cfg) "auth.hook.url" (dig "auth" "hook" "url" "" $cfg) }}
+{{- if regexMatch "^[^:/?#]+://[^/?#]*@|[?]" (toString $url) }}
+{{- fail (printf "config.%s has credentials (user info or a query) and would be stored in the ConfigMap: set it in configSecrets (webhookUrl / authHookUrl) instead" $name) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "ftp-s3-bridge.inlineS3Credentials" -}}
@@ -90,6 +150,7 @@ must match the server's config schema (src/config/schema.ts, strict: unknown key
 .ci/run renders the chart and runs `check-config` on the result so that the two cannot drift.
 */}}
 {{- define "ftp-s3-bridge.config" -}}
+{{- include "ftp-s3-bridge.refuseConfigSecrets" . }}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- if include "ftp-s3-bridge.hasAccounts" . }}
 {{- $_ := set $cfg "accountsFile" "/etc/ftp-s3-bridge/accounts.yaml" }}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Entry } from '../../storage/object-store.js';
 import { closeData, writeLines } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
-import { formatFacts, formatListLine } from '../listing.js';
+import { formatFacts, formatListLine, formatNameLine, listableEntries } from '../listing.js';
 import type { FtpConnection } from '../ftp-srv-internals.js';
 import type { Session } from '../session.js';
 import { joinPath, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
@@ -44,7 +44,7 @@ export function listingCommands(contextOf: ContextOf): Record<string, CommandSpe
         format === 'ls'
           ? formatListLine(e)
           : format === 'names'
-            ? e.name
+            ? formatNameLine(e)
             : formatFacts(e, factOptions(session, joinPath(path, e.name), type, conn));
       const data = await waitForData(contextOf, conn);
       try {
@@ -53,7 +53,18 @@ export function listingCommands(contextOf: ContextOf): Record<string, CommandSpe
           await writeLines(data, [line(target)]);
         } else {
           if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')]);
-          for await (const page of session.store.list(path)) await writeLines(data, page.map((e) => line(e)));
+          let leftOut = 0;
+          let example: string | undefined;
+          for await (const page of session.store.list(path)) {
+            const entries = listableEntries(page);
+            if (entries.leftOut.length > 0) {
+              leftOut += entries.leftOut.length;
+              example ??= session.store.locate(joinPath(path, (entries.leftOut[0] as Entry).name)).key;
+            }
+            await writeLines(data, entries.shown.map((e) => line(e)));
+          }
+          // One line per listing, whatever the count; JSON.stringify keeps the key's CR/LF inert in any log viewer.
+          if (example !== undefined) session.log.warn({ path, leftOut, example: JSON.stringify(example) }, 'listing left out names with control characters');
         }
         await closeData(data);
         await conn.reply(226, 'Directory send OK');

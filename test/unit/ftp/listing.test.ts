@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatFacts, formatListLine, formatTimeVal } from '../../../src/ftp/listing.js';
+import { formatFacts, formatListLine, formatNameLine, formatTimeVal, listableEntries } from '../../../src/ftp/listing.js';
 import type { Entry } from '../../../src/storage/object-store.js';
 
 const NOW = new Date(Date.UTC(2024, 5, 15, 12, 0, 0)); // 2024-06-15 12:00:00Z
@@ -165,5 +165,33 @@ describe('formatFacts', () => {
     const sep = line.indexOf('; ');
     expect(line.slice(sep + 2)).toBe(name);
     expect(line.slice(0, sep + 1)).toMatch(/^(?:[a-z]+=[^;]*;)+$/);
+  });
+});
+
+describe('names with control characters', () => {
+  const t = new Date(Date.UTC(2024, 2, 5, 9, 7, 33));
+  const hostile = ['a\r\n-rw-r--r-- 1 owner group 0 Jan 1 00:00 forged', 'lf\nx', 'cr\rx', 'tab\tx', 'nul\0x', 'esc\x1b[2Jx', 'del\x7fx', 'nel\u0085x', 'csi\u009bx'];
+  const fine = ['ok.txt', 'with space', 'ü.bin', '日本語', 'emoji 📷.jpg', 'line\u2028sep'];
+
+  it('listableEntries leaves out exactly the names with C0/C1 controls or DEL, keeping order', () => {
+    const entries = [...hostile, ...fine].map((name, i) => (i % 2 ? dir(name, t) : file(name, i, t)));
+    const { shown, leftOut } = listableEntries(entries);
+    expect(shown.map((e) => e.name)).toEqual(fine);
+    expect(leftOut.map((e) => e.name)).toEqual(hostile);
+    expect(listableEntries([])).toEqual({ shown: [], leftOut: [] });
+  });
+
+  it('no formatter renders one: LIST, NLST and MLSD lines throw rather than emit a raw control character', () => {
+    const facts = { uniqueId: 'u', canWrite: true, canDelete: true, canRename: true, canRead: true, canList: true, canMkdir: true };
+    for (const name of hostile) {
+      expect(() => formatListLine(file(name, 1, t), NOW)).toThrow(TypeError);
+      expect(() => formatNameLine(file(name, 1, t))).toThrow(TypeError);
+      expect(() => formatFacts(dir(name, t), facts)).toThrow(TypeError);
+    }
+    for (const name of fine) {
+      expect(formatListLine(file(name, 1, t), NOW).endsWith(' ' + name)).toBe(true);
+      expect(formatNameLine(file(name, 1, t))).toBe(name);
+      expect(formatFacts(dir(name, t), facts).endsWith('; ' + name)).toBe(true);
+    }
   });
 });
