@@ -116,7 +116,10 @@ export const configSchema = z.strictObject({
         .prefault({})
         .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax'),
       greeting: z.string().default('ftp-s3-bridge ready'),
-      /** Every failed login answers after this delay, whatever the reason (unknown user or bad password). */
+      /**
+       * Every refused login answers this long after its PASS arrived, whatever the reason; with
+       * auth.hook at least the hook's time-out (+100 ms), so a hook that does not answer is not told apart.
+       */
       loginFailureDelayMs: z.number().int().min(0).max(60_000).default(1000),
       /** RNFR/RNTO of a directory copies every object under it; refused above this count. */
       renameDirectoryMaxObjects: z.number().int().min(1).default(1000),
@@ -151,6 +154,8 @@ export const configSchema = z.strictObject({
           maxFailures: z.number().int().min(0).default(10),
           windowSeconds: z.number().positive().default(300),
           banSeconds: z.number().positive().default(900),
+          /** IPv6 clients are counted per prefix of this length, for bans and maxConnectionsPerIp. */
+          ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
         })
         .prefault({}),
       /** FTPS: explicit (AUTH TLS on the control port) and, with implicitPort, implicit. */

@@ -1,9 +1,10 @@
 import { lookup } from 'node:dns/promises';
 import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FtpSrv } from 'ftp-srv';
 import type { Logger } from 'pino';
-import type { Authenticator } from '../accounts/authenticator.js';
+import type { Authenticator, LoginResult } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
 import { buildCommands, type CommandContext } from './commands/index.js';
@@ -14,6 +15,7 @@ import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsC
 import type { TransferPolicy } from './transfer-policy.js';
 import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
+import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -28,8 +30,6 @@ export interface FtpServerOptions {
   onLogin?(result: 'ok' | 'failed'): void;
   /** The FTPS certificate (ftp.tls); without it AUTH TLS is refused and there is no implicit listener. */
   tls?: TlsCredentials;
-  /** Whether the local account of that name has requireTls (read at each USER: accounts reload). */
-  accountRequiresTls?(username: string): boolean;
 }
 
 /** An implicit FTPS client that connects and never completes the handshake is dropped after this. */
@@ -103,7 +103,7 @@ export class FtpServer {
     this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = new BruteForceGuard(ftp.bruteForce);
-    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp);
+    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
     contexts.set(this.srv, {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
@@ -117,10 +117,7 @@ export class FtpServer {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },
       tls: options.tls,
-      tlsRequired: (connection, username = connection.username ?? '') =>
-        ftp.requireTls ||
-        this.sessions.get(connection)?.account.requireTls === true ||
-        options.accountRequiresTls?.(username) === true,
+      tlsRequired: (connection) => ftp.requireTls || this.sessions.get(connection)?.account.requireTls === true,
     });
     // Implicit FTPS: the control connection is TLS from the start, and so are data connections
     // until the client asks for PROT C.
@@ -189,33 +186,45 @@ export class FtpServer {
     });
   }
 
+  /**
+   * PASS. The attempt takes its brute-force slot before the password is checked, and every
+   * refusal — whatever its reason — answers the same `LOGIN_REFUSED` at the same time after the
+   * PASS arrived (`authenticator.refusalDelayMs`), which hides how long the check took.
+   */
   private async login(connection: FtpConnection, username: string, password: string): Promise<unknown> {
+    const arrived = performance.now();
     const clientIp = normalizeIp(connection.ip);
     const log = this.options.logger.child({ session: connection.id, clientIp, user: username });
-    if (this.bruteForce.bannedFor(clientIp) > 0) {
-      log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failures');
-      await sleep(this.options.ftp.loginFailureDelayMs);
-      throw new Error('Login incorrect');
+    const answerRefusal = () => sleep(Math.max(0, arrived + this.options.authenticator.refusalDelayMs - performance.now()));
+    const attempt = await this.bruteForce.begin(clientIp);
+    if (attempt === 'banned') {
+      log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failed logins');
+      await answerRefusal();
+      // The PASS handler's own reply then finds the connection closed.
+      await connection.close(CLIENT_BANNED.code, CLIENT_BANNED.message);
+      throw new Error(CLIENT_BANNED.message);
     }
-    const result = await this.options.authenticator.login(username, password, clientIp);
-    if (!result.ok) {
-      log.warn({ event: 'login', result: 'failed', reason: result.reason }, 'login failed');
-      if (this.bruteForce.recordFailure(clientIp)) {
+    let refusal: { result: string; reason?: string } | undefined;
+    let result: LoginResult | undefined;
+    try {
+      result = await this.options.authenticator.login(username, password, clientIp);
+      if (!result.ok) refusal = { result: 'failed', reason: result.reason };
+      else if (result.account.allowFrom && !new AddressSet(result.account.allowFrom).has(clientIp)) refusal = { result: 'address-not-allowed' };
+      // Known only now for every account, so a USER in the clear tells nothing about the name.
+      else if (result.account.requireTls && !controlProtected(connection.commandSocket)) refusal = { result: 'tls-required' };
+    } catch (err) {
+      log.error({ err }, 'login check failed');
+      refusal = { result: 'error' };
+    }
+    if (refusal || !result?.ok) {
+      log.warn({ event: 'login', ...refusal }, 'login failed');
+      if (attempt.failed()) {
         log.warn({ event: 'brute-force-ban', banSeconds: this.options.ftp.bruteForce.banSeconds }, 'address banned after too many failed logins');
       }
-      throw new Error('Login incorrect');
+      await answerRefusal();
+      throw new Error(LOGIN_REFUSED.message);
     }
-    if (result.account.allowFrom && !new AddressSet(result.account.allowFrom).has(clientIp)) {
-      log.warn({ event: 'login', result: 'address-not-allowed' }, 'login refused: client address not in allowFrom');
-      this.bruteForce.recordFailure(clientIp);
-      await sleep(this.options.ftp.loginFailureDelayMs);
-      throw new Error('Login incorrect');
-    }
-    // An auth-hook account's requireTls is known only now (a local one was refused at USER).
-    if (result.account.requireTls && !controlProtected(connection.commandSocket)) {
-      log.warn({ event: 'login', result: 'tls-required' }, 'login refused: account requires TLS');
-      throw new Error('TLS required: use AUTH TLS (explicit FTPS) or implicit FTPS before logging in');
-    }
+    attempt.succeeded();
     const session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
     this.loginSources.set(session, result.source);
     this.sessions.set(connection, session);

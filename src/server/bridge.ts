@@ -161,7 +161,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     onLogin: (r) => metrics.onLogin(r),
     transferPolicy: accounts.transferPolicy,
     tls,
-    accountRequiresTls: (username) => accounts.store.get(username)?.requireTls === true,
   });
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
   const onHangup = () => void accounts.reload();

@@ -30,9 +30,9 @@ export interface CommandContext {
   tls: TlsCredentials | undefined;
   /**
    * Whether the connection must use TLS, control and data: ftp.requireTls, or requireTls of the
-   * logged-in account or of the account named `username` (default: the connection's USER).
+   * logged-in account (an account's own requireTls is never told before its login succeeds).
    */
-  tlsRequired(connection: FtpConnection, username?: string): boolean;
+  tlsRequired(connection: FtpConnection): boolean;
 }
 
 /** Finds the context of the server a connection belongs to (the ftp-srv registry is process-wide). */
