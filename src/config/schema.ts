@@ -117,8 +117,8 @@ export const configSchema = z.strictObject({
         .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax'),
       greeting: z.string().default('ftp-s3-bridge ready'),
       /**
-       * Every refused login answers this long after its PASS arrived, whatever the reason; with
-       * auth.hook at least the hook's time-out (+100 ms), so a hook that does not answer is not told apart.
+       * Every refused login answers this long (or a multiple of it) after its PASS arrived, whatever the
+       * reason; with auth.hook at least the hook's time-out (+100 ms), so a silent hook is not told apart.
        */
       loginFailureDelayMs: z.number().int().min(0).max(60_000).default(1000),
       /** RNFR/RNTO of a directory copies every object under it; refused above this count. */

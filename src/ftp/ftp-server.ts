@@ -189,13 +189,20 @@ export class FtpServer {
   /**
    * PASS. The attempt takes its brute-force slot before the password is checked, and every
    * refusal — whatever its reason — answers the same `LOGIN_REFUSED` at the same time after the
-   * PASS arrived (`authenticator.refusalDelayMs`), which hides how long the check took.
+   * PASS arrived (`authenticator.refusalDelayMs`, or a multiple of it), which hides how long the
+   * check took.
    */
   private async login(connection: FtpConnection, username: string, password: string): Promise<unknown> {
     const arrived = performance.now();
     const clientIp = normalizeIp(connection.ip);
     const log = this.options.logger.child({ session: connection.id, clientIp, user: username });
-    const answerRefusal = () => sleep(Math.max(0, arrived + this.options.authenticator.refusalDelayMs - performance.now()));
+    // A check that outlasts the delay (a loaded machine) is rounded up to a whole multiple of
+    // it, so the reply time still tells at most which multiple, not how long the check took.
+    const answerRefusal = async () => {
+      const step = this.options.authenticator.refusalDelayMs;
+      const elapsed = performance.now() - arrived;
+      if (step > 0) await sleep(Math.max(1, Math.ceil(elapsed / step)) * step - elapsed);
+    };
     const attempt = await this.bruteForce.begin(clientIp);
     if (attempt === 'banned') {
       log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failed logins');
