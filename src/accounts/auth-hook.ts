@@ -22,6 +22,11 @@ export class AuthHook {
     this.target = splitUrlCredentials(config.url);
   }
 
+  /** The longest a login waits for the hook (request and answer) before it is refused. */
+  get timeoutMs(): number {
+    return this.config.timeoutSeconds * 1000;
+  }
+
   async login(username: string, password: string, clientIp: string): Promise<HookResult> {
     const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp) : undefined;
     const cached = key === undefined ? undefined : this.cache.get(key);

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccountConfig } from '../config/schema.js';
 import { AccountStore } from './account-store.js';
 import type { AuthHook } from './auth-hook.js';
@@ -9,36 +8,36 @@ export type LoginResult =
   /** `reason` is for the log only; the client sees the same 530 whatever it is. */
   | { ok: false; reason?: string };
 
+/** A hook time-out is reported this long after it fires, at most (timers, abort, promise chain). */
+const HOOK_TIMEOUT_MARGIN_MS = 100;
+
 /**
  * Checks credentials against the accounts in force (read from the live store at each login, so a
  * reloaded accounts file applies to the next login), then, for names that are not local accounts,
- * against the external auth hook. An unknown user costs the same hash verification as a known one,
- * and every failure answers at the same fixed delay after the attempt started, so neither timing
- * nor reply tells whether a username exists.
+ * against the external auth hook. An unknown user costs the same hash verification as a known one.
+ * It answers as soon as it knows: the caller holds every refusal to `refusalDelayMs` after the
+ * attempt started, so neither timing nor reply tells whether a username exists.
  */
 export class Authenticator {
   private readonly store: AccountStore;
   private readonly dummyHash: Promise<string>;
+  /**
+   * How long after its start every refused login is answered: the configured failure delay, and
+   * with a hook no less than its time-out, so a hook that never answers looks like any refusal.
+   */
+  readonly refusalDelayMs: number;
 
   constructor(
     accounts: readonly AccountConfig[] | AccountStore,
-    private readonly failureDelayMs: number,
+    failureDelayMs: number,
     private readonly hook?: AuthHook,
   ) {
     this.store = accounts instanceof AccountStore ? accounts : new AccountStore(accounts);
     this.dummyHash = hashPassword('not-a-real-password-' + Math.random());
+    this.refusalDelayMs = hook ? Math.max(failureDelayMs, hook.timeoutMs + HOOK_TIMEOUT_MARGIN_MS) : failureDelayMs;
   }
 
   async login(username: string, password: string, clientIp = ''): Promise<LoginResult> {
-    const started = Date.now();
-    const result = await this.check(username, password, clientIp);
-    if (result.ok) return result;
-    const wait = started + this.failureDelayMs - Date.now();
-    if (wait > 0) await sleep(wait);
-    return result;
-  }
-
-  private async check(username: string, password: string, clientIp: string): Promise<LoginResult> {
     const account = this.store.get(username);
     if (!account && this.hook) {
       const answer = await this.hook.login(username, password, clientIp);

@@ -122,7 +122,10 @@ export const configSchema = z.strictObject({
         .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax')
         .transform((p) => ({ ...p, maxPerClient: p.maxPerClient ?? Math.max(4, Math.floor((p.portMax - p.portMin + 1) / 4)) })),
       greeting: z.string().default('ftp-s3-bridge ready'),
-      /** Every failed login answers after this delay, whatever the reason (unknown user or bad password). */
+      /**
+       * Every refused login answers this long (or a multiple of it) after its PASS arrived, whatever the
+       * reason; with auth.hook at least the hook's time-out (+100 ms), so a silent hook is not told apart.
+       */
       loginFailureDelayMs: z.number().int().min(0).max(60_000).default(1000),
       /** RNFR/RNTO of a directory copies every object under it; refused above this count. */
       renameDirectoryMaxObjects: z.number().int().min(1).default(1000),
@@ -157,6 +160,8 @@ export const configSchema = z.strictObject({
           maxFailures: z.number().int().min(0).default(10),
           windowSeconds: z.number().positive().default(300),
           banSeconds: z.number().positive().default(900),
+          /** IPv6 clients are counted per prefix of this length, for bans and maxConnectionsPerIp. */
+          ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
         })
         .prefault({}),
       /** FTPS: explicit (AUTH TLS on the control port) and, with implicitPort, implicit. */

@@ -26,19 +26,83 @@ export class AddressSet {
   }
 }
 
+/** The IPv6 prefix length that `clientKey` groups by unless told otherwise. */
+export const DEFAULT_IPV6_PREFIX_LENGTH = 64;
+
+/** The eight 16-bit groups of an IPv6 address (zone id dropped, embedded IPv4 tail folded in). */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.replace(/%.*$/, '');
+  if (isIP(text) !== 6) return undefined;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const hex = (part: string) => (part ? part.split(':').map((h) => parseInt(h, 16)) : []);
+  const [head = '', tail] = text.split('::');
+  if (tail === undefined) return hex(head);
+  const start = hex(head);
+  const end = hex(tail);
+  return [...start, ...new Array<number>(8 - start.length - end.length).fill(0), ...end];
+}
+
+/**
+ * The key under which per-client limits and bans count an address: an IPv4 address as it is (an
+ * IPv4-mapped IPv6 one folded back), an IPv6 address masked to its first `ipv6PrefixLength` bits,
+ * because one IPv6 client commonly holds a whole /64 and could otherwise take a fresh address for
+ * every attempt.
+ */
+export function clientKey(ip: string | undefined, ipv6PrefixLength = DEFAULT_IPV6_PREFIX_LENGTH): string {
+  const address = normalizeIp(ip);
+  const groups = ipv6Groups(address);
+  if (!groups) return address;
+  const masked = groups.map((group, i) => {
+    const bits = Math.min(16, Math.max(0, ipv6PrefixLength - 16 * i));
+    return (group & (0xffff << (16 - bits)) & 0xffff).toString(16);
+  });
+  return `${masked.join(':')}/${ipv6PrefixLength}`;
+}
+
 export interface BruteForceOptions {
-  /** Failed logins from one address within the window that trigger a ban; 0 disables the guard. */
+  /** Failed logins from one client within the window that trigger a ban; 0 disables the guard. */
   maxFailures: number;
   windowSeconds: number;
   banSeconds: number;
+  /** IPv6 clients are counted per prefix of this length (see `clientKey`). */
+  ipv6PrefixLength?: number;
+}
+
+/** A login attempt that holds one of its client's `maxFailures` slots until it is settled. */
+export interface LoginAttempt {
+  /** The login succeeded: the slot is freed and nothing is counted. */
+  succeeded(): void;
+  /** The login was refused: counted as a failure; true when that got the client banned. */
+  failed(): boolean;
 }
 
 /** Bounds the memory an address-spraying attacker can make the guard hold. */
 const MAX_TRACKED_ADDRESSES = 100_000;
+/** Attempts of one client waiting for a slot; each is a connection, so this is a backstop only. */
+const MAX_WAITING_PER_CLIENT = 1000;
 
-/** Counts failed logins per client address and bans an address that fails too often. */
+const UNGUARDED: LoginAttempt = { succeeded: () => {}, failed: () => false };
+
+interface ClientRecord {
+  /** Times of the failures within the window. */
+  failures: number[];
+  /** Attempts started and not settled yet. */
+  pending: number;
+  /** Attempts waiting for a slot, woken whenever one is settled. */
+  waiting: (() => void)[];
+}
+
+/**
+ * Counts failed logins per client (`clientKey`) and bans a client that fails too often. An attempt
+ * takes its slot when it starts, so parallel attempts cannot get more than `maxFailures` passwords
+ * checked before the ban: attempts beyond that wait until one in flight is settled.
+ */
 export class BruteForceGuard {
-  private readonly failures = new Map<string, number[]>();
+  private readonly clients = new Map<string, ClientRecord>();
   private readonly bannedUntil = new Map<string, number>();
 
   constructor(
@@ -46,9 +110,69 @@ export class BruteForceGuard {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Milliseconds the address remains banned; 0 when it is not banned. */
+  /** Milliseconds the client remains banned; 0 when it is not banned. */
   bannedFor(ip: string | undefined): number {
-    const key = normalizeIp(ip);
+    return this.bannedForKey(this.keyOf(ip));
+  }
+
+  /**
+   * Starts a login attempt: resolves with its slot (settle it exactly once) or with 'banned'.
+   * While the client's failures and attempts in flight add up to `maxFailures`, it waits.
+   */
+  async begin(ip: string | undefined): Promise<LoginAttempt | 'banned'> {
+    if (this.options.maxFailures <= 0) return UNGUARDED;
+    const key = this.keyOf(ip);
+    for (;;) {
+      if (this.bannedForKey(key) > 0) return 'banned';
+      const record = this.record(key);
+      if (record.failures.length + record.pending < this.options.maxFailures) {
+        record.pending++;
+        return this.attempt(key, record);
+      }
+      if (record.waiting.length >= MAX_WAITING_PER_CLIENT) return 'banned';
+      await new Promise<void>((resolve) => record.waiting.push(resolve));
+    }
+  }
+
+  /** Records a failed login outside an attempt; true when this failure got the client banned. */
+  recordFailure(ip: string | undefined): boolean {
+    if (this.options.maxFailures <= 0) return false;
+    const key = this.keyOf(ip);
+    const banned = this.fail(key, this.record(key));
+    this.forgetIfIdle(key);
+    return banned;
+  }
+
+  private attempt(key: string, record: ClientRecord): LoginAttempt {
+    let settled = false;
+    const settle = (failed: boolean): boolean => {
+      if (settled) return false;
+      settled = true;
+      record.pending--;
+      const banned = failed && this.fail(key, record);
+      for (const wake of record.waiting.splice(0)) wake();
+      this.forgetIfIdle(key);
+      return banned;
+    };
+    return { succeeded: () => void settle(false), failed: () => settle(true) };
+  }
+
+  private fail(key: string, record: ClientRecord): boolean {
+    const now = this.now();
+    this.prune(record, now);
+    record.failures.push(now);
+    if (record.failures.length < this.options.maxFailures) return false;
+    record.failures = [];
+    this.bannedUntil.set(key, now + this.options.banSeconds * 1000);
+    this.trim(this.bannedUntil);
+    return true;
+  }
+
+  private keyOf(ip: string | undefined): string {
+    return clientKey(ip, this.options.ipv6PrefixLength);
+  }
+
+  private bannedForKey(key: string): number {
     const until = this.bannedUntil.get(key);
     if (until === undefined) return 0;
     const left = until - this.now();
@@ -57,23 +181,28 @@ export class BruteForceGuard {
     return 0;
   }
 
-  /** Records a failed login; true when this failure got the address banned. */
-  recordFailure(ip: string | undefined): boolean {
-    if (this.options.maxFailures <= 0) return false;
-    const key = normalizeIp(ip);
-    const now = this.now();
-    const windowStart = now - this.options.windowSeconds * 1000;
-    const recent = (this.failures.get(key) ?? []).filter((t) => t > windowStart);
-    recent.push(now);
-    this.failures.delete(key);
-    if (recent.length >= this.options.maxFailures) {
-      this.bannedUntil.set(key, now + this.options.banSeconds * 1000);
-      this.trim(this.bannedUntil);
-      return true;
+  /** The client's record with failures outside the window dropped. */
+  private record(key: string): ClientRecord {
+    let record = this.clients.get(key);
+    if (!record) {
+      record = { failures: [], pending: 0, waiting: [] };
+      this.clients.set(key, record);
+      this.trim(this.clients);
     }
-    this.failures.set(key, recent);
-    this.trim(this.failures);
-    return false;
+    this.prune(record, this.now());
+    return record;
+  }
+
+  private prune(record: ClientRecord, now: number): void {
+    const windowStart = now - this.options.windowSeconds * 1000;
+    if (record.failures.length > 0 && (record.failures[0] as number) <= windowStart) {
+      record.failures = record.failures.filter((t) => t > windowStart);
+    }
+  }
+
+  private forgetIfIdle(key: string): void {
+    const record = this.clients.get(key);
+    if (record && record.failures.length === 0 && record.pending === 0 && record.waiting.length === 0) this.clients.delete(key);
   }
 
   /** Drops the oldest entries beyond the bound (Maps iterate in insertion order). */
@@ -87,7 +216,7 @@ export class BruteForceGuard {
 
 export type ConnectionRefusal = 'max-connections' | 'max-connections-per-ip';
 
-/** Global and per-address counts of open control connections. */
+/** Global and per-client (`clientKey`) counts of open control connections. */
 export class ConnectionLimiter {
   private total = 0;
   private readonly perIp = new Map<string, number>();
@@ -95,11 +224,12 @@ export class ConnectionLimiter {
   constructor(
     private readonly maxConnections: number,
     private readonly maxConnectionsPerIp: number,
+    private readonly ipv6PrefixLength = DEFAULT_IPV6_PREFIX_LENGTH,
   ) {}
 
   /** Admits a connection (call `release` when it closes) or says which limit refuses it. */
   admit(ip: string | undefined): { release: () => void } | { refused: ConnectionRefusal } {
-    const key = normalizeIp(ip);
+    const key = clientKey(ip, this.ipv6PrefixLength);
     const mine = this.perIp.get(key) ?? 0;
     if (this.maxConnections > 0 && this.total >= this.maxConnections) return { refused: 'max-connections' };
     if (this.maxConnectionsPerIp > 0 && mine >= this.maxConnectionsPerIp) return { refused: 'max-connections-per-ip' };

@@ -1,9 +1,10 @@
 import { lookup } from 'node:dns/promises';
 import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FtpSrv } from 'ftp-srv';
 import type { Logger } from 'pino';
-import type { Authenticator } from '../accounts/authenticator.js';
+import type { Authenticator, LoginResult } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
 import { buildCommands, type CommandContext } from './commands/index.js';
@@ -14,7 +15,7 @@ import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsC
 import type { TransferPolicy } from './transfer-policy.js';
 import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
-import { guardReplies } from './replies.js';
+import { CLIENT_BANNED, guardReplies, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -29,8 +30,6 @@ export interface FtpServerOptions {
   onLogin?(result: 'ok' | 'failed'): void;
   /** The FTPS certificate (ftp.tls); without it AUTH TLS is refused and there is no implicit listener. */
   tls?: TlsCredentials;
-  /** Whether the local account of that name has requireTls (read at each USER: accounts reload). */
-  accountRequiresTls?(username: string): boolean;
 }
 
 /** ftp-srv server instance → our context. The command registry is process-wide; contexts are not. */
@@ -112,7 +111,7 @@ export class FtpServer {
     this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax, ftp.passive.maxPerClient);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = new BruteForceGuard(ftp.bruteForce);
-    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp);
+    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
     contexts.set(this.srv, {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
@@ -121,16 +120,14 @@ export class FtpServer {
       passiveAddress: (connection) => this.passiveAddress(connection),
       passivePorts: this.passivePorts,
       passiveListenHost: ftp.host,
+      ipv6PrefixLength: ftp.bruteForce.ipv6PrefixLength,
       onOperation: (event) => options.onOperation(event),
       transferPolicy: options.transferPolicy,
       commandEnded: (connection) => {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },
       tls: options.tls,
-      tlsRequired: (connection, username = connection.username ?? '') =>
-        ftp.requireTls ||
-        this.sessions.get(connection)?.account.requireTls === true ||
-        options.accountRequiresTls?.(username) === true,
+      tlsRequired: (connection) => ftp.requireTls || this.sessions.get(connection)?.account.requireTls === true,
     });
     // First, so the greeting and every reply after it are guarded.
     this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => guardReplies(connection));
@@ -153,7 +150,7 @@ export class FtpServer {
 
   /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
   private admit(clientIp: string): Admission | Refusal {
-    if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: 'Too many failed logins; try again later' };
+    if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: CLIENT_BANNED.message };
     const admitted = this.limiter.admit(clientIp);
     if (!('refused' in admitted)) return admitted;
     const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
@@ -211,33 +208,52 @@ export class FtpServer {
     });
   }
 
+  /**
+   * PASS. The attempt takes its brute-force slot before the password is checked, and every
+   * refusal — whatever its reason — answers the same `LOGIN_REFUSED` at the same time after the
+   * PASS arrived (`authenticator.refusalDelayMs`, or a multiple of it), which hides how long the
+   * check took.
+   */
   private async login(connection: FtpConnection, username: string, password: string): Promise<unknown> {
+    const arrived = performance.now();
     const clientIp = normalizeIp(connection.ip);
     const log = this.options.logger.child({ session: connection.id, clientIp, user: username });
-    if (this.bruteForce.bannedFor(clientIp) > 0) {
-      log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failures');
-      await sleep(this.options.ftp.loginFailureDelayMs);
-      throw new Error('Login incorrect');
+    // A check that outlasts the delay (a loaded machine) is rounded up to a whole multiple of
+    // it, so the reply time still tells at most which multiple, not how long the check took.
+    const answerRefusal = async () => {
+      const step = this.options.authenticator.refusalDelayMs;
+      const elapsed = performance.now() - arrived;
+      if (step > 0) await sleep(Math.max(1, Math.ceil(elapsed / step)) * step - elapsed);
+    };
+    const attempt = await this.bruteForce.begin(clientIp);
+    if (attempt === 'banned') {
+      log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failed logins');
+      await answerRefusal();
+      // The PASS handler's own reply then finds the connection closed.
+      await connection.close(CLIENT_BANNED.code, CLIENT_BANNED.message);
+      throw new Error(CLIENT_BANNED.message);
     }
-    const result = await this.options.authenticator.login(username, password, clientIp);
-    if (!result.ok) {
-      log.warn({ event: 'login', result: 'failed', reason: result.reason }, 'login failed');
-      if (this.bruteForce.recordFailure(clientIp)) {
+    let refusal: { result: string; reason?: string } | undefined;
+    let result: LoginResult | undefined;
+    try {
+      result = await this.options.authenticator.login(username, password, clientIp);
+      if (!result.ok) refusal = { result: 'failed', reason: result.reason };
+      else if (result.account.allowFrom && !new AddressSet(result.account.allowFrom).has(clientIp)) refusal = { result: 'address-not-allowed' };
+      // Known only now for every account, so a USER in the clear tells nothing about the name.
+      else if (result.account.requireTls && !controlProtected(connection.commandSocket)) refusal = { result: 'tls-required' };
+    } catch (err) {
+      log.error({ err }, 'login check failed');
+      refusal = { result: 'error' };
+    }
+    if (refusal || !result?.ok) {
+      log.warn({ event: 'login', ...refusal }, 'login failed');
+      if (attempt.failed()) {
         log.warn({ event: 'brute-force-ban', banSeconds: this.options.ftp.bruteForce.banSeconds }, 'address banned after too many failed logins');
       }
-      throw new Error('Login incorrect');
+      await answerRefusal();
+      throw new Error(LOGIN_REFUSED.message);
     }
-    if (result.account.allowFrom && !new AddressSet(result.account.allowFrom).has(clientIp)) {
-      log.warn({ event: 'login', result: 'address-not-allowed' }, 'login refused: client address not in allowFrom');
-      this.bruteForce.recordFailure(clientIp);
-      await sleep(this.options.ftp.loginFailureDelayMs);
-      throw new Error('Login incorrect');
-    }
-    // An auth-hook account's requireTls is known only now (a local one was refused at USER).
-    if (result.account.requireTls && !controlProtected(connection.commandSocket)) {
-      log.warn({ event: 'login', result: 'tls-required' }, 'login refused: account requires TLS');
-      throw new Error('TLS required: use AUTH TLS (explicit FTPS) or implicit FTPS before logging in');
-    }
+    attempt.succeeded();
     const session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
     this.loginSources.set(session, result.source);
     this.sessions.set(connection, session);

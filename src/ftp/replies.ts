@@ -79,3 +79,12 @@ export function guardReplies(connection: FtpConnection): void {
   };
   connection.reply = (options, ...letters) => reply(options, ...letters.map(safe));
 }
+
+/**
+ * Every refused login, whatever the reason (unknown user, wrong password, address not allowed,
+ * TLS required, hook refusal or time-out): one reply, so it tells nothing about the account.
+ */
+export const LOGIN_REFUSED: Reply = { code: 530, message: 'Login incorrect' };
+
+/** A client banned by the brute-force guard, at connect and at PASS; the connection is then closed. */
+export const CLIENT_BANNED: Reply = { code: 421, message: 'Too many failed logins; try again later' };

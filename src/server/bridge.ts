@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
+import { clientKey } from '../ftp/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
@@ -131,7 +132,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,
       memoryBudget,
-      memoryOwner: { client: session.clientIp, account: account.username },
+      memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
       digestPersistence,
     });
@@ -163,7 +164,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     onLogin: (r) => metrics.onLogin(r),
     transferPolicy: accounts.transferPolicy,
     tls,
-    accountRequiresTls: (username) => accounts.store.get(username)?.requireTls === true,
   });
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
   const onHangup = () => void accounts.reload();

@@ -127,7 +127,8 @@ describe('auth hook failures and the brute-force guard', () => {
     const bridge = await TestBridge.start({
       accounts: [],
       ftp: { bruteForce: { maxFailures: 2, windowSeconds: 60, banSeconds: 60 } },
-      config: { auth: { hook: { url: hookUrl } } },
+      // Refusals are held to the hook's time-out: keep it short.
+      config: { auth: { hook: { url: hookUrl, timeoutSeconds: 1 } } },
     });
     try {
       bucketForHook = bridge.bucket;

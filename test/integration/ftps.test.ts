@@ -355,15 +355,16 @@ describe('implicit FTPS (ftp.tls.implicitPort)', () => {
 });
 
 describe('requireTls', () => {
-  it('per account: USER before AUTH TLS gets 530 naming TLS; other accounts and unknown names get 331', async () => {
+  it('per account: in the clear USER answers 331 like any name, and the right password gets the plain 530 of any refusal', async () => {
     const c = await Control.plain(bridge.port);
     try {
-      const refused = await c.command(`USER ${TLS_USER}`);
-      expect(refused.code).toBe(530);
-      expect(refused.text).toMatch(/TLS/);
-      expect((await c.command(`PASS ${TLS_PASSWORD}`)).code).toBe(503);
+      const user = await c.command(`USER ${TLS_USER}`);
+      expect(user.text).toBe('331 Password required');
+      expect((await c.command('USER nobody-here')).text).toBe(user.text);
+      expect((await c.command(`USER ${TLS_USER}`)).text).toBe(user.text);
+      expect((await c.command(`PASS ${TLS_PASSWORD}`)).text).toBe('530 Login incorrect');
       expect((await c.command(`USER ${USER}`)).code).toBe(331);
-      expect((await c.command('USER nobody-here')).code).toBe(331);
+      expect((await c.command(`PASS ${PASSWORD}`)).code).toBe(230);
     } finally {
       c.close();
     }
@@ -408,7 +409,7 @@ describe('requireTls', () => {
     expect(await bridge.objectHash('bob-curl.bin')).toBe(sha256(data));
   });
 
-  it('an auth-hook account with requireTls: a login in the clear is refused at PASS, over TLS it works', async () => {
+  it('an auth-hook account with requireTls: a login in the clear gets the plain 530 at PASS, over TLS it works', async () => {
     const hook = createHttpServer((req, res) => {
       let text = '';
       req.on('data', (c: Buffer) => (text += c.toString()));
@@ -421,13 +422,12 @@ describe('requireTls', () => {
     });
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
     const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/auth`;
-    const hooked: TestBridge = await TestBridge.start({ ftp: { tls: { cert: certA.cert, key: certA.key } }, config: { auth: { hook: { url: hookUrl } } } });
+    const hooked: TestBridge = await TestBridge.start({ ftp: { tls: { cert: certA.cert, key: certA.key } }, config: { auth: { hook: { url: hookUrl, timeoutSeconds: 1 } } } });
     try {
       const clear = await Control.plain(hooked.port);
       expect((await clear.command('USER partner')).code).toBe(331);
       const refused = await clear.command('PASS partner-pw');
-      expect(refused.code).toBe(530);
-      expect(refused.text).toMatch(/TLS required/);
+      expect(refused.text).toBe('530 Login incorrect');
       clear.close();
       const secure = await Control.plain(hooked.port);
       await secure.authTls();

@@ -23,6 +23,8 @@ export interface CommandContext {
   passivePorts: PassivePortPool;
   /** Where passive data listeners bind (the control listener's host). */
   passiveListenHost: string;
+  /** IPv6 clients are one client per prefix of this length (ftp.bruteForce.ipv6PrefixLength): passive shares. */
+  ipv6PrefixLength: number;
   onOperation: OperationListener;
   /** Quotas and bandwidth limits of transfers (none when omitted). */
   transferPolicy?: TransferPolicy;
@@ -32,9 +34,9 @@ export interface CommandContext {
   tls: TlsCredentials | undefined;
   /**
    * Whether the connection must use TLS, control and data: ftp.requireTls, or requireTls of the
-   * logged-in account or of the account named `username` (default: the connection's USER).
+   * logged-in account (an account's own requireTls is never told before its login succeeds).
    */
-  tlsRequired(connection: FtpConnection, username?: string): boolean;
+  tlsRequired(connection: FtpConnection): boolean;
 }
 
 /** Finds the context of the server a connection belongs to (the ftp-srv registry is process-wide). */

@@ -1,6 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
-import { normalizeIp } from '../access-control.js';
+import { clientKey } from '../access-control.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
@@ -169,8 +169,8 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
     conn.connector = connector;
     try {
       // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.
-      const clientKey = normalizeIp(conn.commandSocket.remoteAddress);
-      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, clientKey, onConnection));
+      const client = clientKey(conn.commandSocket.remoteAddress, ctx.ipv6PrefixLength);
+      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, client, onConnection));
     } catch (err) {
       connector.end();
       throw err;

@@ -14,9 +14,9 @@ export function protocolCommands(contextOf: ContextOf): Record<string, CommandSp
         if (this.authenticated) return this.reply(530, 'Already logged in');
         const username = rawArgument(command).trim();
         if (!username) return this.reply(501, 'Must provide username');
-        // With ftp.requireTls every USER in the clear gets this; with only accounts[].requireTls it
-        // tells such an account exists (README: FTPS, requireTls).
-        if (!controlProtected(this.commandSocket) && contextOf(this).tlsRequired(this, username)) {
+        // Only ftp.requireTls refuses here, every name alike; an account's own requireTls is
+        // checked at PASS, so USER answers the same for every name.
+        if (!controlProtected(this.commandSocket) && contextOf(this).tlsRequired(this)) {
           return this.reply(530, 'TLS required: use AUTH TLS (explicit FTPS) or implicit FTPS before logging in');
         }
         this.username = username;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { AddressSet, BruteForceGuard, ConnectionLimiter } from '../../../src/ftp/access-control.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, type LoginAttempt } from '../../../src/ftp/access-control.js';
 import { parseEprt, parsePort } from '../../../src/ftp/commands/data-connection.js';
 
 describe('AddressSet', () => {
@@ -14,6 +14,49 @@ describe('AddressSet', () => {
     expect(set.has('2001:db8:1::5')).toBe(true);
     expect(set.has('2001:db9::1')).toBe(false);
     expect(set.has(undefined)).toBe(false);
+  });
+});
+
+describe('clientKey', () => {
+  it('keeps IPv4 as it is and masks IPv6 to the prefix (default /64), whatever the notation', () => {
+    expect(clientKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    const key = clientKey('2001:db8:1:2::1');
+    expect(key).toBe('2001:db8:1:2:0:0:0:0/64');
+    for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:a:b:c:d', '2001:db8:1:2::9%eth0', '2001:db8:1:2::1.2.3.4']) {
+      expect(clientKey(same)).toBe(key);
+    }
+    expect(clientKey('2001:db8:1:3::1')).not.toBe(key);
+    expect(clientKey('::1')).toBe('0:0:0:0:0:0:0:0/64');
+    expect(clientKey('::')).toBe('0:0:0:0:0:0:0:0/64');
+    expect(clientKey('fe80::1')).toBe('fe80:0:0:0:0:0:0:0/64');
+  });
+
+  it('masks to any prefix length, also inside a 16-bit group', () => {
+    expect(clientKey('2001:db8:abcd:12ff::1', 56)).toBe('2001:db8:abcd:1200:0:0:0:0/56');
+    expect(clientKey('2001:db8:abcd:1234::1', 48)).toBe(clientKey('2001:db8:abcd:ffff::2', 48));
+    expect(clientKey('2001:db8::1', 128)).toBe('2001:db8:0:0:0:0:0:1/128');
+    expect(clientKey('2001:db8::1', 128)).not.toBe(clientKey('2001:db8::2', 128));
+    expect(clientKey('2001:db8::1', 1)).toBe('0:0:0:0:0:0:0:0/1');
+    expect(clientKey('8001:db8::1', 1)).toBe('8000:0:0:0:0:0:0:0/1');
+  });
+
+  it('is what the guard and the connection limiter count by: one /64 is one client', async () => {
+    const guard = new BruteForceGuard({ maxFailures: 2, windowSeconds: 60, banSeconds: 60, ipv6PrefixLength: 64 });
+    expect(guard.recordFailure('2001:db8:1:2::a')).toBe(false);
+    expect(guard.recordFailure('2001:db8:1:2::b')).toBe(true);
+    expect(guard.bannedFor('2001:db8:1:2:dead:beef:0:1')).toBeGreaterThan(0);
+    expect(await guard.begin('2001:db8:1:2::c')).toBe('banned');
+    expect(guard.bannedFor('2001:db8:1:3::a')).toBe(0);
+    const narrow = new BruteForceGuard({ maxFailures: 2, windowSeconds: 60, banSeconds: 60, ipv6PrefixLength: 128 });
+    narrow.recordFailure('2001:db8:1:2::a');
+    expect(narrow.recordFailure('2001:db8:1:2::b')).toBe(false);
+
+    const limiter = new ConnectionLimiter(0, 2, 64);
+    expect('release' in limiter.admit('2001:db8:1:2::a')).toBe(true);
+    expect('release' in limiter.admit('2001:db8:1:2::b')).toBe(true);
+    expect(limiter.admit('2001:db8:1:2::c')).toEqual({ refused: 'max-connections-per-ip' });
+    expect('release' in limiter.admit('2001:db8:1:3::a')).toBe(true);
   });
 });
 
@@ -33,9 +76,49 @@ describe('BruteForceGuard', () => {
     expect(guard.bannedFor('1.1.1.1')).toBe(0);
   });
 
-  it('maxFailures 0 disables it', () => {
+  it('maxFailures 0 disables it', async () => {
     const guard = new BruteForceGuard({ maxFailures: 0, windowSeconds: 10, banSeconds: 60 });
     for (let i = 0; i < 100; i++) expect(guard.recordFailure('1.1.1.1')).toBe(false);
+    for (let i = 0; i < 100; i++) expect(await guard.begin('1.1.1.1')).not.toBe('banned');
+  });
+
+  it('an attempt holds its slot from its start: parallel attempts beyond maxFailures wait, then are banned', async () => {
+    const guard = new BruteForceGuard({ maxFailures: 3, windowSeconds: 60, banSeconds: 60 });
+    const outcomes: (LoginAttempt | 'banned')[] = [];
+    const all = Array.from({ length: 10 }, () => guard.begin('1.1.1.1').then((a) => (outcomes.push(a), a)));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Three started (the slots), seven wait; none is banned yet.
+    expect(outcomes).toHaveLength(3);
+    const started = outcomes.filter((a): a is LoginAttempt => a !== 'banned');
+    expect(started).toHaveLength(3);
+    expect(started[0]?.failed()).toBe(false);
+    expect(started[1]?.failed()).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcomes).toHaveLength(3);
+    expect(started[2]?.failed()).toBe(true);
+    // Settling twice counts once.
+    expect(started[2]?.failed()).toBe(false);
+    const rest = (await Promise.all(all)).slice(3);
+    expect(rest.every((a) => a === 'banned')).toBe(true);
+    expect(guard.bannedFor('1.1.1.1')).toBeGreaterThan(0);
+  });
+
+  it('a successful attempt frees its slot without counting; a waiting one then starts', async () => {
+    const guard = new BruteForceGuard({ maxFailures: 2, windowSeconds: 60, banSeconds: 60 });
+    const first = await guard.begin('1.1.1.1');
+    const second = await guard.begin('1.1.1.1');
+    if (first === 'banned' || second === 'banned') throw new Error('banned');
+    let third: LoginAttempt | 'banned' | undefined;
+    const waiting = guard.begin('1.1.1.1').then((a) => (third = a));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(third).toBeUndefined();
+    first.succeeded();
+    await waiting;
+    if (third === undefined || third === 'banned') throw new Error('not started');
+    expect(second.failed()).toBe(false);
+    third.succeeded();
+    // One failure counted in all: one more is not a ban yet, two are.
+    expect(guard.recordFailure('1.1.1.1')).toBe(true);
   });
 });
 
@@ -74,7 +157,7 @@ describe('configuration keys, accepted as written', () => {
     const config = parseConfig({
       ftp: {
         passive: { address: 'ftp.example.com', overrides: [{ cidr: '10.0.0.0/8', address: '10.0.0.5' }] },
-        bruteForce: { maxFailures: 5, windowSeconds: 60, banSeconds: 600 },
+        bruteForce: { maxFailures: 5, windowSeconds: 60, banSeconds: 600, ipv6PrefixLength: 56 },
         maxConnections: 50,
         maxConnectionsPerIp: 5,
         idleTimeoutSeconds: 300,
@@ -83,12 +166,13 @@ describe('configuration keys, accepted as written', () => {
       },
       accounts: [{ ...account, allowFrom: ['192.168.0.0/16', '2001:db8::/32', '203.0.113.7'] }],
     });
-    expect(config.ftp.bruteForce).toEqual({ maxFailures: 5, windowSeconds: 60, banSeconds: 600 });
+    expect(config.ftp.bruteForce).toEqual({ maxFailures: 5, windowSeconds: 60, banSeconds: 600, ipv6PrefixLength: 56 });
     expect(config.ftp.passive.overrides).toEqual([{ cidr: '10.0.0.0/8', address: '10.0.0.5' }]);
     expect(config.accounts[0]?.allowFrom).toHaveLength(3);
     const defaults = parseConfig({ accounts: [account] }).ftp;
     expect(defaults.idleTimeoutSeconds).toBe(900);
     expect(defaults.bruteForce.maxFailures).toBe(10);
+    expect(defaults.bruteForce.ipv6PrefixLength).toBe(64);
   });
 
   it('rejects malformed CIDRs and unknown keys', () => {
@@ -96,5 +180,7 @@ describe('configuration keys, accepted as written', () => {
     expect(() => parseConfig({ accounts: [{ ...account, allowFrom: ['example.com'] }] })).toThrow();
     expect(() => parseConfig({ ftp: { passive: { overrides: [{ cidr: 'x', address: '1.2.3.4' }] } }, accounts: [account] })).toThrow();
     expect(() => parseConfig({ ftp: { bruteforce: {} }, accounts: [account] })).toThrow();
+    expect(() => parseConfig({ ftp: { bruteForce: { ipv6PrefixLength: 129 } }, accounts: [account] })).toThrow();
+    expect(() => parseConfig({ ftp: { bruteForce: { ipv6PrefixLength: 0 } }, accounts: [account] })).toThrow();
   });
 });
