@@ -32,7 +32,7 @@ interface Entry {
   measuredSince: number;
   /** Event number of the last removal, rename or other change the bridge cannot size. */
   changedAt: number;
-  /** Own commits on top of `measured`, and their sum. */
+  /** Own commits on top of `measured`: the sum, and those recorded during a measurement (it may have missed them). */
   commits: Commit[];
   committedOnTop: Usage;
   /** Uploads in flight against this prefix's quota, and the sum of what they reserved. */
@@ -160,9 +160,12 @@ export class QuotaTracker {
       if (!e.measured && !e.measuring) continue;
       // The measurement in force listed this very object (it finished after the S3 commit, before this call).
       if (e === entry && commit.etag !== undefined && reservation.listedEtag === commit.etag) continue;
-      e.commits.push(commit);
       e.committedOnTop.bytes += commit.bytes;
       e.committedOnTop.objects += commit.objects;
+      // With no measurement running, the next one starts later and includes it: a sum is enough
+      // (which keeps an entry that is rarely measured from collecting every commit under it).
+      if (!e.measuring) continue;
+      e.commits.push(commit);
       watch(e, commit.key, 1);
     }
   }
@@ -195,7 +198,8 @@ export class QuotaTracker {
     entry.measured = { bytes: listed.bytes, objects: listed.objects };
     entry.measuredAt = Date.now();
     entry.measuredSince = since;
-    // Commits from before the listing started are in it; later ones only if it saw their version.
+    // Commits from before the listing started are in it (those not in `commits` all are); later
+    // ones only if it saw their version.
     const kept: Commit[] = [];
     for (const c of entry.commits) {
       if (c.seq > since && !(c.etag !== undefined && seen(c.key) === c.etag)) kept.push(c);
