@@ -14,8 +14,10 @@ beforeAll(async () => {
       { username: 'bytes', password: 'bytes-pw', prefix: 'bytes/', policy: { quota: { maxBytes: 1000 } } },
       { username: 'count', password: 'count-pw', prefix: 'count/', policy: { quota: { maxObjects: 2 } } },
       { username: 'large', password: 'large-pw', prefix: 'large/', policy: { quota: { maxBytes: 13 * MiB } } },
+      { username: 'append', password: 'append-pw', prefix: 'append/', policy: { quota: { maxBytes: 1000, maxObjects: 1 } } },
     ],
   });
+  await bridge.put('append/log.txt', Buffer.alloc(600, 'a'));
 });
 afterAll(async () => {
   await bridge?.close();
@@ -67,12 +69,12 @@ function firstReplies(replies: Promise<FtpReply>[], n: number): Promise<FtpReply
 const write = (socket: Socket, body: Buffer) => new Promise<void>((resolve) => socket.write(body, () => resolve()));
 
 /**
- * STORs on every session at once, every upload's bytes sent while all data connections stay open;
+ * STORs (or `verb`) on every session at once, every upload's bytes sent while all data connections stay open;
  * waits for the `refused` uploads to be refused while the others are still open, then closes the
  * data connections. Returns each upload's final reply code.
  */
-async function parallelStors(uploads: Upload[], refused: number): Promise<number[]> {
-  for (const u of uploads) u.ftp.send(`STOR ${u.name}`);
+async function parallelStors(uploads: Upload[], refused: number, verb = 'STOR'): Promise<number[]> {
+  for (const u of uploads) u.ftp.send(`${verb} ${u.name}`);
   for (const u of uploads) expect((await u.ftp.reply()).code).toBe(150);
   const finals = uploads.map((u) => u.ftp.reply(60_000));
   await Promise.all(uploads.map((u) => write(u.data, u.body)));
@@ -120,5 +122,22 @@ describe('quotas under parallel uploads', () => {
     expect(s3.bytes).toBeLessThanOrEqual(13 * MiB);
     expect(s3.hashes).toEqual(new Map(uploads.filter((_, i) => codes[i] === 226).map((u) => [`large/${u.name}`, sha256(u.body)])));
     if (bridge.backend.capabilities.listMultipartUploads) expect(await bridge.pendingUploads()).toEqual([]);
+  }, 120_000);
+
+  it('2 parallel APPEs of 300 bytes to a 600-byte file under maxBytes 1000: the appended bytes count, one is refused', async () => {
+    const uploads = (await sessions('append', 2, 300)).map((u) => ({ ...u, name: 'log.txt' }));
+    const codes = await parallelStors(uploads, 1, 'APPE');
+    expect([...codes].sort()).toEqual([226, 552]);
+    const winner = uploads.filter((_, i) => codes[i] === 226);
+    const expected = Buffer.concat([Buffer.alloc(600, 'a'), ...winner.map((u) => u.body)]);
+    expect((await stored('append/')).hashes).toEqual(new Map([['append/log.txt', sha256(expected)]]));
+    // 100 bytes are left; an append to the existing file takes no object slot at maxObjects 1.
+    const [last] = await sessions('append', 1, 100);
+    expect(await parallelStors([{ ...last!, name: 'log.txt' }], 0, 'APPE')).toEqual([226]);
+    // Full: refused before its first byte.
+    const [over] = await sessions('append', 1, 1);
+    expect((await over!.ftp.command('APPE log.txt')).code).toBe(552);
+    over!.ftp.close();
+    expect((await stored('append/')).bytes).toBe(1000);
   }, 120_000);
 });
