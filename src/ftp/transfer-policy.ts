@@ -1,16 +1,15 @@
 import { pipeline, type Readable } from 'node:stream';
 import { reserveAsReceived, type QuotaTracker } from '../accounts/quota.js';
 import { StorageError } from '../storage/errors.js';
-import type { CommittedObject, UploadSink } from '../storage/object-store.js';
+import type { UploadSink } from '../storage/object-store.js';
 import type { Bandwidth } from './bandwidth.js';
 import type { Session } from './session.js';
 
-/** An admitted upload: how its data stream is wrapped before it reaches the sink, and its outcome. */
+/** An admitted upload: how its data stream is wrapped before it reaches the sink; the release of its quota reservation. */
 export interface UploadAdmission {
+  /** Also ties the quota reservation to the sink: what the sink commits counts as usage, an abort frees it. */
   wrap(data: Readable, sink: UploadSink): Readable;
-  /** The upload committed `object`: its bytes count as the account's usage. */
-  committed(object: CommittedObject): void;
-  /** The upload failed or was refused: what it reserved of the quota is free again (no-op after `committed`). */
+  /** The upload is over: what it still reserves of the quota (no sink was wrapped, or it never settled) is free again. */
   release(): void;
 }
 
@@ -50,6 +49,10 @@ export class TransferPolicy {
       wrap: (data, sink) => {
         let stream = this.bandwidth.upload(data, account.bandwidth);
         if (reservation) {
+          sink.committed.then(
+            (object) => reservation.commit(object.etag),
+            () => reservation.release(),
+          );
           const guard = reserveAsReceived(reservation, () => {
             session.log.info({ event: 'quota', quota: account.quota, bytes: reservation.bytes }, 'upload aborted: quota crossed');
             sink.destroy(new StorageError('STORAGE_FULL', 'Quota exceeded'));
@@ -58,7 +61,6 @@ export class TransferPolicy {
         }
         return stream;
       },
-      committed: (object) => reservation?.commit(object.etag),
       release: () => reservation?.release(),
     };
   }

@@ -39,7 +39,6 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
         const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket);
-        admission?.committed(object);
         report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226 });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
