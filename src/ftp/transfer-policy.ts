@@ -1,19 +1,22 @@
 import { pipeline, type Readable } from 'node:stream';
-import { byteLimit, type QuotaTracker } from '../accounts/quota.js';
+import { reserveAsReceived, type QuotaTracker } from '../accounts/quota.js';
 import { StorageError } from '../storage/errors.js';
 import type { UploadSink } from '../storage/object-store.js';
 import type { Bandwidth } from './bandwidth.js';
 import type { Session } from './session.js';
 
-/** How an admitted upload's data stream is to be wrapped before it reaches the sink. */
+/** An admitted upload: how its data stream is wrapped before it reaches the sink; the release of its quota reservation. */
 export interface UploadAdmission {
+  /** Also ties the quota reservation to the sink: what the sink commits counts as usage, an abort frees it. */
   wrap(data: Readable, sink: UploadSink): Readable;
+  /** The upload is over: what it still reserves of the quota (no sink was wrapped, or it never settled) is free again. */
+  release(): void;
 }
 
 /**
  * Quotas and bandwidth as the transfer commands apply them: an upload is admitted (or refused with
- * STORAGE_FULL before its first byte) and its stream is throttled and cut at the quota; a download
- * stream is throttled.
+ * STORAGE_FULL before its first byte), its stream is throttled and its bytes are reserved against
+ * the quota as they arrive (see QuotaTracker); a download stream is throttled.
  */
 export class TransferPolicy {
   private readonly allocations = new WeakMap<Session, number>();
@@ -28,30 +31,37 @@ export class TransferPolicy {
     this.allocations.set(session, bytes);
   }
 
-  async admitUpload(session: Session, path: string): Promise<UploadAdmission> {
+  /**
+   * Admits an upload of `path` (an append when `append`): refused with STORAGE_FULL at a quota
+   * limit; otherwise its bytes are reserved as they arrive and the one that crosses maxBytes aborts it.
+   */
+  async admitUpload(session: Session, path: string, options: { append?: boolean } = {}): Promise<UploadAdmission> {
     const size = this.allocations.get(session);
     this.allocations.delete(session);
     const account = session.account;
-    const remaining = this.quota
-      ? (
-          await this.quota.admit(account, {
-            size,
-            replacesObject: () => session.store.stat(path).then((e) => !e.isDirectory, () => false),
-          })
-        ).remainingBytes
-      : Infinity;
+    const reservation = await this.quota?.reserve(account, {
+      key: session.store.locate(path).key,
+      size,
+      append: options.append,
+      replacesObject: () => session.store.stat(path).then((e) => !e.isDirectory, () => false),
+    });
     return {
       wrap: (data, sink) => {
         let stream = this.bandwidth.upload(data, account.bandwidth);
-        if (Number.isFinite(remaining)) {
-          const guard = byteLimit(remaining, () => {
-            session.log.info({ event: 'quota', quota: account.quota }, 'upload aborted: quota crossed');
+        if (reservation) {
+          sink.committed.then(
+            (object) => reservation.commit(object.etag),
+            () => reservation.release(),
+          );
+          const guard = reserveAsReceived(reservation, () => {
+            session.log.info({ event: 'quota', quota: account.quota, bytes: reservation.bytes }, 'upload aborted: quota crossed');
             sink.destroy(new StorageError('STORAGE_FULL', 'Quota exceeded'));
           });
           stream = pipeline(stream, guard, () => undefined);
         }
         return stream;
       },
+      release: () => reservation?.release(),
     };
   }
 

@@ -125,7 +125,7 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
   const authenticator = new Authenticator(store, config.ftp.loginFailureDelayMs, hook);
   const clients = new S3ClientCache(config.s3, options.onS3Request, options.defaultClient);
   const quota = new QuotaTracker(
-    (account) => measurePrefix(clients.get(targetOf(account)), account.bucket, account.prefix),
+    (account, watching) => measurePrefix(clients.get(targetOf(account)), account.bucket, account.prefix, watching),
     config.quotaRefreshSeconds * 1000,
     logger.child({ component: 'quota' }),
   );
@@ -138,9 +138,9 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
     transferPolicy,
     objectParams: (account, session) => objectParamsFor(account, session, config.s3.uploaderMetadata),
     onOperation(event) {
-      if (event.result !== 'ok') return;
-      if (event.op === 'STOR' || event.op === 'STOU') quota.recordUpload(event.bucket, event.key, event.bytes ?? 0);
-      else if (event.op !== 'RETR') quota.markStale(event.bucket, event.key);
+      // Uploads count through their quota reservation (TransferPolicy); other changes cannot be sized.
+      if (event.result !== 'ok' || ['STOR', 'STOU', 'APPE', 'RETR'].includes(event.op)) return;
+      quota.markStale(event.bucket, event.key);
     },
     onRemoved(close) {
       if (!config.accountsReload.closeRemovedSessions) return;

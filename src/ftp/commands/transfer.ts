@@ -4,6 +4,7 @@ import type { FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
+import type { UploadAdmission } from '../transfer-policy.js';
 import { report, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
 
 /** STOR, STOU, APPE and RETR: the data transfers. */
@@ -27,9 +28,10 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
       const appendAt = op === 'APPE' ? 'end' : offset > 0 ? offset : undefined;
       const where = session.store.locate(path);
       const data = await waitForData(contextOf, conn);
+      let admission: UploadAdmission | undefined;
       try {
         // Quota (552 before any byte), bandwidth and the cut at the quota.
-        const admission = await contextOf(conn).transferPolicy?.admitUpload(session, path);
+        admission = await contextOf(conn).transferPolicy?.admitUpload(session, path, { append: appendAt !== undefined });
         const sink = await session.store.write(path, { appendAt }).catch((err: unknown) => {
           // The file changed size between the check and the upload.
           if (isStorageError(err, 'INVALID_RANGE')) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: the file changed; ask SIZE again`);
@@ -44,6 +46,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
         report(contextOf, conn, session, { op, path, ...where, started, error });
         throw error;
       } finally {
+        admission?.release();
         conn.connector.end();
       }
     });

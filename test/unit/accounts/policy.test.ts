@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { QuotaTracker } from '../../../src/accounts/quota.js';
 import { objectParamsFor } from '../../../src/accounts/s3-policy.js';
 import type { AccountConfig } from '../../../src/config/schema.js';
-import { isStorageError } from '../../../src/storage/errors.js';
 import { TokenBucket } from '../../../src/ftp/bandwidth.js';
 
 const base: AccountConfig = { username: 'ü-user', passwordHash: '', bucket: 'bucket-1', prefix: 'p/', permissions: ['write'] };
@@ -22,31 +20,6 @@ describe('objectParamsFor', () => {
       SSEKMSKeyId: 'key-1',
     });
     expect(objectParamsFor(base, { clientIp: '10.0.0.1' }, false)).toEqual({});
-  });
-});
-
-describe('QuotaTracker', () => {
-  it('measures once, counts uploads, measures again after a removal or when stale', async () => {
-    let measured = 0;
-    let stored = { bytes: 100, objects: 1 };
-    const tracker = new QuotaTracker(async () => (measured++, stored), 60_000);
-    const account = { ...base, quota: { maxBytes: 1000, maxObjects: 3 } };
-    expect(await tracker.admit(account)).toEqual({ remainingBytes: 900 });
-    tracker.recordUpload('bucket-1', 'p/a', 500);
-    tracker.recordUpload('bucket-1', 'other/a', 500); // not under the prefix
-    expect(await tracker.admit(account)).toEqual({ remainingBytes: 400 });
-    expect(measured).toBe(1);
-    await expect(tracker.admit(account, { size: 401 })).rejects.toSatisfy((e) => isStorageError(e, 'STORAGE_FULL'));
-    tracker.recordUpload('bucket-1', 'p/b', 10);
-    // At maxObjects: a new name is refused, a replacement is not.
-    await expect(tracker.admit(account, { replacesObject: async () => false })).rejects.toSatisfy((e) => isStorageError(e, 'STORAGE_FULL'));
-    expect(await tracker.admit(account, { replacesObject: async () => true })).toEqual({ remainingBytes: 390 });
-    stored = { bytes: 0, objects: 0 };
-    tracker.markStale('bucket-1', 'p/a');
-    expect(await tracker.admit(account)).toEqual({ remainingBytes: 1000 });
-    expect(measured).toBe(2);
-    expect(await tracker.admit({ ...base })).toEqual({ remainingBytes: Infinity });
-    expect(measured).toBe(2);
   });
 });
 
