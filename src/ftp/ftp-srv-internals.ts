@@ -61,7 +61,6 @@ export interface CommandRegistration {
 
 export const commandRegistry = require('ftp-srv/src/commands/registry') as Record<string, CommandRegistration>;
 
-export const PassiveConnector = require('ftp-srv/src/connector/passive') as new (connection: FtpConnection) => Connector;
 export const ActiveConnector = require('ftp-srv/src/connector/active') as new (connection: FtpConnection) => Connector;
 /** The "no data connection set up" connector ftp-srv puts in place after a transfer. */
 export const BaseConnector = require('ftp-srv/src/connector/base') as new (connection: FtpConnection) => Connector;

@@ -144,6 +144,10 @@ describe('IPv6 (::1) and dual stack (::)', () => {
       expect(down.stdout.toString()).toBe('dual');
       const v4 = await curl([`ftp://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${bridge.port}/dual.txt`, '--disable-epsv']);
       expect(v4.stdout.toString()).toBe('dual');
+      // Active mode from an IPv4 client: its control address is ::ffff:127.0.0.1, its PORT 127.0.0.1
+      // (one host: ftp-srv's active connector must fold the mapped form, patches/ftp-srv+4.6.3.patch).
+      const body = randomBytes(100_000);
+      expect(await pythonTransfer('127.0.0.1', bridge.port, 'active', body)).toBe(sha256(body));
     } finally {
       await bridge.close();
     }
