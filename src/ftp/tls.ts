@@ -39,6 +39,8 @@ interface Loaded {
   ticketKeys: Buffer;
   options: TlsOptions;
   context: SecureContext;
+  /** For PROT P data connections: `context` when this Node cannot stop its session tickets. */
+  dataContext: SecureContext;
   info: CertificateInfo;
 }
 
@@ -75,13 +77,29 @@ export class TlsCredentials extends EventEmitter {
     const loaded = await loadFiles(files);
     const credentials = new TlsCredentials(files, loaded, log);
     log.info({ certificate: loaded.info, cert: files.cert, minVersion: files.minVersion }, 'TLS certificate loaded');
+    if (loaded.dataContext === loaded.context) {
+      log.warn(
+        { node: process.version, openssl: process.versions.openssl },
+        'this Node.js cannot keep TLS 1.3 session tickets off data connections; uploads over TLS 1.3 from clients that never read the data connection (Perl Net::FTP, Go jlaffaye/ftp) may fail with 426',
+      );
+    }
     credentials.startWatching();
     return credentials;
   }
 
-  /** The context every new handshake uses. */
+  /** The context every new control-connection handshake uses (AUTH TLS, implicit FTPS). */
   get secureContext(): SecureContext {
     return this.loaded.context;
+  }
+
+  /**
+   * The context of PROT P data connections: it resumes the control connection's TLS session (same
+   * ticket keys) but sends no TLS 1.3 session tickets. Those arrive after the handshake, and a
+   * client that only writes an upload (Perl Net::FTP, Go jlaffaye/ftp, Ruby net/ftp) closes the
+   * connection with them unread, so its kernel resets it and the file's tail is lost (426).
+   */
+  get dataSecureContext(): SecureContext {
+    return this.loaded.dataContext;
   }
 
   /** Options for a tls.Server (createServer / setSecureContext). */
@@ -168,14 +186,45 @@ function build(cert: Buffer, key: Buffer, minVersion: SecureVersion, ticketKeys:
   };
   // Throws on unreadable PEM and on a key that does not belong to the certificate.
   const context = createSecureContext(options);
+  const dataContext = createSecureContext(options);
   const x509 = new X509Certificate(cert);
   return {
     digest: digestOf(cert, key),
     ticketKeys,
     options,
     context,
+    dataContext: issueNoTickets(dataContext, ticketKeys) ? dataContext : context,
     info: { fingerprint256: x509.fingerprint256, serialNumber: x509.serialNumber, subject: x509.subject, validTo: x509.validTo },
   };
+}
+
+/** Node's native SecureContext: its ticket key hook is internal (Node's own tests use it), hence optional here. */
+interface NativeTicketHook {
+  enableTicketKeyCallback?: () => void;
+  onticketkeycallback?: (name: Buffer, iv: Buffer, encrypt: boolean) => unknown[];
+}
+
+/**
+ * Makes `context` issue no session tickets while still resuming sessions whose tickets were issued
+ * under `ticketKeys` (name | HMAC key | AES key, 16 bytes each, as Node's own ticket callback uses
+ * them: AES-128-CBC, HMAC-SHA256). Node exposes no SSL_CTX_set_num_tickets, so the ticket key
+ * callback declines every new ticket; OpenSSL then sends none (seen with 3.0.19 in Node 20 and
+ * 3.5 in Node 24, TLS 1.2 and 1.3). Returns false (context unchanged) where Node lacks the hook.
+ */
+function issueNoTickets(context: SecureContext, ticketKeys: Buffer): boolean {
+  const native = (context as unknown as { context?: NativeTicketHook }).context;
+  if (!native || typeof native.enableTicketKeyCallback !== 'function') return false;
+  const name = ticketKeys.subarray(0, 16);
+  const hmac = ticketKeys.subarray(16, 32);
+  const aes = ticketKeys.subarray(32, 48);
+  const unusedIv = Buffer.alloc(16);
+  native.onticketkeycallback = (ticketName, _iv, encrypt) => {
+    // 0 declines: no ticket is issued (encrypt), or the ticket is not ours and a full handshake follows.
+    if (encrypt) return [0, hmac, aes, name, unusedIv];
+    return [ticketName.equals(name) ? 1 : 0, hmac, aes];
+  };
+  native.enableTicketKeyCallback();
+  return true;
 }
 
 /**

@@ -51,6 +51,8 @@ function localFile(name: string, size: number): { path: string; data: Buffer } {
 /** A control connection that can be upgraded to TLS (AUTH TLS) or start in TLS (implicit). */
 class Control {
   private readonly replies = new FtpReplyQueue();
+  /** The TLS sessions (tickets) the server issued on this control connection, in order. */
+  readonly sessions: Buffer[] = [];
 
   private constructor(public socket: Socket | TLSSocket) {
     this.listen(socket);
@@ -91,19 +93,20 @@ class Control {
   }
 
   /** Handshake over the existing connection after a 234 (the plaintext listener is dropped). */
-  async startTls(): Promise<TLSSocket> {
+  async startTls(options: ConnectionOptions = {}): Promise<TLSSocket> {
     const plain = this.socket;
     plain.removeAllListeners('data');
-    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false });
+    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false, ...options });
+    secure.on('session', (session: Buffer) => this.sessions.push(session));
     await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
     this.socket = secure;
     this.listen(secure);
     return secure;
   }
 
-  async authTls(): Promise<TLSSocket> {
+  async authTls(options: ConnectionOptions = {}): Promise<TLSSocket> {
     expect((await this.command('AUTH TLS')).code).toBe(234);
-    return this.startTls();
+    return this.startTls(options);
   }
 
   /** EPSV, then a plain TCP data connection (TLS is started by the caller after the 150). */
@@ -312,6 +315,100 @@ describe('explicit FTPS (AUTH TLS)', () => {
     c.socket.write('this is not a TLS ClientHello\r\n');
     await closed;
     expect(await presentedFingerprint('explicit')).toBe(await presentedFingerprint('implicit'));
+  });
+});
+
+describe('data connections of clients that never read an upload (Perl Net::FTP, Go jlaffaye/ftp)', () => {
+  /** AUTH TLS with `version`, login, PBSZ 0, PROT P; the control connection's tickets are kept. */
+  async function protectedSession(version: 'TLSv1.2' | 'TLSv1.3'): Promise<Control> {
+    const c = await Control.plain(bridge.port);
+    const secure = await c.authTls({ minVersion: version, maxVersion: version });
+    expect(secure.getProtocol()).toBe(version);
+    expect((await c.command(`USER ${USER}`)).code).toBe(331);
+    expect((await c.command(`PASS ${PASSWORD}`)).code).toBe(230);
+    expect((await c.command('PBSZ 0')).code).toBe(200);
+    expect((await c.command('PROT P')).code).toBe(200);
+    return c;
+  }
+
+  // A TLS 1.3 session ticket comes after the handshake; TLS 1.2 sends tickets inside it.
+  it.each([
+    ['TLSv1.3', 'full'],
+    ['TLSv1.3', 'resumed'],
+    ['TLSv1.2', 'full'],
+    ['TLSv1.2', 'resumed'],
+  ] as const)('%s, %s handshake: the data connection of an upload gets no session ticket after the handshake; the upload is whole', async (version, handshake) => {
+    const c = await protectedSession(version);
+    try {
+      // Tickets follow the handshake on the same stream, so they are in before the 230 is: the
+      // control connection keeps issuing them (clients resume its session on data connections).
+      expect(c.sessions.length).toBeGreaterThan(0);
+      const body = randomBytes(3 * 1024 * 1024);
+      const name = `tickets-${version}-${handshake}.bin`;
+      const data = await c.epsv();
+      c.send(`STOR ${name}`);
+      expect((await c.reply()).code).toBe(150);
+      const session = handshake === 'resumed' ? c.sessions.at(-1) : undefined;
+      const secureData = tlsConnect({ socket: data, rejectUnauthorized: false, session, minVersion: version, maxVersion: version });
+      const dataSessions: Buffer[] = [];
+      secureData.on('session', (s: Buffer) => dataSessions.push(s));
+      await new Promise<void>((resolve, reject) => secureData.once('secureConnect', resolve).once('error', reject));
+      expect(secureData.isSessionReused()).toBe(handshake === 'resumed');
+      let received = 0;
+      secureData.on('data', (chunk: Buffer) => (received += chunk.length));
+      secureData.end(body);
+      // The bridge ends its side once the upload is in; whatever it sent before has been read then.
+      await new Promise<void>((resolve, reject) => secureData.once('end', resolve).once('error', reject));
+      expect((await c.reply(60_000)).code).toBe(226);
+      if (version === 'TLSv1.3') expect(dataSessions).toEqual([]);
+      expect(received).toBe(0);
+      expect(await bridge.objectHash(name)).toBe(sha256(body));
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a client may handshake on a passive data connection before it sends the transfer command (Go jlaffaye/ftp before 2023)', async () => {
+    const c = await protectedSession('TLSv1.3');
+    try {
+      const body = randomBytes(500_000);
+      // The handshake completes while the server has no transfer command yet.
+      const up = tlsConnect({ socket: await c.epsv(), rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => up.once('secureConnect', resolve).once('error', reject));
+      c.send('STOR early-handshake.bin');
+      expect((await c.reply()).code).toBe(150);
+      up.end(body);
+      expect((await c.reply(60_000)).code).toBe(226);
+      expect(await bridge.objectHash('early-handshake.bin')).toBe(sha256(body));
+
+      const down = tlsConnect({ socket: await c.epsv(), rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => down.once('secureConnect', resolve).once('error', reject));
+      const received = readAll(down);
+      c.send('RETR early-handshake.bin');
+      expect((await c.reply()).code).toBe(150);
+      expect(sha256(await received)).toBe(sha256(body));
+      expect((await c.reply(60_000)).code).toBe(226);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a data connection accepted under PROT P is not used in the clear after PROT C', async () => {
+    const c = await protectedSession('TLSv1.3');
+    try {
+      await bridge.put('prot-switch.txt', 'secret\n');
+      const data = await c.epsv();
+      const secureData = tlsConnect({ socket: data, rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => secureData.once('secureConnect', resolve).once('error', reject));
+      const closed = new Promise<void>((resolve) => secureData.once('close', () => resolve()));
+      secureData.on('error', () => undefined);
+      secureData.resume();
+      expect((await c.command('PROT C')).code).toBe(200);
+      expect((await c.command('RETR prot-switch.txt')).code).toBe(425);
+      await closed;
+    } finally {
+      c.close();
+    }
   });
 });
 

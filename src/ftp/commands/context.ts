@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { StorageError } from '../../storage/errors.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
@@ -96,6 +97,16 @@ export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler
   };
 }
 
+/**
+ * A data connection as PROT asks for it right now: under PROT P, TLS over the TCP connection (the
+ * server side waits for the client's hello, so clients may start the handshake before or after
+ * the 150 reply).
+ */
+export function protectData(ctx: CommandContext, conn: FtpConnection, socket: Socket): Socket {
+  if (dataProtection(conn).level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.dataSecureContext, ctx.tlsHandshakeTimeoutMs, conn.log);
+  return socket;
+}
+
 /** Waits for the data connection set up by PASV/EPSV/PORT/EPRT. */
 export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
   const ctx = contextOf(conn);
@@ -110,9 +121,15 @@ export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Pr
   } catch (err) {
     throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
   }
-  // PROT P: TLS over the connection the connector accepted or opened (the connectors stay plain TCP).
-  if (protection.level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.secureContext, ctx.tlsHandshakeTimeoutMs, conn.log);
-  return socket;
+  // The passive connector starts TLS when it accepts a connection under PROT P (clients such as
+  // Go's jlaffaye/ftp before 2023 handshake before they send the transfer command); the active
+  // connector opens plain TCP, and PROT may have changed since the connection was accepted.
+  if (socket instanceof TLSSocket) {
+    if (protection.level === 'P') return socket;
+    conn.connector.end();
+    throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection: it was opened under PROT P");
+  }
+  return protectData(ctx, conn, socket);
 }
 
 /** Reports a finished or failed operation to the server's listener. */

@@ -4,7 +4,7 @@ import { clientKey } from '../access-control.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
-import { rawArgument, type CommandSpec, type ContextOf } from './context.js';
+import { protectData, rawArgument, type CommandSpec, type ContextOf } from './context.js';
 
 /** An address as the socket layer reports it, IPv4-mapped IPv6 folded back to IPv4. */
 export const plainIp = (address: string | undefined): string => (address ?? '').replace(/^::ffff:(?=\d+\.)/i, '');
@@ -24,9 +24,11 @@ export class PassiveDataConnector implements Connector {
   private ended = false;
   private waiters: { resolve(s: Socket): void; reject(e: Error): void }[] = [];
 
+  /** `protect` gives the accepted socket the data protection in force (TLS under PROT P). */
   constructor(
     private readonly connection: FtpConnection,
     private readonly idleTimeoutMs: number,
+    private readonly protect: (socket: Socket) => Socket = (socket) => socket,
   ) {}
 
   get socket(): Socket | null {
@@ -71,8 +73,9 @@ export class PassiveDataConnector implements Connector {
     clearTimeout(this.idleTimer);
     this.lease?.release();
     socket.on('error', (err) => this.connection.log.debug({ err }, 'data connection error'));
-    // Plain TCP: PROT P wraps the socket in TLS in waitForData (context.ts), for both connectors.
-    this.ready(socket);
+    // Under PROT P the TLS server side starts now: a client may handshake before it sends the
+    // transfer command (and wait for the server's hello before sending it).
+    this.ready(this.protect(socket));
   }
 
   private ready(socket: Socket): void {
@@ -165,7 +168,7 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
   const passive = async (conn: FtpConnection): Promise<number> => {
     dropPrevious(conn);
     const ctx = contextOf(conn);
-    const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs);
+    const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs, (socket) => protectData(ctx, conn, socket));
     conn.connector = connector;
     try {
       // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.

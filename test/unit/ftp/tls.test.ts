@@ -1,11 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
 import { buildCommands, featuresOf, type CommandContext } from '../../../src/ftp/commands/index.js';
-import { TlsCredentials } from '../../../src/ftp/tls.js';
+import { connect as tlsConnect, type SecureContext, type SecureVersion } from 'node:tls';
+import { serverTlsSocket, TlsCredentials } from '../../../src/ftp/tls.js';
 import { makeCertificate, type TestCertificate } from '../../support/tls.js';
 
 const HASH = '$2b$10$' + 'a'.repeat(53);
@@ -127,4 +129,61 @@ describe('TlsCredentials', () => {
       creds.close();
     }
   });
+
+  /**
+   * One loopback TLS connection served with `context`: the client writes, ends, and reads to the
+   * server's end, so every ticket the server sent has been seen by then.
+   */
+  async function connectionWith(context: SecureContext, version: SecureVersion, session?: Buffer): Promise<{ reused: boolean; tickets: Buffer[] }> {
+    const server = createServer((socket) => {
+      const secure = serverTlsSocket(socket, context, 10_000, log);
+      secure.resume();
+      secure.on('end', () => secure.end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false, minVersion: version, maxVersion: version, session });
+      const tickets: Buffer[] = [];
+      client.on('session', (t: Buffer) => tickets.push(t));
+      await new Promise<void>((resolve, reject) => client.once('secureConnect', resolve).once('error', reject));
+      const reused = client.isSessionReused();
+      client.end('upload');
+      client.resume();
+      await new Promise<void>((resolve, reject) => client.once('end', resolve).once('error', reject));
+      return { reused, tickets };
+    } finally {
+      server.close();
+    }
+  }
+
+  it.each(['TLSv1.3', 'TLSv1.2'] as const)(
+    '%s: the data-connection context resumes sessions of the control context, also after a reload, and sends no ticket after the handshake',
+    async (version) => {
+      const files = { cert: join(dir, `data-${version}.crt`), key: join(dir, `data-${version}.key`) };
+      writeFileSync(files.cert, readFileSync(cert.cert));
+      writeFileSync(files.key, readFileSync(cert.key));
+      const creds = await TlsCredentials.load({ ...files, minVersion: 'TLSv1.2', reloadCheckSeconds: 3600 }, log);
+      try {
+        expect(creds.dataSecureContext).not.toBe(creds.secureContext);
+        const control = await connectionWith(creds.secureContext, version);
+        expect(control.tickets.length).toBeGreaterThan(0);
+        const ticket = control.tickets.at(-1);
+
+        const resumed = await connectionWith(creds.dataSecureContext, version, ticket);
+        expect(resumed.reused).toBe(true);
+        const full = await connectionWith(creds.dataSecureContext, version);
+        expect(full.reused).toBe(false);
+        // TLS 1.3 tickets follow the handshake; TLS 1.2 ones are part of it (and harmless).
+        if (version === 'TLSv1.3') expect([resumed.tickets, full.tickets]).toEqual([[], []]);
+
+        writeFileSync(files.cert, readFileSync(other.cert));
+        writeFileSync(files.key, readFileSync(other.key));
+        await creds.check();
+        expect(creds.certificate.fingerprint256).toBe(other.fingerprint256);
+        expect((await connectionWith(creds.dataSecureContext, version, ticket)).reused).toBe(true);
+      } finally {
+        creds.close();
+      }
+    },
+  );
 });
