@@ -41,6 +41,7 @@ const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   // RFC 4217 §9: a data command whose PROT level the server's policy does not accept.
   PROTECTION_REQUIRED: { code: 521, message: 'Data connection cannot be opened with this PROT setting' },
   INVALID_RESTART: { code: 554, message: 'Invalid REST parameter' },
+  TRANSFER_ABORTED: { code: 426, message: 'Transfer aborted' },
   NOT_AVAILABLE: { code: 550, message: 'Requested action not taken: not available' },
 };
 

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { StorageError } from '../../storage/errors.js';
+import { transferOf } from '../control-channel.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
 import type { OperationEvent, OperationListener } from '../operations.js';
@@ -7,12 +8,15 @@ import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
 import type { Session } from '../session.js';
 import { dataProtection, serverTlsSocket, type TlsCredentials } from '../tls.js';
+import { whenAborted } from '../transfer-control.js';
 import type { TransferPolicy } from '../transfer-policy.js';
 
 /** What the command handlers need from the server around them (one per FtpServer). */
 export interface CommandContext {
   sessionOf(connection: FtpConnection): Session | undefined;
   dataConnectionTimeoutMs: number;
+  /** ftp.dataIdleTimeoutSeconds in ms: a transfer whose data connection moves no byte that long is aborted (0: never). */
+  dataIdleTimeoutMs: number;
   /** ftp.mkdExistingDirectory: how MKD of an existing directory is answered (default 'ok': 257). */
   mkdExistingDirectory?: 'ok' | 'error';
   /** Address announced in PASV replies for a connection. */
@@ -49,10 +53,9 @@ export interface CommandSpec {
   feat?: string[] | ((connection: FtpConnection | undefined) => string[]);
 }
 
-/** The argument exactly as sent: ftp-srv's parser strips every '"' and splits flags off. */
+/** The argument exactly as sent: everything after the verb's one separating space (control-channel.ts). */
 export function rawArgument(command: FtpCommand): string {
-  const m = /^\S+ (.*)$/s.exec(command.raw);
-  return m ? (m[1] as string) : '';
+  return command.arg ?? '';
 }
 
 /** RFC 959 quoting of a path in a 257 reply: embedded quotes doubled. */
@@ -92,7 +95,7 @@ export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler
   };
 }
 
-/** Waits for the data connection set up by PASV/EPSV/PORT/EPRT. */
+/** Waits for the data connection set up by PASV/EPSV/PORT/EPRT; an ABOR or QUIT meanwhile ends the wait. */
 export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
   const ctx = contextOf(conn);
   const protection = dataProtection(conn);
@@ -100,11 +103,22 @@ export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Pr
     conn.connector.end();
     throw new FtpError('PROTECTION_REQUIRED', 'Data connections must be protected: send PBSZ 0 and PROT P');
   }
+  const signal = transferOf(conn)?.signal;
   let socket: Socket;
+  let stopAbortWatch = () => undefined as void;
   try {
-    socket = await conn.connector.waitForConnection({ timeout: ctx.dataConnectionTimeoutMs });
+    socket = await new Promise<Socket>((resolve, reject) => {
+      stopAbortWatch = whenAborted(signal, reject);
+      conn.connector.waitForConnection({ timeout: ctx.dataConnectionTimeoutMs }).then(resolve, (err: unknown) =>
+        reject(new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err })),
+      );
+    });
   } catch (err) {
-    throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
+    // The connector's listener (and its port) goes, and so does a connection it accepts later.
+    if (signal?.aborted) conn.connector.end();
+    throw err;
+  } finally {
+    stopAbortWatch();
   }
   // PROT P: TLS over the connection the connector accepted or opened (the connectors stay plain TCP).
   if (protection.level === 'P' && ctx.tls) return serverTlsSocket(socket, ctx.tls.secureContext, ctx.dataConnectionTimeoutMs, conn.log);

@@ -68,6 +68,7 @@ describe('replyFor: FTP errors', () => {
     ['NOT_IMPLEMENTED_PARAMETER', 504],
     ['PROTECTION_REQUIRED', 521],
     ['INVALID_RESTART', 554],
+    ['TRANSFER_ABORTED', 426],
     ['NOT_AVAILABLE', 550],
   ];
 
