@@ -33,7 +33,8 @@ type TelnetState = 'data' | 'iac' | 'option' | 'sb' | 'sb-iac';
  * right after such a CR is then the rest of that line end. Empty lines are skipped.
  */
 export class CommandLineReader {
-  private line = Buffer.allocUnsafe(MAX_LINE);
+  /** Grown as lines get longer, up to MAX_LINE: most connections never need more than the start. */
+  private line = Buffer.allocUnsafe(256);
   private length = 0;
   private discarding = false;
   private telnet: TelnetState = 'data';
@@ -104,6 +105,11 @@ export class CommandLineReader {
       lines.push(LINE_TOO_LONG);
       return;
     }
+    if (this.length === this.line.length) {
+      const grown = Buffer.allocUnsafe(Math.min(MAX_LINE, this.line.length * 2));
+      this.line.copy(grown);
+      this.line = grown;
+    }
     this.line[this.length++] = byte;
   }
 
@@ -128,6 +134,7 @@ export class CommandLineReader {
 }
 
 /** C0 controls, DEL and C1 controls: never part of a command, a name or a password. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** What a verb looks like (RFC 959 §5.3.1: letters; at most 4 there, a little slack for extensions). */

@@ -12,6 +12,7 @@ import { python, RawFtp, storBytes } from '../support/clients.js';
  */
 
 const PASSWORDS = ['"quoted" pass', ' leading space', '-x', 'two  spaces', 'trailing ', "it's \"-v\" -- ok"];
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL_IN_REPLY = /[\u0000-\u001f\u007f-\u009f]/;
 
 let bridge: TestBridge;
