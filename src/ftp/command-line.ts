@@ -137,8 +137,8 @@ export class CommandLineReader {
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** What a verb looks like (RFC 959 §5.3.1: letters; at most 4 there, a little slack for extensions). */
-const DIRECTIVE = /^[A-Za-z]{1,10}$/;
+/** What a verb looks like: RFC 959 §5.3.1 has letters, extensions add digits (XSHA256, XMD5). */
+const DIRECTIVE = /^[A-Za-z][A-Za-z0-9]{0,15}$/;
 
 export type ParsedLine =
   | { directive: string; arg: string | null }

@@ -71,7 +71,11 @@ describe('parseCommandLine', () => {
     },
   );
 
-  it.each([' NOOP', 'NO-OP', 'ÜBER x', 'A'.repeat(11)])('%j is not a command', (line) => {
+  it('takes verbs with digits (XSHA256, XMD5)', () => {
+    expect(parseCommandLine('xsha256 a.bin')).toEqual({ directive: 'XSHA256', arg: 'a.bin' });
+  });
+
+  it.each([' NOOP', 'NO-OP', '1NOOP', 'ÜBER x', 'A'.repeat(17)])('%j is not a command', (line) => {
     expect(parseCommandLine(line)).toEqual({ invalid: 'not-a-command' });
   });
 });
