@@ -112,6 +112,23 @@ describe('ABOR during a transfer (RFC 959 §4.1.3)', () => {
     ftp.close();
   });
 
+  it('ABOR during APPE leaves the file as it was', async () => {
+    await bridge.put('appe-base.txt', 'original');
+    const ftp = await RawFtp.connect(bridge.port);
+    await ftp.login(USER, PASSWORD);
+    const data = await ftp.pasv();
+    data.on('error', () => undefined);
+    ftp.send('APPE appe-base.txt');
+    expect((await ftp.reply()).code).toBe(150);
+    await write(data, Buffer.from(' and a truncated tail'));
+    ftp.send('ABOR');
+    data.end();
+    expect((await ftp.reply()).code).toBe(426);
+    expect((await ftp.reply()).code).toBe(226);
+    expect((await bridge.getObject('appe-base.txt'))?.toString()).toBe('original');
+    ftp.close();
+  });
+
   it('ABOR during RETR: the transfer stops within a second, 426 then 226', async () => {
     const ftp = await RawFtp.connect(bridge.port);
     await ftp.login(USER, PASSWORD);
