@@ -9,8 +9,8 @@ export const FTP_ERROR_CODES = [
   'NOT_IMPLEMENTED_PARAMETER',
   'PROTECTION_REQUIRED', // TLS is required and the data connection would be in the clear (no PROT P)
   'INVALID_RESTART', // REST n + STOR where n is not the file's current size (RFC 3659 554)
-  'TRANSFER_ABORTED', // ABOR or QUIT during the transfer, or its data connection idle too long
   'NOT_AVAILABLE', // HASH of a file whose digest is neither stored nor small enough to compute
+  'TRANSFER_ABORTED', // ABOR or QUIT during the transfer, or its data connection idle too long
 ] as const;
 export type FtpErrorCode = (typeof FTP_ERROR_CODES)[number];
 

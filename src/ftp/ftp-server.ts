@@ -111,13 +111,13 @@ export class FtpServer {
     contexts.set(this.srv, {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
-      dataIdleTimeoutMs: ftp.dataIdleTimeoutSeconds * 1000,
       mkdExistingDirectory: ftp.mkdExistingDirectory,
       passiveAddress: (connection) => this.passiveAddress(connection),
       passivePorts: this.passivePorts,
       passiveListenHost: ftp.host,
       onOperation: (event) => options.onOperation(event),
       transferPolicy: options.transferPolicy,
+      dataIdleTimeoutMs: ftp.dataIdleTimeoutSeconds * 1000,
       commandEnded: (connection) => {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },

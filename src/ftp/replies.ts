@@ -41,8 +41,8 @@ const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   // RFC 4217 §9: a data command whose PROT level the server's policy does not accept.
   PROTECTION_REQUIRED: { code: 521, message: 'Data connection cannot be opened with this PROT setting' },
   INVALID_RESTART: { code: 554, message: 'Invalid REST parameter' },
-  TRANSFER_ABORTED: { code: 426, message: 'Transfer aborted' },
   NOT_AVAILABLE: { code: 550, message: 'Requested action not taken: not available' },
+  TRANSFER_ABORTED: { code: 426, message: 'Transfer aborted' },
 };
 
 const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' };

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { StorageError } from '../../storage/errors.js';
 import { transferOf } from '../control-channel.js';
+import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
 import type { OperationEvent, OperationListener } from '../operations.js';
@@ -15,8 +16,6 @@ import type { TransferPolicy } from '../transfer-policy.js';
 export interface CommandContext {
   sessionOf(connection: FtpConnection): Session | undefined;
   dataConnectionTimeoutMs: number;
-  /** ftp.dataIdleTimeoutSeconds in ms: a transfer whose data connection moves no byte that long is aborted (0: never). */
-  dataIdleTimeoutMs: number;
   /** ftp.mkdExistingDirectory: how MKD of an existing directory is answered (default 'ok': 257). */
   mkdExistingDirectory?: 'ok' | 'error';
   /** Address announced in PASV replies for a connection. */
@@ -28,6 +27,8 @@ export interface CommandContext {
   onOperation: OperationListener;
   /** Quotas and bandwidth limits of transfers (none when omitted). */
   transferPolicy?: TransferPolicy;
+  /** ftp.dataIdleTimeoutSeconds in ms: a transfer whose data connection moves no byte that long is aborted (0: never). */
+  dataIdleTimeoutMs: number;
   /** Told after every session command's final reply (a draining server then closes idle connections). */
   commandEnded?(connection: FtpConnection): void;
   /** The FTPS certificate; undefined when ftp.tls is not configured (AUTH TLS is then refused). */
@@ -95,15 +96,24 @@ export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler
   };
 }
 
-/** Waits for the data connection set up by PASV/EPSV/PORT/EPRT; an ABOR or QUIT meanwhile ends the wait. */
+/**
+ * Waits for the data connection set up by PASV/EPSV/PORT/EPRT and binds it to the transfer that
+ * runs (data-transfer.ts attachTransfer); an ABOR or QUIT meanwhile ends the wait.
+ */
 export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
+  const transfer = transferOf(conn);
+  const data = await openDataConnection(contextOf, conn, transfer?.signal);
+  if (transfer) attachTransfer(data, transfer);
+  return data;
+}
+
+async function openDataConnection(contextOf: ContextOf, conn: FtpConnection, signal: AbortSignal | undefined): Promise<Socket> {
   const ctx = contextOf(conn);
   const protection = dataProtection(conn);
   if (protection.level !== 'P' && ctx.tlsRequired(conn)) {
     conn.connector.end();
     throw new FtpError('PROTECTION_REQUIRED', 'Data connections must be protected: send PBSZ 0 and PROT P');
   }
-  const signal = transferOf(conn)?.signal;
   let socket: Socket;
   let stopAbortWatch = () => undefined as void;
   try {

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Entry } from '../../storage/object-store.js';
-import { transferOf } from '../control-channel.js';
 import { closeData, writeLines } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import { formatFacts, formatListLine } from '../listing.js';
@@ -48,17 +47,15 @@ export function listingCommands(contextOf: ContextOf): Record<string, CommandSpe
             ? e.name
             : formatFacts(e, factOptions(session, joinPath(path, e.name), type, conn));
       const data = await waitForData(contextOf, conn);
-      const transfer = transferOf(conn);
-      transfer?.watchIdle(() => data.writableLength > 0);
       try {
         await conn.reply(150, 'Here comes the directory listing');
         if (!target.isDirectory) {
-          await writeLines(data, [line(target)], transfer);
+          await writeLines(data, [line(target)]);
         } else {
-          if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')], transfer);
-          for await (const page of session.store.list(path)) await writeLines(data, page.map((e) => line(e)), transfer);
+          if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')]);
+          for await (const page of session.store.list(path)) await writeLines(data, page.map((e) => line(e)));
         }
-        await closeData(data, transfer);
+        await closeData(data);
         await conn.reply(226, 'Directory send OK');
       } catch (err) {
         // A listing cut short is not a listing: the error reply, never 226.

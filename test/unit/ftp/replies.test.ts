@@ -68,8 +68,8 @@ describe('replyFor: FTP errors', () => {
     ['NOT_IMPLEMENTED_PARAMETER', 504],
     ['PROTECTION_REQUIRED', 521],
     ['INVALID_RESTART', 554],
-    ['TRANSFER_ABORTED', 426],
     ['NOT_AVAILABLE', 550],
+    ['TRANSFER_ABORTED', 426],
   ];
 
   it('covers every FTP code in this table', () => {
