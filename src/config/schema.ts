@@ -130,6 +130,8 @@ export const configSchema = z.strictObject({
       /** RNFR/RNTO of a directory copies every object under it; refused above this count. */
       renameDirectoryMaxObjects: z.number().int().min(1).default(1000),
       dataConnectionTimeoutSeconds: z.number().positive().default(30),
+      /** A transfer whose data connection moves no byte this long while waiting on the client is aborted (426); 0: never. */
+      dataIdleTimeoutSeconds: z.number().min(0).default(120),
       /** HASH/XSHA256/XMD5 of a file without stored digests (written by others) reads it up to this size; 0: never. */
       hashMaxStreamMiB: z.number().min(0).default(1024),
       /**

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freeBuffer } from '../storage/free-buffer.js';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
 import { FtpError } from './errors.js';
+import { whenAborted, type TransferControl } from './transfer-control.js';
 
 /**
  * How long a data EOF waits for a control-connection close that raced it. A client process that
@@ -14,20 +15,37 @@ const EOF_GRACE_MS = 20;
 
 const controlGone = (control: Socket): boolean => control.destroyed || control.readableEnded;
 
+const transfers = new WeakMap<Socket, TransferControl>();
+
+/**
+ * Binds a data connection to the transfer it was opened for: the functions here then report its
+ * bytes to it and stop when it is aborted, and its idle clock runs while bytes written wait for the
+ * client (an upload sets its own rule in receiveUpload).
+ */
+export function attachTransfer(data: Socket, transfer: TransferControl): void {
+  transfers.set(data, transfer);
+  transfer.watchIdle(() => data.writableLength > 0);
+}
+
 /**
  * Feeds the data connection into an upload sink. Stream mode marks the end of a file by closing
  * the data connection, so only a clean EOF (FIN) on a live control connection commits; a reset,
- * a close without EOF, or a control connection that is gone aborts the upload. Resolves once the
- * object is committed.
+ * a close without EOF, a control connection that is gone, or an abort of `transfer` (ABOR, QUIT,
+ * idle data connection; even after a clean EOF, until the commit) aborts the upload. Resolves once
+ * the object is committed.
  */
-export function receiveUpload(data: Readable, sink: UploadSink, control: Socket): Promise<CommittedObject> {
+export function receiveUpload(data: Readable, sink: UploadSink, control: Socket, transfer?: TransferControl): Promise<CommittedObject> {
   return new Promise<CommittedObject>((resolve, reject) => {
     let settled = false;
     let sawEof = false;
+    /** Paused by the sink's back-pressure: the bridge, not the client, is behind. */
+    let paused = false;
 
     const cleanup = () => {
       control.off('close', onControlClose);
       control.off('end', onControlClose);
+      stopAbortWatch();
+      transfer?.end();
     };
     const fail = (err: Error) => {
       if (settled) return;
@@ -48,12 +66,21 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket)
     sink.on('error', (err) => fail(err));
     control.once('close', onControlClose);
     control.once('end', onControlClose);
+    const stopAbortWatch = whenAborted(transfer?.signal, fail);
     if (controlGone(control)) return onControlClose();
+    transfer?.watchIdle(() => !paused && !sawEof);
 
     data.on('data', (chunk: Buffer) => {
-      if (!sink.write(chunk, () => freeBuffer(chunk))) data.pause();
+      transfer?.moved(chunk.length);
+      if (!sink.write(chunk, () => freeBuffer(chunk))) {
+        paused = true;
+        data.pause();
+      }
     });
-    sink.on('drain', () => data.resume());
+    sink.on('drain', () => {
+      paused = false;
+      data.resume();
+    });
     data.once('end', () => {
       sawEof = true;
       void sleep(EOF_GRACE_MS).then(() => {
@@ -78,16 +105,18 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket)
 
 /**
  * Sends a stream over the data connection and closes it; resolves once every byte has been handed
- * to the kernel. A control connection that goes away stops the transfer. The chunks of `source`
- * are the relay's to free once written (see freeBuffer).
+ * to the kernel. A control connection that goes away, or an abort of `transfer`, stops the
+ * transfer. The chunks of `source` are the relay's to free once written (see freeBuffer).
  */
-export function sendStream(source: Readable, data: Socket, control: Socket): Promise<number> {
+export function sendStream(source: Readable, data: Socket, control: Socket, transfer = transfers.get(data)): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let bytes = 0;
     let settled = false;
     const settle = (err: Error | null | undefined) => {
       if (settled) return;
       settled = true;
+      stopAbortWatch();
+      transfer?.end();
       control.off('close', onControlClose);
       source.off('data', onData);
       data.off('drain', onDrain);
@@ -99,9 +128,14 @@ export function sendStream(source: Readable, data: Socket, control: Socket): Pro
     const onControlClose = () => settle(new FtpError('CONTROL_CONNECTION_LOST', 'Control connection closed during transfer'));
     const onData = (chunk: Buffer) => {
       bytes += chunk.length;
-      if (!data.write(chunk, () => freeBuffer(chunk))) source.pause();
+      const ok = data.write(chunk, () => {
+        transfer?.moved(chunk.length);
+        freeBuffer(chunk);
+      });
+      if (!ok) source.pause();
     };
     const onDrain = () => source.resume();
+    const stopAbortWatch = whenAborted(transfer?.signal, settle);
     control.once('close', onControlClose);
     data.on('drain', onDrain);
     source.on('data', onData);
@@ -120,34 +154,53 @@ function sendError(err: Error): Error {
   return err;
 }
 
-/** Writes lines (CRLF-terminated) to the data connection with back-pressure. */
-export async function writeLines(data: Socket, lines: string[]): Promise<void> {
+/**
+ * Writes lines (CRLF-terminated) to the data connection with back-pressure; an abort of `transfer`
+ * destroys the data connection and rejects with its reason.
+ */
+export async function writeLines(data: Socket, lines: string[], transfer = transfers.get(data)): Promise<void> {
+  if (transfer?.signal.aborted) throw abortReason(data, transfer);
   if (!lines.length) return;
-  const ok = data.write(lines.join('\r\n') + '\r\n', 'utf8');
-  if (!ok) {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => {
-        data.off('drain', onDrain);
-        reject(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err }));
-      };
-      const onDrain = () => {
-        data.off('error', onError);
-        data.off('close', onClose);
-        resolve();
-      };
-      const onClose = () => onError(new Error('closed'));
-      data.once('drain', onDrain);
-      data.once('error', onError);
-      data.once('close', onClose);
-    });
-  }
+  const text = lines.join('\r\n') + '\r\n';
+  const size = Buffer.byteLength(text);
+  const ok = data.write(text, 'utf8', () => transfer?.moved(size));
+  if (!ok) await untilFlushed(data, 'drain', transfer);
 }
 
-/** Ends the data connection and waits until all written data is flushed. */
-export function closeData(data: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (data.destroyed) return reject(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost'));
-    data.once('error', (err) => reject(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err })));
-    data.end(() => resolve());
+/** Ends the data connection and waits until all written data is flushed (or `transfer` is aborted). */
+export async function closeData(data: Socket, transfer = transfers.get(data)): Promise<void> {
+  if (data.destroyed) throw new FtpError('DATA_CONNECTION_LOST', 'Data connection lost');
+  if (transfer?.signal.aborted) throw abortReason(data, transfer);
+  const flushed = untilFlushed(data, 'finish', transfer);
+  data.end();
+  await flushed;
+}
+
+/** Waits for `event` on the data connection; rejects when it breaks or `transfer` is aborted. */
+function untilFlushed(data: Socket, event: 'drain' | 'finish', transfer: TransferControl | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      data.off(event, onDone);
+      data.off('error', onError);
+      data.off('close', onClose);
+      stopAbortWatch();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDone = () => done();
+    const onError = (err: Error) => done(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err }));
+    const onClose = () => done(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost'));
+    const stopAbortWatch = whenAborted(transfer?.signal, (reason) => {
+      data.destroy();
+      done(reason);
+    });
+    data.once(event, onDone);
+    data.once('error', onError);
+    data.once('close', onClose);
   });
+}
+
+function abortReason(data: Socket, transfer: TransferControl): Error {
+  data.destroy();
+  return transfer.signal.reason as Error;
 }

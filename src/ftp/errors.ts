@@ -11,6 +11,7 @@ export const FTP_ERROR_CODES = [
   'INVALID_RESTART', // REST n + STOR where n is not the file's current size (RFC 3659 554)
   'TOO_MANY_PASSIVE_PORTS', // PASV/EPSV beyond ftp.passive.maxPerClient ports held by one client address
   'NOT_AVAILABLE', // HASH of a file whose digest is neither stored nor small enough to compute
+  'TRANSFER_ABORTED', // ABOR or QUIT during the transfer, or its data connection idle too long
 ] as const;
 export type FtpErrorCode = (typeof FTP_ERROR_CODES)[number];
 

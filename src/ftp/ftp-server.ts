@@ -9,7 +9,8 @@ import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
 import { buildCommands, type CommandContext } from './commands/index.js';
 import type { OperationListener } from './operations.js';
-import { commandRegistry, type FtpConnection, type FtpSrvInstance } from './ftp-srv-internals.js';
+import { ControlChannel } from './control-channel.js';
+import { commandRegistry, installCommandReader, type FtpConnection, type FtpSrvInstance } from './ftp-srv-internals.js';
 import { Session } from './session.js';
 import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from './transfer-policy.js';
@@ -42,6 +43,9 @@ const busy = new WeakMap<FtpConnection, number>();
 function registerCommands(): void {
   if (registered) return;
   registered = true;
+  installCommandReader((connection, data) =>
+    ControlChannel.of(connection, contexts.get(connection.server)?.dataIdleTimeoutMs ?? 0).receive(data),
+  );
   const commands = buildCommands((connection) => {
     const ctx = contexts.get(connection.server);
     if (!ctx) throw new Error('connection of an unknown server');
@@ -123,6 +127,7 @@ export class FtpServer {
       ipv6PrefixLength: ftp.bruteForce.ipv6PrefixLength,
       onOperation: (event) => options.onOperation(event),
       transferPolicy: options.transferPolicy,
+      dataIdleTimeoutMs: ftp.dataIdleTimeoutSeconds * 1000,
       commandEnded: (connection) => {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },

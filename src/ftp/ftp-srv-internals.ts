@@ -41,6 +41,8 @@ export interface FtpConnection extends EventEmitter {
   reply(options: number | Record<string, unknown>, ...letters: unknown[]): Promise<void>;
   close(code?: number, message?: string): Promise<void>;
   login(username: string, password: string): Promise<void>;
+  /** ftp-srv's dispatch: registry lookup, 502 for an unknown verb, 530 before login, then the handler. */
+  commands: { handle(command: FtpCommand): Promise<unknown> };
 }
 
 export interface HandlerContext {
@@ -64,6 +66,24 @@ export const commandRegistry = require('ftp-srv/src/commands/registry') as Recor
 export const ActiveConnector = require('ftp-srv/src/connector/active') as new (connection: FtpConnection) => Connector;
 /** The "no data connection set up" connector ftp-srv puts in place after a transfer. */
 export const BaseConnector = require('ftp-srv/src/connector/base') as new (connection: FtpConnection) => Connector;
+
+const FtpConnectionClass = require('ftp-srv/src/connection') as {
+  prototype: { _handleData(this: FtpConnection, data: Buffer): unknown };
+};
+
+/**
+ * Puts `receive` in place of ftp-srv's reading of the control connection, for every connection
+ * made from now on (its constructor binds `_handleData` as the socket's 'data' listener). ftp-srv
+ * parses a line itself (it strips every '"', takes words like "-x" as flags, splits on Telnet
+ * bytes) and reads the next command only after the previous one ended, so ABOR could never stop a
+ * transfer; `receive` (control-channel.ts) reads, splits and queues instead, and hands ftp-srv's
+ * dispatch (`connection.commands.handle`) commands already parsed, which it takes as they are.
+ */
+export function installCommandReader(receive: (connection: FtpConnection, data: Buffer) => void): void {
+  FtpConnectionClass.prototype._handleData = function (this: FtpConnection, data: Buffer) {
+    receive(this, data);
+  };
+}
 
 /** The FtpSrv instance as used here (its typings do not declare 'connect' or the listener types). */
 export interface FtpSrvInstance {

@@ -44,6 +44,7 @@ const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   INVALID_RESTART: { code: 554, message: 'Invalid REST parameter' },
   TOO_MANY_PASSIVE_PORTS: { code: 425, message: 'Too many passive ports open from your address; use or close them first' },
   NOT_AVAILABLE: { code: 550, message: 'Requested action not taken: not available' },
+  TRANSFER_ABORTED: { code: 426, message: 'Transfer aborted' },
 };
 
 const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' };

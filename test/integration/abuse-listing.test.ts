@@ -178,8 +178,9 @@ describe('keys with control characters never forge listing entries', () => {
     // eslint-disable-next-line no-control-regex
     for (const line of replyLines) expect(line).toMatch(/^\d{3}[ -][^\x00-\x1f\x7f-\x9f]*$/);
     expect(replyLines.some((l) => l.startsWith('FORGED'))).toBe(false);
-    // Shown escaped (ESC is no line end to any command reader, so that line is there whole).
-    expect(received).toContain('NO\\x1b[2JOP');
+    // A line with a control character is refused whole (501), and never echoed, not even escaped.
+    expect(replyLines.filter((l) => l.startsWith('501')).length).toBeGreaterThanOrEqual(2);
+    expect(received).not.toContain('2JOP');
   });
 });
 

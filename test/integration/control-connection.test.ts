@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
 import { RawFtp } from '../support/clients.js';
 
-/** ftp-srv 4.6.3 lifecycle bugs, fixed by patches/ftp-srv+4.6.3.patch; each test fails on stock ftp-srv. */
+/** ftp-srv 4.6.3 control connection bugs, fixed by src/ftp/control-channel.ts; each test fails on stock ftp-srv. */
 let bridge: TestBridge;
 beforeAll(async () => {
   bridge = await TestBridge.start({ ftp: { loginFailureDelayMs: 300 } });

@@ -338,7 +338,7 @@ describe('paths are confined and validated', () => {
     }
   });
 
-  it('refuses control characters and over-long keys with 553, writing nothing', async () => {
+  it('refuses control characters (501, before any handler) and over-long keys (553), writing nothing', async () => {
     const script = String.raw`
 import ftplib, sys, io
 f = ftplib.FTP(); f.connect('127.0.0.1', int(sys.argv[1]), timeout=30); f.login(sys.argv[2], sys.argv[3])
@@ -354,7 +354,7 @@ except ftplib.Error as e:
 `;
     const before = await bridge.keys();
     const res = await python(script, [String(bridge.port), USER, PASSWORD]);
-    expect(res.stdout.toString().trim().split('\n')).toEqual(['553', '553', '553', '553']);
+    expect(res.stdout.toString().trim().split('\n')).toEqual(['501', '501', '553', '553']);
     expect(await bridge.keys()).toEqual(before);
   });
 });

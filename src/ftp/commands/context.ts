@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { StorageError } from '../../storage/errors.js';
+import { transferOf } from '../control-channel.js';
+import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
 import type { OperationEvent, OperationListener } from '../operations.js';
@@ -8,6 +10,7 @@ import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
 import type { Session } from '../session.js';
 import { dataProtection, serverTlsSocket, type TlsCredentials } from '../tls.js';
+import { whenAborted } from '../transfer-control.js';
 import type { TransferPolicy } from '../transfer-policy.js';
 
 /** What the command handlers need from the server around them (one per FtpServer). */
@@ -29,6 +32,8 @@ export interface CommandContext {
   onOperation: OperationListener;
   /** Quotas and bandwidth limits of transfers (none when omitted). */
   transferPolicy?: TransferPolicy;
+  /** ftp.dataIdleTimeoutSeconds in ms: a transfer whose data connection moves no byte that long is aborted (0: never). */
+  dataIdleTimeoutMs: number;
   /** Told after every session command's final reply (a draining server then closes idle connections). */
   commandEnded?(connection: FtpConnection): void;
   /** The FTPS certificate; undefined when ftp.tls is not configured (AUTH TLS is then refused). */
@@ -54,10 +59,9 @@ export interface CommandSpec {
   feat?: string[] | ((connection: FtpConnection | undefined) => string[]);
 }
 
-/** The argument exactly as sent: ftp-srv's parser strips every '"' and splits flags off. */
+/** The argument exactly as sent: everything after the verb's one separating space (control-channel.ts). */
 export function rawArgument(command: FtpCommand): string {
-  const m = /^\S+ (.*)$/s.exec(command.raw);
-  return m ? (m[1] as string) : '';
+  return command.arg ?? '';
 }
 
 /** RFC 959 quoting of a path in a 257 reply: embedded quotes doubled. */
@@ -107,8 +111,18 @@ export function protectData(ctx: CommandContext, conn: FtpConnection, socket: So
   return socket;
 }
 
-/** Waits for the data connection set up by PASV/EPSV/PORT/EPRT. */
+/**
+ * Waits for the data connection set up by PASV/EPSV/PORT/EPRT and binds it to the transfer that
+ * runs (data-transfer.ts attachTransfer); an ABOR or QUIT meanwhile ends the wait.
+ */
 export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Promise<Socket> {
+  const transfer = transferOf(conn);
+  const data = await openDataConnection(contextOf, conn, transfer?.signal);
+  if (transfer) attachTransfer(data, transfer);
+  return data;
+}
+
+async function openDataConnection(contextOf: ContextOf, conn: FtpConnection, signal: AbortSignal | undefined): Promise<Socket> {
   const ctx = contextOf(conn);
   const protection = dataProtection(conn);
   if (protection.level !== 'P' && ctx.tlsRequired(conn)) {
@@ -116,10 +130,20 @@ export async function waitForData(contextOf: ContextOf, conn: FtpConnection): Pr
     throw new FtpError('PROTECTION_REQUIRED', 'Data connections must be protected: send PBSZ 0 and PROT P');
   }
   let socket: Socket;
+  let stopAbortWatch = () => undefined as void;
   try {
-    socket = await conn.connector.waitForConnection({ timeout: ctx.dataConnectionTimeoutMs });
+    socket = await new Promise<Socket>((resolve, reject) => {
+      stopAbortWatch = whenAborted(signal, reject);
+      conn.connector.waitForConnection({ timeout: ctx.dataConnectionTimeoutMs }).then(resolve, (err: unknown) =>
+        reject(new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err })),
+      );
+    });
   } catch (err) {
-    throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection", { cause: err });
+    // The connector's listener (and its port) goes, and so does a connection it accepts later.
+    if (signal?.aborted) conn.connector.end();
+    throw err;
+  } finally {
+    stopAbortWatch();
   }
   // The passive connector starts TLS when it accepts a connection under PROT P (clients such as
   // Go's jlaffaye/ftp before 2023 handshake before they send the transfer command); the active

@@ -121,13 +121,15 @@ export function protocolCommands(contextOf: ContextOf): Record<string, CommandSp
       syntax: 'SITE <command>',
     },
     STAT: {
+      // During a transfer the control channel answers 213 with the bytes moved.
       handler: async function (this: FtpConnection) {
         return this.reply(211, 'ftp-s3-bridge status: connected');
       },
       syntax: 'STAT',
     },
     ABOR: {
-      // Commands run one at a time, so an ABOR is read only after the transfer ended.
+      // During a transfer the control channel acts on ABOR at once (426 from the transfer, then
+      // 226); this is ABOR with nothing running: a data connection set up is closed.
       handler: async function (this: FtpConnection) {
         this.connector.end();
         return this.reply(225, 'No transfer to abort');

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isStorageError } from '../../storage/errors.js';
 import type { FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
+import { transferOf } from '../control-channel.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { UploadAdmission } from '../transfer-policy.js';
@@ -38,7 +39,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
           throw err;
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
-        const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket);
+        const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, transferOf(conn));
         report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226 });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
@@ -63,7 +64,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
       const source = await session.store.read(path, { start: offset });
       await conn.reply(150, 'Opening data connection');
       const policy = contextOf(conn).transferPolicy;
-      const bytes = await sendStream(policy ? policy.download(session, source) : source, data, conn.commandSocket);
+      const bytes = await sendStream(policy ? policy.download(session, source) : source, data, conn.commandSocket, transferOf(conn));
       report(contextOf, conn, session, { op: 'RETR', path, ...where, bytes, started, code: 226 });
       await conn.reply(226, 'Transfer complete');
     } catch (error) {

@@ -4,18 +4,14 @@ import { buildCommands, featuresOf, rawArgument } from '../../../src/ftp/command
 const FEATURES = featuresOf(buildCommands(() => {
   throw new Error('not used');
 }));
+import { parseCommandLine } from '../../../src/ftp/command-line.js';
 import type { FtpCommand } from '../../../src/ftp/ftp-srv-internals.js';
 
-/** A command roughly as ftp-srv's parser hands it over: quotes stripped from arg, flags split off. */
+/** A command as the control channel hands it to ftp-srv's dispatch. */
 function command(raw: string): FtpCommand {
-  const [directive = '', ...rest] = raw.split(' ');
-  const words = rest.join(' ').replace(/"/g, '').split(' ');
-  return {
-    directive: directive.toUpperCase(),
-    arg: words.filter((w) => !w.startsWith('-')).join(' ') || null,
-    flags: words.filter((w) => w.startsWith('-')),
-    raw,
-  };
+  const parsed = parseCommandLine(raw);
+  if ('invalid' in parsed) throw new Error('invalid line');
+  return { ...parsed, flags: [], raw };
 }
 
 describe('rawArgument', () => {
@@ -41,10 +37,8 @@ describe('rawArgument', () => {
     expect(rawArgument(command('NOOP'))).toBe('');
   });
 
-  it('does not rely on the parsed arg, which lost the quotes', () => {
-    const c = command('STOR my "quoted"  name.txt');
-    expect(c.arg).not.toContain('"');
-    expect(rawArgument(c)).toContain('"quoted"');
+  it('keeps a password with quotes, spaces and a leading dash verbatim', () => {
+    expect(rawArgument(command('PASS  "my pass" -x '))).toBe(' "my pass" -x ');
   });
 });
 

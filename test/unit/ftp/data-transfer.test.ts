@@ -3,7 +3,9 @@ import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { receiveUpload, sendStream } from '../../../src/ftp/data-transfer.js';
+import { receiveUpload, sendStream, writeLines } from '../../../src/ftp/data-transfer.js';
+import { FtpError } from '../../../src/ftp/errors.js';
+import { TransferControl } from '../../../src/ftp/transfer-control.js';
 import type { CommittedObject, UploadSink } from '../../../src/storage/object-store.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -117,6 +119,26 @@ class CopyingSink extends Writable implements UploadSink {
   }
 }
 
+/** A sink whose commit waits to be released; destroying it aborts, as the S3 sink does. */
+class HeldSink extends CopyingSink {
+  aborted = false;
+  release!: () => void;
+  private readonly held = new Promise<void>((resolve) => (this.release = resolve));
+  private rejectCommit!: (e: Error) => void;
+  override readonly committed: Promise<CommittedObject> = new Promise((resolve, reject) => {
+    this.rejectCommit = reject;
+    void this.held.then(() => resolve({ bucket: 'b', key: 'k', size: this.bytesWritten }));
+  });
+  override _final(callback: () => void): void {
+    void this.held.then(() => callback());
+  }
+  override _destroy(error: Error | null, callback: (e?: Error | null) => void): void {
+    this.aborted = true;
+    this.rejectCommit(error ?? new Error('aborted'));
+    callback(error);
+  }
+}
+
 describe('receiveUpload', () => {
   it('commits every byte and frees each socket chunk once the sink has taken it', async () => {
     const data = await pair();
@@ -133,5 +155,51 @@ describe('receiveUpload', () => {
     // sink's callback (a read a little short of 64 KiB may keep its larger buffer, and is left alone).
     expect(sink.whole.length).toBeGreaterThan(sink.seen.length / 2);
     expect(sink.whole.every((c) => c.length === 0)).toBe(true);
+  });
+});
+
+describe('aborting a transfer (ABOR, QUIT, data idle timeout)', () => {
+  it('an upload aborted after a clean EOF, before its commit, is aborted with the reason given', async () => {
+    const data = await pair();
+    const control = await pair();
+    const sink = new HeldSink();
+    const transfer = new TransferControl(0);
+    const result = receiveUpload(data.local, sink, control.local, transfer);
+    data.remote.end(randomBytes(1000));
+    await expect.poll(() => sink.writableEnded, { timeout: 5000 }).toBe(true);
+    transfer.abort(new FtpError('TRANSFER_ABORTED', 'Transfer aborted'));
+    await expect(result).rejects.toMatchObject({ code: 'TRANSFER_ABORTED' });
+    expect(sink.aborted).toBe(true);
+    expect(transfer.bytes).toBe(1000);
+  });
+
+  it('a download aborted while the client reads nothing destroys the data connection', async () => {
+    const data = await pair();
+    const control = await pair();
+    data.remote.pause();
+    const endless = new Readable({
+      read() {
+        this.push(randomBytes(64 * 1024));
+      },
+    });
+    const transfer = new TransferControl(0);
+    const sent = sendStream(endless, data.local, control.local, transfer);
+    setTimeout(() => transfer.abort(new FtpError('TRANSFER_ABORTED', 'Transfer aborted')), 100);
+    await expect(sent).rejects.toMatchObject({ code: 'TRANSFER_ABORTED' });
+    expect(data.local.destroyed).toBe(true);
+    expect(endless.destroyed).toBe(true);
+  });
+
+  it('a listing write waiting for the client is ended by an abort', async () => {
+    const data = await pair();
+    data.remote.pause();
+    const transfer = new TransferControl(0);
+    const lines = Array.from({ length: 2000 }, (_, i) => `line ${i} ${'x'.repeat(2000)}`);
+    const writing = (async () => {
+      for (;;) await writeLines(data.local, lines, transfer);
+    })();
+    setTimeout(() => transfer.abort(new FtpError('TRANSFER_ABORTED', 'Transfer aborted')), 100);
+    await expect(writing).rejects.toMatchObject({ code: 'TRANSFER_ABORTED' });
+    expect(data.local.destroyed).toBe(true);
   });
 });

@@ -71,6 +71,7 @@ describe('replyFor: FTP errors', () => {
     ['INVALID_RESTART', 554],
     ['TOO_MANY_PASSIVE_PORTS', 425],
     ['NOT_AVAILABLE', 550],
+    ['TRANSFER_ABORTED', 426],
   ];
 
   it('covers every FTP code in this table', () => {

@@ -1,0 +1,174 @@
+import type { Socket } from 'node:net';
+import { CommandLineReader, LINE_TOO_LONG, parseCommandLine, type ReadLine } from './command-line.js';
+import { FtpError } from './errors.js';
+import type { FtpCommand, FtpConnection } from './ftp-srv-internals.js';
+import { TransferControl } from './transfer-control.js';
+
+/** Commands waiting to run beyond which the client is no longer read (until half have run). */
+const MAX_QUEUED = 256;
+
+/** The commands that move data over a data connection: each runs with a {@link TransferControl}. */
+export const TRANSFER_DIRECTIVES: ReadonlySet<string> = new Set(['STOR', 'STOU', 'APPE', 'RETR', 'LIST', 'NLST', 'MLSD']);
+
+interface Queued {
+  /** The control socket the command came in on: one sent in the clear before AUTH TLS never runs after it. */
+  source: Socket;
+  run(): Promise<unknown>;
+}
+
+const channels = new WeakMap<FtpConnection, ControlChannel>();
+
+/** The transfer the connection runs now, if any. */
+export function transferOf(connection: FtpConnection): TransferControl | undefined {
+  return channels.get(connection)?.transfer;
+}
+
+/**
+ * The reading side of one control connection. Commands run one at a time, in the order sent,
+ * each after the previous one's final reply; while a transfer runs, ABOR, STAT and QUIT act at
+ * once (RFC 959 §4.1.3): STAT answers 213 with the bytes moved, ABOR and QUIT abort the transfer
+ * (its command replies 426), then ABOR answers 226 and QUIT 221. Every other command waits its
+ * turn. A line with a control character is answered 501 and goes no further: no handler, no log
+ * line, no echo. A client that sends commands faster than they run is no longer read from
+ * MAX_QUEUED on, so neither lines nor the queue can grow memory without bound.
+ */
+export class ControlChannel {
+  private readonly reader = new CommandLineReader();
+  private source: Socket | undefined;
+  private readonly queue: Queued[] = [];
+  private running = false;
+  private throttled: Socket | undefined;
+  /** A STAT reply during the transfer not yet written: further STATs wait their turn. */
+  private statPending = false;
+  /** The transfer running now. */
+  transfer: TransferControl | undefined;
+
+  private constructor(
+    private readonly connection: FtpConnection,
+    private readonly dataIdleTimeoutMs: number,
+  ) {}
+
+  /** The channel of a connection, made on its first bytes. */
+  static of(connection: FtpConnection, dataIdleTimeoutMs: number): ControlChannel {
+    let channel = channels.get(connection);
+    if (!channel) {
+      channel = new ControlChannel(connection, dataIdleTimeoutMs);
+      channels.set(connection, channel);
+    }
+    return channel;
+  }
+
+  /** Bytes of the control connection (decrypted, after AUTH TLS). */
+  receive(data: Buffer): void {
+    const source = this.connection.commandSocket;
+    // After a TLS upgrade nothing that came in the clear is joined to what follows.
+    if (this.source !== source) {
+      this.source = source;
+      this.reader.reset();
+    }
+    for (const line of this.reader.push(data)) this.accept(line, source);
+  }
+
+  private accept(line: ReadLine, source: Socket): void {
+    const conn = this.connection;
+    if (line === LINE_TOO_LONG) return this.enqueue(source, () => conn.reply(500, 'Command line too long'));
+    const parsed = parseCommandLine(line);
+    if ('invalid' in parsed) {
+      return this.enqueue(source, () =>
+        parsed.invalid === 'control-characters'
+          ? conn.reply(501, 'Control characters are not allowed in commands')
+          : conn.reply(500, 'Syntax error, command unrecognized'),
+      );
+    }
+    const command: FtpCommand = { directive: parsed.directive, arg: parsed.arg, flags: [], raw: line };
+    if (this.transfer && this.actNow(command, this.transfer, source)) return;
+    this.enqueue(source, () => this.run(command));
+  }
+
+  /** ABOR, STAT and QUIT during a transfer; false for any other command (it waits its turn). */
+  private actNow(command: FtpCommand, transfer: TransferControl, source: Socket): boolean {
+    const conn = this.connection;
+    switch (command.directive) {
+      case 'STAT':
+        if (this.statPending) return false;
+        this.statPending = true;
+        void conn.reply(213, `Transfer in progress: ${transfer.bytes} bytes transferred`).finally(() => (this.statPending = false));
+        return true;
+      case 'ABOR':
+        if (transfer.signal.aborted) return false;
+        transfer.abort(new FtpError('TRANSFER_ABORTED', 'Transfer aborted'));
+        // Right after the transfer's own 426, ahead of anything queued behind it.
+        this.queue.unshift({
+          source,
+          run: () => {
+            conn.connector.end();
+            return conn.reply(226, 'ABOR successful; data connection closed');
+          },
+        });
+        return true;
+      case 'QUIT':
+        transfer.abort(new FtpError('TRANSFER_ABORTED', 'Transfer aborted: the client quit'));
+        this.queue.length = 0;
+        this.queue.unshift({ source, run: () => this.run(command) });
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private enqueue(source: Socket, run: () => Promise<unknown>): void {
+    this.queue.push({ source, run });
+    if (this.queue.length > MAX_QUEUED && !this.throttled) {
+      // Paused: an AUTH TLS still queued may replace it as the command socket.
+      this.throttled = this.connection.commandSocket;
+      this.throttled.pause();
+    }
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const conn = this.connection;
+    try {
+      for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+        this.unthrottle();
+        if (item.source !== conn.commandSocket) {
+          conn.log.warn('command sent in the clear before the TLS upgrade ignored');
+          continue;
+        }
+        try {
+          await item.run();
+        } catch (err) {
+          conn.log.error({ err }, 'command handler failed');
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private unthrottle(): void {
+    if (!this.throttled || this.queue.length > MAX_QUEUED / 2) return;
+    const paused = this.throttled;
+    this.throttled = undefined;
+    if (!paused.destroyed) paused.resume();
+    const current = this.connection.commandSocket;
+    if (current !== paused && !current.destroyed) current.resume();
+  }
+
+  /** Hands a command to ftp-srv's dispatch (authentication check, then the registered handler). */
+  private async run(command: FtpCommand): Promise<void> {
+    const conn = this.connection;
+    // Nothing sent after QUIT runs.
+    if (command.directive === 'QUIT') this.queue.length = 0;
+    const transfer = TRANSFER_DIRECTIVES.has(command.directive) && conn.authenticated ? new TransferControl(this.dataIdleTimeoutMs) : undefined;
+    this.transfer = transfer;
+    try {
+      await conn.commands.handle(command);
+    } finally {
+      transfer?.end();
+      if (this.transfer === transfer) this.transfer = undefined;
+    }
+  }
+}
