@@ -1,5 +1,6 @@
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { classifyS3Error } from './s3-errors.js';
+import { isStorageError } from './errors.js';
+import { s3Request } from './s3-request.js';
 
 export interface SweepTarget {
   bucket: string;
@@ -66,19 +67,17 @@ async function sweepOne(client: S3Client, { bucket, prefix }: SweepTarget, older
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
-    const page = await client
-      .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
-      .catch((err: unknown) => {
-        throw classifyS3Error(err);
-      });
+    const page = await s3Request(
+      client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
+    );
     for (const upload of page.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
       try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        await s3Request(client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })));
         aborted++;
       } catch (err) {
         // Another replica got there first.
-        if (classifyS3Error(err).code !== 'NOT_FOUND') throw classifyS3Error(err);
+        if (!isStorageError(err, 'NOT_FOUND')) throw err;
       }
     }
     if (!page.IsTruncated) break;

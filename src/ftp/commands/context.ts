@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { StorageError } from '../../storage/errors.js';
+import { normalizeIp } from '../access-control.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
 import type { OperationEvent, OperationListener } from '../operations.js';
@@ -132,7 +133,7 @@ export function report(
     ...rest,
     sessionId: conn.id,
     user: session.account.username,
-    clientIp: (conn.ip ?? '').replace(/^::ffff:/, ''),
+    clientIp: normalizeIp(conn.ip),
     durationMs: Date.now() - started,
     result: failed ? 'error' : 'ok',
     code: failed ? replyFor(error).code : (code ?? 250),
