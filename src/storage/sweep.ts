@@ -32,18 +32,11 @@ export class SweepError extends Error {
 }
 
 /**
- * Aborts the incomplete multipart uploads under each bucket and prefix that were initiated before
- * `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so several replicas
- * may sweep at once: an upload still in progress is younger than any sane threshold.
- */
-export async function sweepUploads(client: S3Client, targets: SweepTarget[], olderThan: Date): Promise<SweepResult> {
-  return sweepTargets([{ client, label: '', targets }], olderThan);
-}
-
-/**
- * {@link sweepUploads} on several S3 targets. A bucket or prefix that fails (a partner's store
- * down, a bucket gone) does not stop the others; the failures are thrown together at the end as a
- * {@link SweepError}.
+ * Aborts the incomplete multipart uploads under each bucket and prefix of each S3 target that were
+ * initiated before `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so
+ * several replicas may sweep at once: an upload still in progress is younger than any sane
+ * threshold. A bucket or prefix that fails (a partner's store down, a bucket gone) does not stop
+ * the others; the failures are thrown together at the end as a {@link SweepError}.
  */
 export async function sweepTargets(groups: SweepGroup[], olderThan: Date): Promise<SweepResult> {
   let aborted = 0;
