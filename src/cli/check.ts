@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, isIP, type AddressInfo, type Socket } from 'node:net';
+import { normalizeIp } from '../ftp/access-control.js';
 import { FtpReplyParser, type FtpReply as Reply } from '../ftp/reply-parser.js';
 
 /**
@@ -164,7 +165,7 @@ export async function runCheck(options: CheckOptions): Promise<boolean> {
       });
     });
     accepted.catch(() => {});
-    const plain = local.replace(/^::ffff:/, '');
+    const plain = normalizeIp(local);
     const cmd = isIP(plain) === 6 ? `EPRT |2|${plain}|${dataPort}|` : `PORT ${plain.replace(/\./g, ',')},${dataPort >> 8},${dataPort & 255}`;
     await expect(cmd, [200], 'active mode (PORT/EPRT) was refused');
     return { accepted, close: () => server.close() };

@@ -1,7 +1,15 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 
-/** Folds IPv4-mapped IPv6 ("::ffff:10.0.0.1") back to IPv4 so one rule covers both forms. */
-export const normalizeIp = (ip: string | undefined): string => (ip ?? '').replace(/^::ffff:(?=\d+\.)/i, '');
+/**
+ * An address as the socket layer reports it, an IPv4-mapped IPv6 address ("::ffff:10.0.0.1")
+ * folded back to IPv4 so that one rule, key or log field covers both forms. Anything else (an IPv6
+ * address such as "::ffff:a01:1" included) is returned as it is; undefined becomes "".
+ */
+export function normalizeIp(ip: string | undefined): string {
+  const address = ip ?? '';
+  const mapped = /^::ffff:(.*)$/i.exec(address)?.[1];
+  return mapped !== undefined && isIPv4(mapped) ? mapped : address;
+}
 
 /** A set of networks from CIDR strings ("10.0.0.0/8", "2001:db8::/32") or single addresses. */
 export class AddressSet {

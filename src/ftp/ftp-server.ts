@@ -274,7 +274,7 @@ export class FtpServer {
       return (await lookup(configured, { family: 4 })).address;
     }
     // Unset: the address the client reached us on, which is right on a flat network.
-    return (connection.commandSocket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+    return normalizeIp(connection.commandSocket.localAddress ?? '127.0.0.1');
   }
 
   async listen(): Promise<AddressInfo> {

@@ -3,12 +3,13 @@ import { digestMetadata, digestsFromMetadata } from './digests.js';
 import type { StorageError } from './errors.js';
 import type { CommittedObject } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
+import { MAX_COPY_OBJECT_BYTES, encodeCopySource } from './s3-request.js';
 import type { ObjectParams } from './s3-upload-sink.js';
 
 const changed = () => Object.assign(new Error('The object changed since the upload committed'), { name: 'PreconditionFailed' });
 
 /** CopyObject's limit: larger objects keep their digests in the process's cache only. */
-export const MAX_PERSIST_BYTES = 5 * 1024 * 1024 * 1024;
+export const MAX_PERSIST_BYTES = MAX_COPY_OBJECT_BYTES;
 
 /**
  * How one persistence ended. `persisted`: the object now carries its digests. `skipped`: nothing to
@@ -130,7 +131,7 @@ export class DigestPersistence {
         new CopyObjectCommand({
           Bucket: bucket,
           Key: key,
-          CopySource: `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`,
+          CopySource: encodeCopySource(bucket, key),
           CopySourceIfMatch: ifMatch,
           MetadataDirective: 'REPLACE',
           Metadata: { ...params.Metadata, ...stamped },

@@ -15,7 +15,7 @@ const NODE_NAMES: Record<DigestAlgorithm, string> = { 'SHA-256': 'sha256', 'SHA-
  * User metadata keys (x-amz-meta-<key>) holding the hex digests of the object's whole content.
  * Only the bridge writes them, and only from the bytes it streamed into that very object.
  */
-export const DIGEST_METADATA_KEYS: Partial<Record<DigestAlgorithm, string>> = { 'SHA-256': 'sha256', MD5: 'md5' };
+const DIGEST_METADATA_KEYS: Partial<Record<DigestAlgorithm, string>> = { 'SHA-256': 'sha256', MD5: 'md5' };
 
 export const parseDigestAlgorithm = (name: string): DigestAlgorithm | undefined => {
   const n = name.trim().toUpperCase();

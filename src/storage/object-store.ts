@@ -30,6 +30,12 @@ export interface WriteOptions {
    * size (REST n + STOR). The old object stays visible until the new one commits.
    */
   appendAt?: number | 'end';
+  /**
+   * With a numeric `appendAt`: the file as the caller just saw it (a `stat` that checked the offset).
+   * The store appends to that version, guarded by its ETag, instead of looking the file up again;
+   * a file changed or removed since fails with INVALID_RANGE.
+   */
+  existing?: Entry;
 }
 
 /** A digest of a whole file, and where it came from. */

@@ -16,12 +16,8 @@ import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
 import { withPayloadSha256 } from './s3-client.js';
+import { MAX_PARTS, MAX_PART_BYTES, encodeCopySource, isNotImplemented } from './s3-request.js';
 
-const MiB = 1024 * 1024;
-/** S3's limits: parts per upload, and bytes per part (all but the last part at least MIN_PART_BYTES). */
-export const MAX_PARTS = 10_000;
-const MAX_PART_BYTES = 5 * 1024 * MiB;
-export const MIN_PART_BYTES = 5 * MiB;
 /** Parts sent at the configured size before the size starts doubling. */
 const PARTS_PER_SIZE_STEP = 1000;
 /**
@@ -143,7 +139,7 @@ export class S3UploadSink extends Writable implements UploadSink {
   private copySourceParts({ size, etag }: { size: number; etag: string }): Promise<void> {
     const { bucket, key } = this.options;
     const uploadId = (this.uploadId = this.createMultipartUpload());
-    const CopySource = `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+    const CopySource = encodeCopySource(bucket, key);
     const step = Math.ceil(size / Math.ceil(size / MAX_PART_BYTES));
     const copies: Promise<void>[] = [];
     for (let start = 0; start < size; start += step) {
@@ -154,8 +150,7 @@ export class S3UploadSink extends Writable implements UploadSink {
         const res = await this.send<{ CopyPartResult?: { ETag?: string } }>(
           new UploadPartCopyCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, CopySource, CopySourceIfMatch: etag, CopySourceRange }),
         ).catch((err: unknown) => {
-          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-          throw status === 501 || (err as { name?: string }).name === 'NotImplemented' ? unsupported(err) : err;
+          throw isNotImplemented(err) ? unsupported(err) : err;
         });
         // A store that ignores x-amz-copy-source stored an empty part: never complete with it.
         if (!res.CopyPartResult?.ETag) throw unsupported();

@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { classifyS3Error } from './s3-errors.js';
+import { s3Request } from './s3-request.js';
 
 /** Bytes and objects stored under a prefix. */
 export interface Usage {
@@ -20,18 +20,14 @@ export interface MeasuredUsage extends Usage {
 export async function measurePrefix(client: S3Client, bucket: string, prefix: string, watching?: (key: string) => boolean): Promise<MeasuredUsage> {
   const usage = { bytes: 0, objects: 0, etags: new Map<string, string>() };
   let token: string | undefined;
-  try {
-    do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) {
-        usage.bytes += o.Size ?? 0;
-        usage.objects++;
-        if (o.Key !== undefined && o.ETag !== undefined && watching?.(o.Key)) usage.etags.set(o.Key, o.ETag);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-  } catch (err) {
-    throw classifyS3Error(err);
-  }
+  do {
+    const page = await s3Request(client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token })));
+    for (const o of page.Contents ?? []) {
+      usage.bytes += o.Size ?? 0;
+      usage.objects++;
+      if (o.Key !== undefined && o.ETag !== undefined && watching?.(o.Key)) usage.etags.set(o.Key, o.ETag);
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
   return usage;
 }

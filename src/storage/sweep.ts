@@ -1,5 +1,6 @@
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { classifyS3Error } from './s3-errors.js';
+import { isStorageError } from './errors.js';
+import { s3Request } from './s3-request.js';
 
 export interface SweepTarget {
   bucket: string;
@@ -31,18 +32,11 @@ export class SweepError extends Error {
 }
 
 /**
- * Aborts the incomplete multipart uploads under each bucket and prefix that were initiated before
- * `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so several replicas
- * may sweep at once: an upload still in progress is younger than any sane threshold.
- */
-export async function sweepUploads(client: S3Client, targets: SweepTarget[], olderThan: Date): Promise<SweepResult> {
-  return sweepTargets([{ client, label: '', targets }], olderThan);
-}
-
-/**
- * {@link sweepUploads} on several S3 targets. A bucket or prefix that fails (a partner's store
- * down, a bucket gone) does not stop the others; the failures are thrown together at the end as a
- * {@link SweepError}.
+ * Aborts the incomplete multipart uploads under each bucket and prefix of each S3 target that were
+ * initiated before `olderThan`: what a crashed bridge (kill -9, OOM) leaves behind. Age-based, so
+ * several replicas may sweep at once: an upload still in progress is younger than any sane
+ * threshold. A bucket or prefix that fails (a partner's store down, a bucket gone) does not stop
+ * the others; the failures are thrown together at the end as a {@link SweepError}.
  */
 export async function sweepTargets(groups: SweepGroup[], olderThan: Date): Promise<SweepResult> {
   let aborted = 0;
@@ -66,19 +60,17 @@ async function sweepOne(client: S3Client, { bucket, prefix }: SweepTarget, older
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
-    const page = await client
-      .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
-      .catch((err: unknown) => {
-        throw classifyS3Error(err);
-      });
+    const page = await s3Request(
+      client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
+    );
     for (const upload of page.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
       try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        await s3Request(client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })));
         aborted++;
       } catch (err) {
         // Another replica got there first.
-        if (classifyS3Error(err).code !== 'NOT_FOUND') throw classifyS3Error(err);
+        if (!isStorageError(err, 'NOT_FOUND')) throw err;
       }
     }
     if (!page.IsTruncated) break;

@@ -159,6 +159,66 @@ describe('APPE to a large object, interrupted', () => {
 });
 
 describe('REST n + STOR', () => {
+  it('checks the offset with one HeadObject, and appends to the version that HEAD saw', async () => {
+    const proxied = await TestBridge.start({ proxy: true });
+    try {
+      const first = randomBytes(200_000);
+      const rest = randomBytes(100_000);
+      await proxied.put('resume/one-head.bin', first);
+      const ftp = await RawFtp.connect(proxied.port);
+      await ftp.login(USER, PASSWORD);
+      expect((await ftp.command('TYPE I')).code).toBe(200);
+      try {
+        expect((await ftp.command(`REST ${first.length}`)).code).toBe(350);
+        const data = await ftp.pasv();
+        ftp.send('STOR resume/one-head.bin');
+        expect((await ftp.reply()).code).toBe(150);
+        data.end(rest);
+        expect((await ftp.reply(60_000)).code).toBe(226);
+      } finally {
+        ftp.close();
+      }
+      expect(await proxied.objectHash('resume/one-head.bin')).toBe(sha256(Buffer.concat([first, rest])));
+      expect(proxied.proxy!.requestsOf('HeadObject').filter((r) => r.key.endsWith('resume/one-head.bin'))).toHaveLength(1);
+      // The old bytes were read pinned to the ETag that HEAD returned.
+      const reads = proxied.proxy!.requestsOf('GetObject').filter((r) => r.key.endsWith('resume/one-head.bin'));
+      expect(reads[0]?.headers['if-match']).toBeTruthy();
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it('a file replaced between the offset check and the append is refused with 554 and left as replaced', async () => {
+    const proxied = await TestBridge.start({ proxy: true });
+    try {
+      await proxied.put('resume/raced.bin', randomBytes(1000));
+      // Holds the read of the old bytes until the file has been replaced under the bridge.
+      const held = proxied.proxy!.addRule({ operation: 'GetObject', key: 'resume/raced.bin', action: { kind: 'latency', ms: 3000 } });
+      const ftp = await RawFtp.connect(proxied.port);
+      await ftp.login(USER, PASSWORD);
+      expect((await ftp.command('TYPE I')).code).toBe(200);
+      try {
+        expect((await ftp.command('REST 1000')).code).toBe(350);
+        const data = await ftp.pasv();
+        ftp.send('STOR resume/raced.bin');
+        const deadline = Date.now() + 30_000;
+        while (held.matched === 0 && Date.now() < deadline) await sleep(20);
+        expect(held.matched).toBe(1);
+        const replacement = randomBytes(1000);
+        await proxied.put('resume/raced.bin', replacement);
+        const reply = await ftp.reply(60_000);
+        data.destroy();
+        expect(reply.code).toBe(554);
+        expect(reply.text).toMatch(/changed/);
+        expect(await proxied.objectHash('resume/raced.bin')).toBe(sha256(replacement));
+      } finally {
+        ftp.close();
+      }
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it('curl -C - resumes an upload where the stored file ends', async () => {
     const full = randomBytes(900_000);
     await bridge.put('resume/curl.bin', full.subarray(0, 250_000));

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { StorageError } from '../../storage/errors.js';
+import { normalizeIp } from '../access-control.js';
 import { transferOf } from '../control-channel.js';
 import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
@@ -173,7 +174,7 @@ export function report(
     ...rest,
     sessionId: conn.id,
     user: session.account.username,
-    clientIp: (conn.ip ?? '').replace(/^::ffff:/, ''),
+    clientIp: normalizeIp(conn.ip),
     durationMs: Date.now() - started,
     result: failed ? 'error' : 'ok',
     code: failed ? replyFor(error).code : (code ?? 250),

@@ -1,13 +1,10 @@
 import { isIP, type Socket } from 'node:net';
 import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
-import { clientKey } from '../access-control.js';
+import { clientKey, normalizeIp } from '../access-control.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
 import { protectData, rawArgument, type CommandSpec, type ContextOf } from './context.js';
-
-/** An address as the socket layer reports it, IPv4-mapped IPv6 folded back to IPv4. */
-export const plainIp = (address: string | undefined): string => (address ?? '').replace(/^::ffff:(?=\d+\.)/i, '');
 
 /**
  * The passive data connection of one PASV/EPSV. It accepts exactly one connection, and only from
@@ -59,8 +56,8 @@ export class PassiveDataConnector implements Connector {
       socket.destroy();
       return;
     }
-    const control = plainIp(this.connection.commandSocket.remoteAddress);
-    const peer = plainIp(socket.remoteAddress);
+    const control = normalizeIp(this.connection.commandSocket.remoteAddress);
+    const peer = normalizeIp(socket.remoteAddress);
     if (peer !== control) {
       this.connection.log.warn(
         { event: 'port-stealing-refused', dataPeer: peer, controlPeer: control, port: this.lease?.port },
@@ -197,9 +194,9 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
   const active = async (conn: FtpConnection, verb: string, parsed: ParsedActive) => {
     if ('error' in parsed) return conn.reply(parsed.error.startsWith('Network') ? 522 : 501, parsed.error);
     if (epsvAll.has(conn)) return conn.reply(503, `${verb} not allowed after EPSV ALL`);
-    const control = plainIp(conn.commandSocket.remoteAddress);
+    const control = normalizeIp(conn.commandSocket.remoteAddress);
     const reason =
-      plainIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
+      normalizeIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
     if (reason) {
       conn.log.warn(
         { event: 'active-refused', command: verb, target: `${parsed.host}:${parsed.port}`, controlPeer: control, reason },
@@ -224,7 +221,7 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
     PASV: {
       handler: async function (this: FtpConnection) {
         if (epsvAll.has(this)) return this.reply(503, 'PASV not allowed after EPSV ALL');
-        if (isIP(plainIp(this.commandSocket.remoteAddress)) === 6) return this.reply(522, 'PASV needs IPv4; use EPSV');
+        if (isIP(normalizeIp(this.commandSocket.remoteAddress)) === 6) return this.reply(522, 'PASV needs IPv4; use EPSV');
         let address: string;
         try {
           address = await contextOf(this).passiveAddress(this);
@@ -252,7 +249,7 @@ export function dataConnectionCommands(contextOf: ContextOf): Record<string, Com
           return this.reply(200, 'EPSV ALL ok');
         }
         if (arg !== '' && arg !== '1' && arg !== '2') return this.reply(522, 'Network protocol not supported, use (1,2)');
-        const family = isIP(plainIp(this.commandSocket.remoteAddress));
+        const family = isIP(normalizeIp(this.commandSocket.remoteAddress));
         if (arg !== '' && Number(arg) !== (family === 6 ? 2 : 1)) {
           return this.reply(522, `Network protocol not supported, use (${family === 6 ? 2 : 1})`);
         }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isStorageError } from '../../storage/errors.js';
-import type { FileStore } from '../../storage/object-store.js';
+import type { Entry, FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
 import { transferOf } from '../control-channel.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
@@ -25,7 +25,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
       }
       if (offset > 0 && stou) throw new FtpError('NOT_IMPLEMENTED_PARAMETER', 'STOU cannot restart an upload');
       // REST n + STOR resumes an upload: it appends, and only where the file now ends.
-      if (offset > 0) await checkResumeOffset(session.store, path, offset);
+      const existing = offset > 0 ? await checkResumeOffset(session.store, path, offset) : undefined;
       const appendAt = op === 'APPE' ? 'end' : offset > 0 ? offset : undefined;
       const where = session.store.locate(path);
       const data = await waitForData(contextOf, conn);
@@ -33,7 +33,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
       try {
         // Quota (552 before any byte), bandwidth and the cut at the quota.
         admission = await contextOf(conn).transferPolicy?.admitUpload(session, path, { append: appendAt !== undefined });
-        const sink = await session.store.write(path, { appendAt }).catch((err: unknown) => {
+        const sink = await session.store.write(path, { appendAt, existing }).catch((err: unknown) => {
           // The file changed size between the check and the upload.
           if (isStorageError(err, 'INVALID_RANGE')) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: the file changed; ask SIZE again`);
           throw err;
@@ -84,17 +84,21 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
   };
 }
 
-/** REST n before STOR: n must be the file's current size (RFC 3659 §5.5: 554 otherwise). */
-async function checkResumeOffset(store: FileStore, path: string, offset: number): Promise<void> {
-  let size: number | undefined;
+/**
+ * REST n before STOR: n must be the file's current size (RFC 3659 §5.5: 554 otherwise). Returns
+ * the file as found, which the store appends to without looking it up again.
+ */
+async function checkResumeOffset(store: FileStore, path: string, offset: number): Promise<Entry> {
+  let file: Entry | undefined;
   try {
     const entry = await store.stat(path);
-    if (!entry.isDirectory) size = entry.size;
+    if (!entry.isDirectory) file = entry;
   } catch (err) {
     if (!isStorageError(err, 'NOT_FOUND')) throw err;
   }
-  if (size === undefined) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: no such file`);
-  if (size !== offset) {
-    throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: an upload resumes only at the file's current size (${size})`);
+  if (file === undefined) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: no such file`);
+  if (file.size !== offset) {
+    throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: an upload resumes only at the file's current size (${file.size})`);
   }
+  return file;
 }

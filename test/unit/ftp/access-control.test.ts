@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, type LoginAttempt } from '../../../src/ftp/access-control.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, normalizeIp, type LoginAttempt } from '../../../src/ftp/access-control.js';
 import { parseEprt, parsePort } from '../../../src/ftp/commands/data-connection.js';
 
 describe('AddressSet', () => {
@@ -14,6 +14,29 @@ describe('AddressSet', () => {
     expect(set.has('2001:db8:1::5')).toBe(true);
     expect(set.has('2001:db9::1')).toBe(false);
     expect(set.has(undefined)).toBe(false);
+  });
+});
+
+describe('normalizeIp', () => {
+  it('folds IPv4-mapped IPv6 back to IPv4, in either case', () => {
+    expect(normalizeIp('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(normalizeIp('::FFFF:192.168.1.7')).toBe('192.168.1.7');
+  });
+
+  it('leaves IPv4, IPv6 and anything that is not a mapped IPv4 address as it is', () => {
+    expect(normalizeIp('127.0.0.1')).toBe('127.0.0.1');
+    expect(normalizeIp('::1')).toBe('::1');
+    expect(normalizeIp('2001:db8::ffff:1')).toBe('2001:db8::ffff:1');
+    // An IPv6 address written with hex groups after ::ffff: is not dotted IPv4: nothing to fold.
+    expect(normalizeIp('::ffff:a00:1')).toBe('::ffff:a00:1');
+    expect(normalizeIp('::ffff:10.0.0')).toBe('::ffff:10.0.0');
+    expect(normalizeIp('::ffff:10.0.0.1.evil')).toBe('::ffff:10.0.0.1.evil');
+    expect(normalizeIp('::ffff:')).toBe('::ffff:');
+  });
+
+  it('turns a missing address into an empty string', () => {
+    expect(normalizeIp(undefined)).toBe('');
+    expect(normalizeIp('')).toBe('');
   });
 });
 

@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBudget } from '../../../src/storage/memory-budget.js';
-import { MAX_PARTS, S3UploadSink, partSizeFor } from '../../../src/storage/s3-upload-sink.js';
+import { MAX_PARTS } from '../../../src/storage/s3-request.js';
+import { S3UploadSink, partSizeFor } from '../../../src/storage/s3-upload-sink.js';
 
 const MiB = 1024 * 1024;
 
