@@ -37,14 +37,14 @@ export interface S3FileStoreOptions {
   partSizeBytes: number;
   queueSize: number;
   renameDirectoryMaxObjects: number;
-  /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload, the default) or allowed. */
-  storeOntoDirectory?: 'refuse' | 'allow';
-  /** Digests computed as each upload streams in and stored with it; default SHA-256 and MD5. */
-  uploadDigests?: readonly StoredAlgorithm[];
+  /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload) or allowed. */
+  storeOntoDirectory: 'refuse' | 'allow';
+  /** Digests computed as each upload streams in and stored with it. */
+  uploadDigests: readonly StoredAlgorithm[];
   /** HASH of an object without stored digests reads it when it is at most this long. */
-  hashMaxStreamBytes?: number;
-  /** Attempts of a download that S3 breaks (resumed from the byte reached); default 5. */
-  maxAttempts?: number;
+  hashMaxStreamBytes: number;
+  /** Attempts of a download that S3 breaks (resumed from the byte reached). */
+  maxAttempts: number;
   /** Shared budget for upload part buffers (all sessions); omitted: unbounded. */
   memoryBudget?: MemoryBudget;
   /** Who this store's uploads are charged to within the budget's shares (the session's client address and account). */
@@ -53,8 +53,8 @@ export interface S3FileStoreOptions {
   digestCache?: DigestCache;
   /** Sent with every object this store creates (account policy, uploader metadata). */
   objectParams?: ObjectParams;
-  /** Renames copy larger objects part by part (UploadPartCopy); default and most: CopyObject's 5 GiB limit. */
-  multipartCopyThresholdBytes?: number;
+  /** Renames copy larger objects part by part (UploadPartCopy); at most CopyObject's 5 GiB limit. */
+  multipartCopyThresholdBytes: number;
   /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
   digestPersistence?: DigestPersistence;
 }
@@ -132,7 +132,7 @@ export class S3FileStore implements FileStore {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: start > 0 ? `bytes=${start}-` : undefined }),
       );
-      return resumableRead({ client: this.client, bucket: this.bucket, key, start, first: res, maxAttempts: this.options.maxAttempts ?? 5 });
+      return resumableRead({ client: this.client, bucket: this.bucket, key, start, first: res, maxAttempts: this.options.maxAttempts });
     } catch (err) {
       const error = classifyS3Error(err);
       if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {
@@ -259,7 +259,7 @@ export class S3FileStore implements FileStore {
     const stored: StoredDigests = { ...this.digestCache.get(this.bucket, key, head.ETag), ...digestsFromMetadata(head.Metadata) };
     const hex = stored[algorithm];
     if (hex) return { algorithm, hex, size, source: 'stored' };
-    const max = options.maxStreamBytes ?? this.options.hashMaxStreamBytes ?? 0;
+    const max = options.maxStreamBytes ?? this.options.hashMaxStreamBytes;
     if (size > max) return undefined;
     const res = await this.s3(this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: head.ETag })));
     const hash = createDigest(algorithm);
@@ -358,7 +358,7 @@ export class S3FileStore implements FileStore {
 
   private async copyObject(fromKey: string, toKey: string, size: number): Promise<void> {
     const copySource = `${this.bucket}/${encodeURIComponent(fromKey).replace(/%2F/g, '/')}`;
-    const threshold = Math.min(this.options.multipartCopyThresholdBytes ?? MAX_SINGLE_COPY_BYTES, MAX_SINGLE_COPY_BYTES);
+    const threshold = Math.min(this.options.multipartCopyThresholdBytes, MAX_SINGLE_COPY_BYTES);
     if (size <= threshold) {
       await this.s3(this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: copySource, ...this.copyPolicy() })));
       return;

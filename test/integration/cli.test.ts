@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { verifyPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
 import { writeCliConfig } from '../support/cli-config.js';
@@ -54,6 +55,31 @@ describe('ftp-s3-bridge CLI', () => {
     const res = await cli(['check-config'], undefined, { FTP_S3_BRIDGE_CONFIG: file, FTP_S3_BRIDGE__S3__NOPE: '1' });
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/FTP_S3_BRIDGE__S3__NOPE: unknown key "NOPE"/);
+  });
+
+  it('check-config prints a file with deprecated key paths moved, and warns on stderr naming the new paths', async () => {
+    const hash = (await cli(['hash-password'], 'pw\n')).stdout.toString().trim();
+    const file = join(tmp, 'old-paths.yaml');
+    writeFileSync(
+      file,
+      ['ftp:', '  port: 2121', '  storeOntoDirectory: refuse # wanted', 'accounts:', `  - { username: cam01, passwordHash: "${hash}", bucket: uploads }`, 'quotaRefreshSeconds: 60', ''].join('\n'),
+    );
+    const res = await cli(['check-config', '--config', file]);
+    expect(res.code, res.stderr.toString()).toBe(0);
+    expect(res.stderr).toMatch(/^config warning: ftp\.storeOntoDirectory is deprecated: use s3\.storeOntoDirectory /m);
+    expect(res.stderr).toMatch(/^config warning: quotaRefreshSeconds is deprecated: use auth\.quotaRefreshSeconds /m);
+    const migrated = res.stdout.toString();
+    expect(migrated).toContain('storeOntoDirectory: refuse # wanted');
+    expect(parseYaml(migrated)).toEqual({
+      ftp: { port: 2121 },
+      s3: { storeOntoDirectory: 'refuse' },
+      accounts: [{ username: 'cam01', passwordHash: hash, bucket: 'uploads' }],
+      auth: { quotaRefreshSeconds: 60 },
+    });
+    // The printed file is current: checked again, it is just OK.
+    writeFileSync(file, migrated);
+    const again = await cli(['check-config', '--config', file]);
+    expect([again.code, again.stdout.toString(), again.stderr.toString()]).toEqual([0, 'configuration OK\n', '']);
   });
 
   it('serves from a config file with env overrides, logs the config without secrets, and stops on SIGTERM with 0', async () => {
