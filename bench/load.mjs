@@ -11,7 +11,7 @@
 // direct PutObject (target >= 0.8). Exit 0 when everything was measured with 0 errors and the
 // targets hold, 1 otherwise. Every loop is bounded by count and by LOAD_TIMEOUT_S.
 // LOAD_S3_BACKEND=swift runs both sides against Swift + s3api (infra/swift-s3, left running).
-// LOAD_STORE_ONTO_DIRECTORY=refuse runs the bridge with ftp.storeOntoDirectory: refuse (a
+// LOAD_STORE_ONTO_DIRECTORY=refuse runs the bridge with s3.storeOntoDirectory: refuse (a
 // ListObjectsV2 per STOR). Per phase it also prints the CPU seconds of the clients, bridge and S3.
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
@@ -33,7 +33,7 @@ const settings = {
   idleSessions: intEnv('LOAD_IDLE_SESSIONS', 1000, 0),
   timeoutMs: intEnv('LOAD_TIMEOUT_S', 600, 10) * 1000,
   pasvMin: intEnv('LOAD_PASV_MIN', 41000, 1024),
-  // ftp.storeOntoDirectory: 'refuse' adds a ListObjectsV2 to every STOR; 'allow' is the default
+  // s3.storeOntoDirectory: 'refuse' adds a ListObjectsV2 to every STOR; 'allow' is the default
   storeOntoDirectory: process.env.LOAD_STORE_ONTO_DIRECTORY ?? 'allow',
   backend: process.env.LOAD_S3_BACKEND || 's3rver',
   // another build of the bridge (A/B comparisons), as BENCH_BRIDGE_BIN for npm run bench
@@ -55,7 +55,8 @@ async function startBridge(s3, bucket) {
   const file = writeBridgeConfig(join(dir, 'bridge.yaml'), {
     store: s3,
     passivePorts: [settings.pasvMin, settings.pasvMin + Math.max(64, settings.clients + 32) - 1],
-    ftp: { maxConnections: 0, maxConnectionsPerIp: 0, storeOntoDirectory: settings.storeOntoDirectory },
+    ftp: { maxConnections: 0, maxConnectionsPerIp: 0 },
+    s3: { storeOntoDirectory: settings.storeOntoDirectory },
     http: { enabled: false },
     log: { level: 'warn' },
     accounts: [{ username: 'cam', passwordHash: hash, bucket, prefix: 'bridge/' }],
@@ -286,7 +287,7 @@ async function main() {
   const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : String(n));
   process.stdout.write(
     [
-      `clients ${settings.clients}, files/client ${settings.files}, file ${settings.fileBytes / KiB} KiB, ftp.storeOntoDirectory ${settings.storeOntoDirectory}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.s3}`,
+      `clients ${settings.clients}, files/client ${settings.files}, file ${settings.fileBytes / KiB} KiB, s3.storeOntoDirectory ${settings.storeOntoDirectory}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.s3}`,
       `direct PutObject : ${f1(d.filesPerSecond)} files/s, errors ${d.errors}, cpu s: clients ${d.cpuSeconds.clients} s3 ${d.cpuSeconds.s3}`,
       `bridge STOR      : ${f1(b.filesPerSecond)} files/s (${f1(result.ratio * 100)}% of direct, target >= 80%), sessions/s ${f1(b.sessionsPerSecond)}, ` +
         `STOR p50 ${f1(b.storLatencyMs.p50)} ms, p99 ${f1(b.storLatencyMs.p99)} ms, errors ${b.errors}, hash mismatches ${bad}, bridge peak RSS ${f1(peakAfterLoad)} MiB, ` +

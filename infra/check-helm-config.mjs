@@ -3,10 +3,11 @@
 // (`ftp-s3-bridge check-config`), so that the chart and src/config/schema.ts cannot drift.
 //   node infra/check-helm-config.mjs HELM CHART [helm template args...]
 // The accounts file from the chart's own Secret is inlined as `accounts` (check-config does not read
-// accountsFile), so that the accounts are checked against the schema too. The container's
+// auth.accountsFile), so that the accounts are checked against the schema too. The chart must use
+// the current key paths: a deprecation warning of check-config fails the check. The container's
 // FTP_S3_BRIDGE__* environment overrides (plain values, and config secrets from the chart's Secret)
 // are applied as the server applies them. Secrets in the ConfigMap are refused.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,10 +24,10 @@ const configMap = docs.find((d) => d.kind === 'ConfigMap' && d.data?.['config.ya
 if (!configMap) throw new Error('no ConfigMap with config.yaml in the rendered chart');
 const config = parse(configMap.data['config.yaml']);
 const secret = docs.find((d) => d.kind === 'Secret' && d.stringData?.['accounts.yaml']);
-// With existingSecret the accounts are not in the chart: accountsFile alone is checked.
-if (config.accountsFile && secret) {
+// With existingSecret the accounts are not in the chart: auth.accountsFile alone is checked.
+if (config.auth?.accountsFile && secret) {
   const accounts = parse(secret.stringData['accounts.yaml']);
-  delete config.accountsFile;
+  delete config.auth.accountsFile;
   config.accounts = [...(config.accounts ?? []), ...(Array.isArray(accounts) ? accounts : accounts.accounts)];
 }
 const env = { ...process.env };
@@ -50,8 +51,13 @@ const file = join(mkdtempSync(join(tmpdir(), 'helm-config-')), 'config.yaml');
 writeFileSync(file, stringify(config));
 const bin = resolve(import.meta.dirname, '../dist/cli/main.js');
 try {
-  const out = execFileSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
-  process.stdout.write(`${chart} ${args.join(' ')}: ${out}`);
+  const run = spawnSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (run.status !== 0) throw Object.assign(new Error(`check-config exited ${run.status ?? run.signal}`), { stderr: run.stderr });
+  if (/deprecated/.test(run.stderr)) {
+    process.stderr.write(`rendered config (${file}) uses deprecated key paths:\n${run.stderr}`);
+    process.exit(1);
+  }
+  process.stdout.write(`${chart} ${args.join(' ')}: ${run.stdout}`);
 } catch (err) {
   process.stderr.write(`rendered config (${file}) is refused by the server:\n${err.stderr ?? err.message}`);
   process.exit(1);

@@ -68,16 +68,17 @@ interface Listed {
   source: 'inline' | 'file';
 }
 
-/** The config and its accounts: inline plus those of `accountsFile` (whose problems are config errors). */
+/** The config and its accounts: inline plus those of `auth.accountsFile` (whose problems are config errors). */
 async function accountsInForce(configFile: string | undefined): Promise<{ config: BridgeConfig; accounts: Listed[] }> {
   const config = loadConfig({ file: configFile });
   const accounts: Listed[] = config.accounts.map((account) => ({ account, source: 'inline' }));
-  if (config.accountsFile) {
-    const result = await readAccountsFile(config.accountsFile);
-    if (!result.ok) throw new ConfigError(result.problems.map((p) => `${config.accountsFile}: ${p}`));
+  const accountsFile = config.auth.accountsFile;
+  if (accountsFile) {
+    const result = await readAccountsFile(accountsFile);
+    if (!result.ok) throw new ConfigError(result.problems.map((p) => `${accountsFile}: ${p}`));
     for (const account of result.accounts) {
       if (config.accounts.some((a) => a.username === account.username)) {
-        throw new ConfigError([`${config.accountsFile}: account "${account.username}" is also defined inline`]);
+        throw new ConfigError([`${accountsFile}: account "${account.username}" is also defined inline`]);
       }
       accounts.push({ account, source: 'file' });
     }

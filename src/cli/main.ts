@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashPassword, type HashAlgorithm } from '../accounts/passwords.js';
-import { ConfigError, loadConfig, parseConfig } from '../config/load.js';
+import { ConfigError, loadConfig, parseConfig, readConfig, type Deprecation } from '../config/load.js';
 import type { BridgeConfig } from '../config/schema.js';
 import { startBridge, type RunningBridge } from '../server/bridge.js';
 import { startEmbeddedS3 } from '../server/embedded-s3.js';
@@ -18,6 +18,8 @@ import { createLogger } from '../server/logger.js';
 const USAGE = `Usage:
   ftp-s3-bridge [serve] --config FILE     run the bridge (or set FTP_S3_BRIDGE_CONFIG)
   ftp-s3-bridge check-config --config FILE
+                                          validate the config; when it uses deprecated key paths, print
+                                          it with them moved (YAML) on stdout, warnings on stderr
   ftp-s3-bridge check --config FILE --user U --password P [--host H] [--port N]
                                           log in to the running bridge; store, list, retrieve, delete a file
   ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
@@ -58,18 +60,35 @@ async function main(argv: string[]): Promise<number> {
     case 'hash-password':
       return hashPasswordCommand(values.algorithm as string);
     case 'check-config':
-      loadConfig({ file: values.config });
-      process.stdout.write('configuration OK\n');
-      return 0;
+      return checkConfigCommand(values.config);
     case 'dev':
       return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'));
     case 'check':
       return checkCommand(values);
     case 'sweep-uploads':
       return sweepUploadsCommand(loadConfig({ file: values.config }), values['older-than']);
-    default:
-      return serve(loadConfig({ file: values.config }));
+    default: {
+      const { config, deprecations } = readConfig({ file: values.config });
+      return serve(config, undefined, undefined, deprecations);
+    }
   }
+}
+
+/**
+ * `check-config`: exits 2 with one line per bad field, or 0. Stdout is `configuration OK`, or,
+ * when the file uses deprecated key paths, the file with them moved (ready to replace it; its
+ * comments kept where they can be), with the warnings and `configuration OK` on stderr.
+ */
+function checkConfigCommand(file: string | undefined): number {
+  const { deprecations, migratedFile } = readConfig({ file });
+  for (const d of deprecations) process.stderr.write(`config warning: ${d.message}\n`);
+  if (migratedFile === undefined) {
+    process.stdout.write('configuration OK\n');
+  } else {
+    process.stdout.write(migratedFile);
+    process.stderr.write('configuration OK; stdout holds the file with the deprecated keys moved to their new paths\n');
+  }
+  return 0;
 }
 
 async function checkCommand(values: { config?: string; host?: string; port?: string; user?: string; password?: string }): Promise<number> {
@@ -109,8 +128,14 @@ async function hashPasswordCommand(algorithm: string): Promise<number> {
  * @param onStop runs after the bridge stopped, or failed to start
  * @param startFailure one line for a start error the user can fix (the fatal log line otherwise)
  */
-async function serve(config: BridgeConfig, onStop?: () => Promise<void>, startFailure?: (err: unknown) => string | undefined): Promise<number> {
+async function serve(
+  config: BridgeConfig,
+  onStop?: () => Promise<void>,
+  startFailure?: (err: unknown) => string | undefined,
+  deprecations: Deprecation[] = [],
+): Promise<number> {
   const logger = createLogger(config.log);
+  for (const d of deprecations) logger.warn({ deprecated: d.from, use: d.to, in: d.sources }, d.message);
   let bridge: RunningBridge;
   try {
     bridge = await startBridge(config, logger);

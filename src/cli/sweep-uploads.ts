@@ -7,7 +7,7 @@ import { parseDuration, SweepError } from '../storage/sweep.js';
 /**
  * `ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION`: aborts the incomplete multipart
  * uploads initiated before now minus DURATION under every account's bucket and prefix (inline and
- * from `accountsFile`), each on the account's own S3 target, and prints `{"aborted": N}`. When some
+ * from `auth.accountsFile`), each on the account's own S3 target, and prints `{"aborted": N}`. When some
  * bucket cannot be swept, the others still are: it prints `{"aborted": N, "failed": [...]}` and
  * exits 1.
  */

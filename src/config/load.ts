@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { basename } from 'node:path';
+import { parse as parseYaml, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { DeprecationLog, migrateDocument, migrateObject, migrateSegments, type Deprecation } from './migrate.js';
 import { configSchema, type BridgeConfig } from './schema.js';
+
+export type { Deprecation } from './migrate.js';
 
 /**
  * Environment overrides: `FTP_S3_BRIDGE__` followed by the key path, segments separated by `__`,
@@ -27,11 +31,30 @@ export class ConfigError extends Error {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-/** Loads the YAML file (if any), applies environment overrides and validates the result. */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): BridgeConfig {
+/** A validated configuration and what the loader noticed on the way. */
+export interface LoadedConfig {
+  config: BridgeConfig;
+  /** Old key paths used (in the file or the environment), one entry per old path. */
+  deprecations: Deprecation[];
+  /** The config file with its old key paths moved to the new ones (YAML), when it had any. */
+  migratedFile?: string;
+}
+
+/** Where deprecation warnings go when nobody takes them: one line each on stderr. */
+const warnOnStderr = (d: Deprecation): void => {
+  process.stderr.write(`config warning: ${d.message}\n`);
+};
+
+/**
+ * Loads the YAML file (if any), moves old key paths to their new ones (see migrate.ts), applies
+ * environment overrides and validates the result.
+ */
+export function readConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const file = options.file ?? env[CONFIG_FILE_ENV];
+  const log = new DeprecationLog();
   let raw: Json = {};
+  let migratedFile: string | undefined;
   if (file) {
     let text: string;
     try {
@@ -39,24 +62,62 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     } catch (err) {
       throw new ConfigError([`config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
     }
+    const doc = parseDocument(text);
     try {
-      raw = (parseYaml(text) as Json) ?? {};
+      if (doc.errors[0]) throw doc.errors[0];
+      raw = (doc.toJS() as Json) ?? {};
     } catch (err) {
       throw new ConfigError([`config file ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
     }
     if (typeof raw !== 'object' || Array.isArray(raw) || raw === null) {
       throw new ConfigError([`config file ${file}: the top level must be a mapping`]);
     }
+    const problems = migrateDocument(doc, basename(file), log);
+    if (problems.length) throw new ConfigError(problems);
+    if (log.list.length) {
+      migratedFile = doc.toString();
+      raw = doc.toJS() as Json;
+    }
   }
-  applyEnvOverrides(raw as JsonObject, env);
-  return parseConfig(raw);
+  applyEnvOverrides(raw as JsonObject, env, log);
+  return { config: validate(raw), deprecations: log.list, ...(migratedFile === undefined ? {} : { migratedFile }) };
 }
 
-/** Validates an already-parsed configuration object. */
-export function parseConfig(raw: unknown): BridgeConfig {
+/**
+ * {@link readConfig}, reporting old key paths to `onDeprecation` (default: a line each on stderr).
+ */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; onDeprecation?: (d: Deprecation) => void } = {}): BridgeConfig {
+  const loaded = readConfig(options);
+  loaded.deprecations.forEach(options.onDeprecation ?? warnOnStderr);
+  return loaded.config;
+}
+
+/**
+ * Validates an already-parsed configuration object (old key paths moved first, reported to
+ * `onDeprecation`, default: a line each on stderr). The input is not modified.
+ */
+export function parseConfig(raw: unknown, options: { onDeprecation?: (d: Deprecation) => void } = {}): BridgeConfig {
+  const log = new DeprecationLog();
+  const migrated = migrateObject(raw, 'config object', log);
+  if (migrated.problems.length) throw new ConfigError(migrated.problems);
+  const config = validate(migrated.raw);
+  log.list.forEach(options.onDeprecation ?? warnOnStderr);
+  return config;
+}
+
+/** Validates and deep-freezes: the configuration is read-only from here on. */
+function validate(raw: unknown): BridgeConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(formatIssues(result.error));
-  return result.data;
+  return deepFreeze(result.data);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 export function formatIssues(error: z.ZodError): string[] {
@@ -68,13 +129,25 @@ export function formatIssues(error: z.ZodError): string[] {
 
 const normaliseKey = (k: string): string => k.replace(/_/g, '').toLowerCase();
 
-function applyEnvOverrides(target: JsonObject, env: NodeJS.ProcessEnv): void {
+function applyEnvOverrides(target: JsonObject, env: NodeJS.ProcessEnv, log: DeprecationLog): void {
   const problems: string[] = [];
   const names = Object.keys(env).filter((n) => n.startsWith(ENV_PREFIX)).sort();
+  // Variables that name the same key, one of them by its old path, would depend on their order.
+  const setBy = new Map<string, { name: string; movedTo?: string }>();
   for (const name of names) {
-    const segments = name.slice(ENV_PREFIX.length).split('__').filter(Boolean);
+    const migrated = migrateSegments(name.slice(ENV_PREFIX.length).split('__').filter(Boolean), normaliseKey);
+    const segments = migrated.segments;
     const value = env[name];
     if (!segments.length || value === undefined) continue;
+    if (migrated.moved) log.add(migrated.moved, name);
+    const same = segments.map(normaliseKey).join('.');
+    const earlier = setBy.get(same);
+    const movedTo = migrated.moved?.to ?? earlier?.movedTo;
+    if (earlier && movedTo) {
+      problems.push(`${earlier.name} and ${name} both set ${movedTo}${segments.length > movedTo.split('.').length ? '...' : ''}: keep the one of the new path only`);
+      continue;
+    }
+    setBy.set(same, { name, ...(migrated.moved ? { movedTo: migrated.moved.to } : {}) });
     let node: unknown = configSchema;
     let holder: JsonObject | Json[] = target;
     const path: string[] = [];

@@ -6,16 +6,29 @@ import { z } from 'zod';
 export const PERMISSIONS = ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+/**
+ * What docs/configuration.md says about a key (src/config/docs.ts renders the reference table from
+ * it): `description` is its meaning (Markdown), `defaultText` replaces the rendered schema default
+ * where that is not self-explanatory (a key without a schema default, or one computed from others).
+ */
+export type KeyDoc = {
+  description: string;
+  defaultText?: string;
+};
+/** Metadata of a documented key: `.meta(doc('meaning'))` or `.meta(doc('meaning', 'default in words'))`. */
+export const doc = (description: string, defaultText?: string): KeyDoc => (defaultText === undefined ? { description } : { description, defaultText });
+
 const port = z.number().int().min(0).max(65535);
 
-const bandwidthLimits = z.strictObject({
-  uploadKiBps: z.number().positive().optional(),
-  downloadKiBps: z.number().positive().optional(),
-});
+const bandwidthLimits = (scope: string) =>
+  z.strictObject({
+    uploadKiBps: z.number().positive().optional().meta(doc(`upload data-stream cap, KiB/s, ${scope}`, 'unlimited')),
+    downloadKiBps: z.number().positive().optional().meta(doc(`download data-stream cap, KiB/s, ${scope}`, 'unlimited')),
+  });
 const s3Credentials = z.strictObject({
-  accessKeyId: z.string().min(1),
-  secretAccessKey: z.string().min(1),
-  sessionToken: z.string().optional(),
+  accessKeyId: z.string().min(1).meta(doc('access key id')),
+  secretAccessKey: z.string().min(1).meta(doc('secret access key')),
+  sessionToken: z.string().optional().meta(doc('session token of temporary credentials')),
 });
 
 /** "10.0.0.0/8", "2001:db8::/32" or a single address. */
@@ -27,34 +40,51 @@ const cidr = z.string().refine((s) => {
 }, 'must be an IP address or a CIDR network such as 10.0.0.0/8');
 
 export const accountSchema = z.strictObject({
-  username: z.string().min(1).regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters'),
+  username: z
+    .string()
+    .min(1)
+    .regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters')
+    .meta(doc('login name (no spaces or control characters; unique)', 'required')),
   passwordHash: z
     .string()
-    .regex(/^\$(2[aby]\$\d\d\$.{53}|argon2id\$.+)$/, 'must be a bcrypt ($2b$...) or argon2id ($argon2id$...) hash'),
-  bucket: z.string().min(3).max(63),
+    .regex(/^\$(2[aby]\$\d\d\$.{53}|argon2id\$.+)$/, 'must be a bcrypt ($2b$...) or argon2id ($argon2id$...) hash')
+    .meta(doc('bcrypt (`$2a$`/`$2b$`/`$2y$`) or argon2id: `ftp-s3-bridge hash-password` (password on stdin)', 'required')),
+  bucket: z.string().min(3).max(63).meta(doc("the account's bucket", 'required')),
   prefix: z
     .string()
     .default('')
     .refine((p) => p === '' || (p.endsWith('/') && !p.startsWith('/')), 'must be "" or end with "/" and not start with "/"')
-    .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must not contain control characters'),
-  permissions: z.array(z.enum(PERMISSIONS)).default([...PERMISSIONS]),
-  /** Client networks this account may log in from (CIDR or single address); omitted: anywhere. */
-  allowFrom: z.array(cidr).min(1).optional(),
-  /** Usage limits under bucket/prefix (see accounts/quota.ts). */
+    .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must not contain control characters')
+    .meta(doc('the account\'s "/" within the bucket (`site-a/cam01/`, ending in `/`); `""` for the whole bucket')),
+  permissions: z
+    .array(z.enum(PERMISSIONS))
+    .default([...PERMISSIONS])
+    .meta(doc('any of `list`, `read`, `write`, `delete`, `rename`, `mkdir` (see [Permissions](#permissions))', 'all')),
+  allowFrom: z
+    .array(cidr)
+    .min(1)
+    .optional()
+    .meta(doc('client networks allowed to log in (`["10.0.0.0/8", "2001:db8::/32", "203.0.113.7"]`); others get the same `530` as a wrong password', 'anywhere')),
   quota: z
-    .strictObject({ maxBytes: z.number().int().positive().optional(), maxObjects: z.number().int().positive().optional() })
-    .optional(),
-  /** Per-session data-stream limits. */
-  bandwidth: bandwidthLimits.optional(),
-  storageClass: z.string().regex(/^[A-Z][A-Z_]*$/, 'must be an S3 storage class such as STANDARD_IA').optional(),
-  serverSideEncryption: z.enum(['AES256', 'aws:kms']).optional(),
-  sseKmsKeyId: z.string().min(1).optional(),
-  /** Object tags added on upload (S3 allows 10). */
+    .strictObject({
+      maxBytes: z.number().int().positive().optional().meta(doc("bytes stored under the account's bucket/prefix at most (see [Quotas](accounts.md#quotas))", 'unlimited')),
+      maxObjects: z.number().int().positive().optional().meta(doc("objects under the account's bucket/prefix at most (see [Quotas](accounts.md#quotas))", 'unlimited')),
+    })
+    .optional()
+    .meta(doc("usage limits under the account's bucket/prefix", 'unlimited')),
+  bandwidth: bandwidthLimits('per session of this account').optional().meta(doc('per-session data-stream limits', 'unlimited')),
+  storageClass: z
+    .string()
+    .regex(/^[A-Z][A-Z_]*$/, 'must be an S3 storage class such as STANDARD_IA')
+    .optional()
+    .meta(doc('storage class of uploaded objects (`STANDARD_IA`, `GLACIER_IR`, ...)', 'bucket default')),
+  serverSideEncryption: z.enum(['AES256', 'aws:kms']).optional().meta(doc('`AES256` or `aws:kms`', 'bucket default')),
+  sseKmsKeyId: z.string().min(1).optional().meta(doc('KMS key (ID or ARN) for `aws:kms`', 'AWS managed key')),
   tags: z
     .record(z.string().min(1).max(128), z.string().max(256))
     .refine((t) => Object.keys(t).length <= 10, 'at most 10 tags')
-    .optional(),
-  /** User metadata (x-amz-meta-*) added on upload. */
+    .optional()
+    .meta(doc('object tags added on upload (at most 10, as S3 allows), sent with the request that creates the object')),
   metadata: z
     .record(z.string(), z.string())
     .superRefine((m, ctx) => {
@@ -69,13 +99,18 @@ export const accountSchema = z.strictObject({
         if (problem) ctx.addIssue({ code: 'custom', path: [key], message: problem });
       }
     })
-    .optional(),
-  /** Another S3 target for this account (another account's bucket, another store); omitted keys come from `s3`. */
-  endpoint: z.url().optional(),
-  region: z.string().min(1).optional(),
-  credentials: s3Credentials.optional(),
-  /** Only over TLS: USER before AUTH TLS gets 530, data connections need PROT P (needs ftp.tls). */
-  requireTls: z.boolean().optional(),
+    .optional()
+    .meta(doc('user metadata (`x-amz-meta-*`) added on upload; keys lower-case letters, digits, `-`; values printable ASCII')),
+  endpoint: z
+    .url()
+    .optional()
+    .meta(doc("another S3 target for this account (a partner's bucket in another AWS account, another store; one client per distinct target): its endpoint URL", "`s3.endpoint`")),
+  region: z.string().min(1).optional().meta(doc("the region of this account's S3 target", '`s3.region`')),
+  credentials: s3Credentials.optional().meta(doc("the credentials for this account's S3 target", '`s3.credentials`')),
+  requireTls: z
+    .boolean()
+    .optional()
+    .meta(doc('this account only over TLS, as `ftp.requireTls`, but checked at `PASS` (see [FTPS](networking.md#ftps))', '`false`')),
 });
 export type AccountConfig = z.infer<typeof accountSchema>;
 
@@ -90,7 +125,7 @@ function checkAccountPolicy(a: Partial<AccountConfig>, ctx: z.RefinementCtx): vo
 export const hookAccountSchema = accountSchema.omit({ username: true, passwordHash: true }).superRefine(checkAccountPolicy);
 export type HookAccount = z.infer<typeof hookAccountSchema>;
 
-/** A list of accounts (inline `accounts`, or the content of `accountsFile`); names must be unique. */
+/** A list of accounts (inline `accounts`, or the content of `auth.accountsFile`); names must be unique. */
 export const accountListSchema = z.array(accountSchema.superRefine(checkAccountPolicy)).superRefine((list, ctx) => {
   const seen = new Set<string>();
   list.forEach((a, i) => {
@@ -99,234 +134,401 @@ export const accountListSchema = z.array(accountSchema.superRefine(checkAccountP
   });
 });
 
-export const configSchema = z.strictObject({
-  ftp: z
+/** The FTP listener and its sessions. */
+const ftpSection = z.strictObject({
+  host: z.string().default('0.0.0.0').meta(doc('control listener address (`::` for IPv6)')),
+  port: port.default(2121).meta(doc('control port')),
+  passive: z
     .strictObject({
-      host: z.string().default('0.0.0.0'),
-      port: port.default(2121),
-      passive: z
-        .strictObject({
-          /** Address announced in PASV replies; omitted: the address the client connected to. */
-          address: z.string().min(1).optional(),
-          portMin: port.default(30000),
-          portMax: port.default(30049),
-          /** Clients in `cidr` are told `address` instead (e.g. the internal address for in-cluster clients). */
-          overrides: z.array(z.strictObject({ cidr, address: z.string().min(1) })).default([]),
-          /**
-           * Passive ports one client address may hold at once (waiting for their data connection);
-           * PASV/EPSV beyond it answer 425 to that address only. Omitted: a quarter of the range, at least 4.
-           */
-          maxPerClient: z.number().int().min(1).optional(),
-        })
-        .prefault({})
-        .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax')
-        .transform((p) => ({ ...p, maxPerClient: p.maxPerClient ?? Math.max(4, Math.floor((p.portMax - p.portMin + 1) / 4)) })),
-      greeting: z.string().default('ftp-s3-bridge ready'),
-      /**
-       * Every refused login answers this long (or a multiple of it) after its PASS arrived, whatever the
-       * reason; with auth.hook at least the hook's time-out (+100 ms), so a silent hook is not told apart.
-       */
-      loginFailureDelayMs: z.number().int().min(0).max(60_000).default(1000),
-      /** RNFR/RNTO of a directory copies every object under it; refused above this count. */
-      renameDirectoryMaxObjects: z.number().int().min(1).default(1000),
-      dataConnectionTimeoutSeconds: z.number().positive().default(30),
-      /** A transfer whose data connection moves no byte this long while waiting on the client is aborted (426); 0: never. */
-      dataIdleTimeoutSeconds: z.number().min(0).default(120),
-      /** HASH/XSHA256/XMD5 of a file without stored digests (written by others) reads it up to this size; 0: never. */
-      hashMaxStreamMiB: z.number().min(0).default(1024),
-      /**
-       * MKD of a directory that already exists: 'ok' answers 257 with its path (devices that MKD every
-       * path component before each upload, and libraries that stop after a 550, carry on); 'error'
-       * answers 550 like vsftpd and ProFTPD. A file of that name is always 550.
-       */
-      mkdExistingDirectory: z.enum(['ok', 'error']).default('ok'),
-      /**
-       * STOR/APPE of a name that is a directory (objects under "name/"): 'refuse' answers 550, at the
-       * cost of one ListObjectsV2 per upload (sent alongside the data); 'allow' skips that request,
-       * which halves the S3 requests of small uploads, and a file and a directory of the same name
-       * can then coexist (S3 allows it; both are listed).
-       */
-      storeOntoDirectory: z.enum(['refuse', 'allow']).default('allow'),
-      /** A connection without a successful login is closed after this time. */
-      loginTimeoutSeconds: z.number().positive().default(60),
-      /** A logged-in connection without commands is closed after this time (never during a transfer); 0: never. */
-      idleTimeoutSeconds: z.number().min(0).default(900),
-      /** Open control connections, in total and per client address (421 beyond); 0: unlimited. */
-      maxConnections: z.number().int().min(0).default(1000),
-      maxConnectionsPerIp: z.number().int().min(0).default(100),
-      /** Data-stream caps shared by all sessions together (per-account limits: accounts[].bandwidth). */
-      bandwidth: bandwidthLimits.optional(),
-      /** After maxFailures failed logins from one address within windowSeconds, it is refused for banSeconds. */
-      bruteForce: z
-        .strictObject({
-          maxFailures: z.number().int().min(0).default(10),
-          windowSeconds: z.number().positive().default(300),
-          banSeconds: z.number().positive().default(900),
-          /** IPv6 clients are counted per prefix of this length, for bans and maxConnectionsPerIp. */
-          ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
-        })
-        .prefault({}),
-      /** FTPS: explicit (AUTH TLS on the control port) and, with implicitPort, implicit. */
-      tls: z
-        .strictObject({
-          /** PEM certificate (chain) file; re-read when it changes. */
-          cert: z.string().min(1).optional(),
-          /** PEM private key file; re-read when it changes. */
-          key: z.string().min(1).optional(),
-          /** Port of the implicit FTPS listener (conventionally 990); omitted: none. */
-          implicitPort: port.optional(),
-          /** Oldest TLS version accepted; below TLSv1.2 only for devices that cannot do better (logged as a warning). */
-          minVersion: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-          /** The files are watched, and also re-read this often (watches miss some volume updates). */
-          reloadCheckSeconds: z.number().positive().max(3600).default(60),
-          /** A TLS handshake (implicit port, AUTH TLS, PROT P data connection) not done within this is dropped. */
-          handshakeTimeoutSeconds: z.number().positive().max(300).default(10),
-        })
-        .prefault({})
-        .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key must be given together')
-        .refine((t) => t.implicitPort === undefined || t.cert !== undefined, 'implicitPort needs cert and key'),
-      /** Every account only over TLS (USER before AUTH TLS gets 530; data connections need PROT P). */
-      requireTls: z.boolean().default(false),
+      address: z
+        .string()
+        .min(1)
+        .optional()
+        .meta(doc('address announced in `PASV` replies: an IP, or a hostname resolved (IPv4) each time `PASV` is answered', 'the address the client connected to')),
+      portMin: port.default(30000).meta(doc('lowest passive data port (`PASV`/`EPSV`); one port per waiting data connection, `425` when all are taken')),
+      portMax: port.default(30049).meta(doc('highest passive data port')),
+      overrides: z
+        .array(
+          z.strictObject({
+            cidr: cidr.meta(doc('client network (CIDR or single address)')),
+            address: z.string().min(1).meta(doc('the address those clients are told instead')),
+          }),
+        )
+        .default([])
+        .meta(doc('`[{ cidr, address }]`: clients inside `cidr` are told `address` instead, e.g. the internal address for in-cluster clients (first match wins)')),
+      maxPerClient: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .meta(
+          doc(
+            'passive ports one client address may hold at once (waiting for its data connection); beyond it `PASV`/`EPSV` answer `425` to that address only. A fleet of devices behind one NAT address or proxy that opens its data connections at the same instant may need more',
+            'a quarter of the range, at least `4`',
+          ),
+        ),
+    })
+    .prefault({})
+    .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax')
+    .transform((p) => ({ ...p, maxPerClient: p.maxPerClient ?? Math.max(4, Math.floor((p.portMax - p.portMin + 1) / 4)) })),
+  greeting: z.string().default('ftp-s3-bridge ready').meta(doc('first line of the `220` greeting')),
+  loginFailureDelayMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(1000)
+    .meta(
+      doc(
+        'every refused login answers `530 Login incorrect` this long after its `PASS` arrived, whatever the reason (a check that takes longer, on an overloaded machine, at the next multiple of it); with `auth.hook`, at least `auth.hook.timeoutSeconds` + 0.1 s (a silent hook looks like any refusal)',
+      ),
+    ),
+  dataConnectionTimeoutSeconds: z
+    .number()
+    .positive()
+    .default(30)
+    .meta(doc('how long a transfer command waits for the data connection, and how long an unused passive port stays open')),
+  dataIdleTimeoutSeconds: z
+    .number()
+    .min(0)
+    .default(120)
+    .meta(
+      doc(
+        'a transfer whose data connection moves no byte this long while waiting on the client ends with `426` (an upload is aborted: nothing committed); a slow S3 does not count; `0`: never',
+      ),
+    ),
+  mkdExistingDirectory: z
+    .enum(['ok', 'error'])
+    .default('ok')
+    .meta(
+      doc(
+        '`MKD` of an existing directory: `ok` answers `257 "<path>" directory already exists` (devices that `MKD` every path component before each upload, and libraries that stop after a `550`, carry on), `error` answers `550` like vsftpd/ProFTPD (see [Clients and devices](clients.md)); a file of that name is always `550`',
+      ),
+    ),
+  loginTimeoutSeconds: z.number().positive().default(60).meta(doc('a connection not logged in after this is closed (`421`)')),
+  idleTimeoutSeconds: z
+    .number()
+    .min(0)
+    .default(900)
+    .meta(doc('a logged-in connection without commands is closed (`421`); `NOOP` resets it; never during a transfer; `0`: never')),
+  maxConnections: z.number().int().min(0).default(1000).meta(doc('open control connections in total (`421` beyond); `0`: unlimited')),
+  maxConnectionsPerIp: z
+    .number()
+    .int()
+    .min(0)
+    .default(100)
+    .meta(
+      doc(
+        'open control connections per client address (IPv6: per prefix, see `ftp.bruteForce.ipv6PrefixLength`; `421` beyond); `0`: unlimited. Both limits, and bans, apply at TCP accept on every listener: an implicit FTPS connection counts from accept, and one refused is closed at once, before any handshake',
+      ),
+    ),
+  bandwidth: bandwidthLimits('shared by all sessions together')
+    .optional()
+    .meta(doc('data-stream caps shared by all sessions together (token bucket, back-pressure; per-account limits: `accounts[].bandwidth`)', 'unlimited')),
+  bruteForce: z
+    .strictObject({
+      maxFailures: z
+        .number()
+        .int()
+        .min(0)
+        .default(10)
+        .meta(
+          doc(
+            'refused logins from one address within `windowSeconds` that ban it; `0`: guard off. An attempt counts from its `PASS` on: parallel attempts beyond it wait, so no more than this many passwords are checked before the ban',
+          ),
+        ),
+      windowSeconds: z.number().positive().default(300).meta(doc('the window in which `maxFailures` refused logins are counted')),
+      banSeconds: z
+        .number()
+        .positive()
+        .default(900)
+        .meta(doc('a banned address gets `421 Too many failed logins; try again later` on connect and at `PASS` (its password unchecked), and is disconnected, for this long')),
+      ipv6PrefixLength: z
+        .number()
+        .int()
+        .min(1)
+        .max(128)
+        .default(64)
+        .meta(doc('IPv6 clients are one client per prefix of this length, for bans, `maxConnectionsPerIp`, passive port and memory shares (one host commonly holds a whole /64)')),
     })
     .prefault({}),
-  s3: z
+  tls: z
     .strictObject({
-      endpoint: z.url().optional(),
-      region: z.string().default('us-east-1'),
-      forcePathStyle: z.boolean().default(false),
-      credentials: z
-        .strictObject({
-          accessKeyId: z.string().min(1),
-          secretAccessKey: z.string().min(1),
-          sessionToken: z.string().optional(),
-        })
-        .optional(),
-      partSizeMiB: z.number().int().min(5).max(5120).default(8),
-      queueSize: z.number().int().min(1).max(64).default(4),
-      /** Attempts per S3 request (the SDK's retry strategy of `retryMode`, with backoff), and per download resume. */
-      maxAttempts: z.number().int().min(1).max(20).default(5),
-      /** The SDK's retry strategy: `standard` (exponential backoff), or `adaptive` (also rate-limits the client after throttling). */
-      retryMode: z.enum(['standard', 'adaptive']).default('standard'),
-      /** A request, or a response body, that makes no progress for this long fails (and is retried). */
-      requestTimeoutSeconds: z.number().positive().max(3600).default(30),
-      /** Incomplete multipart uploads older than this are aborted every `sweepUploadsIntervalSeconds` (omitted: never). */
-      sweepUploadsOlderThanHours: z.number().positive().optional(),
-      /** How often the periodic sweep runs (the first run is after a minute, or this if shorter). */
-      sweepUploadsIntervalSeconds: z.number().positive().min(1).max(604_800).default(3600),
-      /** Upload part buffers of all sessions together; at the cap, new parts wait. */
-      memoryLimitMiB: z.number().int().min(16).default(256),
-      /**
-       * The most of memoryLimitMiB that the uploads of one client address, and of one account, hold
-       * at once (never less than one part); beyond it their uploads wait while those of others go on.
-       */
-      memoryShare: z
-        .strictObject({
-          perClientPercent: z.number().int().min(1).max(100).default(25),
-          perAccountPercent: z.number().int().min(1).max(100).default(50),
-        })
-        .prefault({}),
-      /** Stores x-amz-meta-ftp-user and x-amz-meta-ftp-client-ip on every uploaded object. */
-      uploaderMetadata: z.boolean().default(true),
-      /** Renames copy objects above this size part by part (UploadPartCopy), below it with one CopyObject (S3's limit: 5 GiB). */
-      multipartCopyThresholdMiB: z.number().int().min(5).max(5120).default(5120),
-      /**
-       * After a multipart upload (<= 5 GiB) commits, stores its SHA-256/MD5 as object metadata with a
-       * server-side CopyObject onto itself, in the background; off: kept in this process's cache only.
-       */
-      persistMultipartDigests: z.boolean().default(true),
-      /**
-       * Digests computed while each upload streams in and stored with it (HASH, XSHA256, XMD5 answer
-       * from them; others are computed by reading the object, up to ftp.hashMaxStreamMiB). MD5 is
-       * the costliest step of an upload (~1.4 CPU-s per GiB, twice SHA-256): drop it where no
-       * client asks for XMD5 or HASH MD5.
-       */
-      uploadDigests: z.array(z.enum(['SHA-256', 'MD5'])).default(['SHA-256', 'MD5']),
-      /**
-       * Checksum behaviour of the AWS SDK. `WHEN_SUPPORTED` (the SDK default) sends CRC32 trailers
-       * that many S3-compatible stores reject or store inside the object; `WHEN_REQUIRED` is the safe
-       * choice for them. Omitted: WHEN_SUPPORTED for AWS, WHEN_REQUIRED when `endpoint` is set.
-       */
-      requestChecksumCalculation: z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']).optional(),
-      responseChecksumValidation: z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']).optional(),
+      cert: z
+        .string()
+        .min(1)
+        .optional()
+        .meta(doc('PEM certificate (chain) file; with `key`, enables `AUTH TLS`; both are reloaded when they change (see [FTPS](networking.md#ftps))', 'none (no FTPS)')),
+      key: z.string().min(1).optional().meta(doc('PEM private key file of `cert`', 'none (no FTPS)')),
+      implicitPort: port.optional().meta(doc('port of the implicit FTPS listener (conventionally `990`), on `ftp.host`; needs `cert` and `key`', 'none')),
+      minVersion: z
+        .enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'])
+        .default('TLSv1.2')
+        .meta(doc('oldest TLS version accepted (`TLSv1`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`); below 1.2 only for devices that cannot do better, and logged as a warning at start')),
+      reloadCheckSeconds: z.number().positive().max(3600).default(60).meta(doc('the certificate files are watched, and also re-read this often (watches miss some volume updates)')),
+      handshakeTimeoutSeconds: z
+        .number()
+        .positive()
+        .max(300)
+        .default(10)
+        .meta(doc('a TLS handshake not done within this is dropped: implicit port, `AUTH TLS`, `PROT P` data connections')),
+    })
+    .prefault({})
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key must be given together')
+    .refine((t) => t.implicitPort === undefined || t.cert !== undefined, 'implicitPort needs cert and key'),
+  requireTls: z
+    .boolean()
+    .default(false)
+    .meta(doc('every account only over TLS: `USER` in the clear gets `530`, data connections need `PROT P` (`521` otherwise); needs `ftp.tls.cert` and `ftp.tls.key`')),
+});
+
+/** The S3 client, uploads, and how the file tree maps onto S3. */
+const s3Section = z.strictObject({
+  endpoint: z.url().optional().meta(doc('S3 endpoint URL for S3-compatible stores', 'AWS')),
+  region: z.string().default('us-east-1').meta(doc('the region (signing region of S3-compatible stores)')),
+  forcePathStyle: z.boolean().default(false).meta(doc('path-style addressing (MinIO, Swift, Ceph usually need `true`)')),
+  credentials: s3Credentials.optional().meta(doc('static credentials', 'default provider chain (environment, IRSA, instance role)')),
+  partSizeMiB: z.number().int().min(5).max(5120).default(8).meta(doc('multipart part size (5 to 5120)')),
+  queueSize: z.number().int().min(1).max(64).default(4).meta(doc('parts uploaded in parallel per upload, and part buffers an upload holds at most')),
+  maxAttempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(20)
+    .default(5)
+    .meta(
+      doc(
+        'SDK attempts per request (retry strategy of `s3.retryMode`, backoff with jitter: 503/500/throttling, resets, time-outs); also the attempts of a download that S3 breaks mid-body, resumed from the byte reached (see [Reliability](reliability.md))',
+      ),
+    ),
+  retryMode: z
+    .enum(['standard', 'adaptive'])
+    .default('standard')
+    .meta(
+      doc(
+        "the SDK's retry strategy for `s3.maxAttempts`: `standard` (exponential backoff with jitter), or `adaptive` (also rate-limits this bridge's requests on the client side after throttling answers such as `503 SlowDown`)",
+      ),
+    ),
+  requestTimeoutSeconds: z
+    .number()
+    .positive()
+    .max(3600)
+    .default(30)
+    .meta(doc('a request, or a response body, that makes no progress for this long fails (and is retried): an idle-socket time-out, so large parts on a slow link are fine')),
+  sweepUploadsOlderThanHours: z
+    .number()
+    .positive()
+    .optional()
+    .meta(
+      doc(
+        "abort, every `s3.sweepUploadsIntervalSeconds`, incomplete multipart uploads under every account's bucket and prefix older than this (age-based: safe on several replicas); see `sweep-uploads`",
+        'off',
+      ),
+    ),
+  sweepUploadsIntervalSeconds: z
+    .number()
+    .positive()
+    .min(1)
+    .max(604_800)
+    .default(3600)
+    .meta(doc('how often that sweep runs (the first run is a minute after start, or one interval after it if that is shorter)')),
+  memoryLimitMiB: z
+    .number()
+    .int()
+    .min(16)
+    .default(256)
+    .meta(
+      doc(
+        "one budget for the upload part buffers of all sessions together (`STOR`, `STOU`, and `APPE`/`REST`+`STOR`: their appended parts and a small object read to be sent again); at the cap new parts wait (the client's data socket is back-pressured), nothing fails",
+      ),
+    ),
+  memoryShare: z
+    .strictObject({
+      perClientPercent: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(25)
+        .meta(doc('the most of `s3.memoryLimitMiB` the uploads of one client address hold at once (never less than one part); beyond it its uploads wait while those of others go on (see [Reliability](reliability.md))')),
+      perAccountPercent: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(50)
+        .meta(doc('the same for the uploads of one account')),
     })
     .prefault({}),
-  accounts: accountListSchema.default([]),
-  /** A YAML or JSON file with more accounts (a list, or a mapping with `accounts:`), re-read when it changes and on SIGHUP. */
-  accountsFile: z.string().min(1).optional(),
+  uploaderMetadata: z.boolean().default(true).meta(doc('every stored object carries `x-amz-meta-ftp-user` and `x-amz-meta-ftp-client-ip`')),
+  multipartCopyThresholdMiB: z
+    .number()
+    .int()
+    .min(5)
+    .max(5120)
+    .default(5120)
+    .meta(
+      doc(
+        "a rename copies objects above this size part by part (`UploadPartCopy`, in parts of up to 512 MiB), smaller ones with one `CopyObject` (S3's limit is 5 GiB; lower it for stores with a lower copy limit). The part-by-part copy is given the source's metadata, content headers and tags (`GetObjectTagging`, skipped where the store has no tagging) and the account's storage class and encryption, as `CopyObject` keeps them",
+      ),
+    ),
+  persistMultipartDigests: z
+    .boolean()
+    .default(true)
+    .meta(
+      doc(
+        "after a multipart upload (up to 5 GiB) commits, store its SHA-256/MD5 as `x-amz-meta-sha256`/`md5` with one server-side `CopyObject` of the object onto itself, in the background (see [Clients and devices](clients.md), *Checksums*, for the cost); `false`: those digests stay in this process's memory only",
+      ),
+    ),
+  uploadDigests: z
+    .array(z.enum(['SHA-256', 'MD5']))
+    .default(['SHA-256', 'MD5'])
+    .meta(
+      doc(
+        "digests computed while each upload streams in and stored with it, which `HASH`, `XSHA256` and `XMD5` answer from without reading the object (a digest not stored is computed by reading the object, up to `s3.hashMaxStreamMiB`). MD5 is the costliest step of an upload on the bridge's CPU (~1.4 CPU-s per GiB here, twice SHA-256): `[SHA-256]` where no client asks for `XMD5` or `HASH MD5` (the transfer bench's upload ratio went from ~0.85 to ~0.95)",
+      ),
+    ),
+  requestChecksumCalculation: z
+    .enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED'])
+    .optional()
+    .meta(
+      doc(
+        'checksum behaviour of the AWS SDK for requests: `WHEN_SUPPORTED` (the SDK default) sends CRC32 trailers that many S3-compatible stores reject or store inside the object; `WHEN_REQUIRED` is the safe choice for them',
+        '`WHEN_SUPPORTED` on AWS, `WHEN_REQUIRED` with a custom `endpoint`',
+      ),
+    ),
+  responseChecksumValidation: z
+    .enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED'])
+    .optional()
+    .meta(doc('the same for validating the checksums of responses', '`WHEN_SUPPORTED` on AWS, `WHEN_REQUIRED` with a custom `endpoint`')),
+  // How FTP's file tree maps onto S3 (moved here from `ftp`, see migrate.ts).
+  storeOntoDirectory: z
+    .enum(['refuse', 'allow'])
+    .default('allow')
+    .meta(
+      doc(
+        '`STOR`/`APPE` of a name that is a directory (objects under `name/`): `allow` stores it, as S3 allows: a file and a directory of the same name then coexist and are both listed (`RETR`/`DELE` address the file, `CWD` the directory); `refuse` answers `550` instead, which costs one `ListObjectsV2` per upload (sent alongside the data, so no added latency, but a second billed request per small upload: twice the request bill of a camera fleet, and the load bench\'s bottleneck on s3rver)',
+      ),
+    ),
+  renameDirectoryMaxObjects: z
+    .number()
+    .int()
+    .min(1)
+    .default(1000)
+    .meta(doc('`RNFR`/`RNTO` of a directory copies every object under it; refused (`550`) above this many objects')),
+  hashMaxStreamMiB: z
+    .number()
+    .min(0)
+    .default(1024)
+    .meta(doc('`HASH`/`XSHA256`/`XMD5` of an object without stored digests (written by someone else) reads it up to this size; larger: `550`; `0`: never read')),
+});
+
+/** Where accounts come from and how logins are checked (see docs/accounts.md). */
+const authSection = z.strictObject({
+  accountsFile: z
+    .string()
+    .min(1)
+    .optional()
+    .meta(doc('YAML or JSON file with more accounts (a list with the same fields as `accounts`, or a mapping with `accounts:`), re-read on change and on `SIGHUP`', 'none')),
   accountsReload: z
     .strictObject({
-      /** Close (421) the open sessions of accounts removed from accountsFile. */
-      closeRemovedSessions: z.boolean().default(true),
-      /** accountsFile is also checked this often (file watches miss some Secret updates). */
-      pollSeconds: z.number().positive().max(3600).default(10),
+      closeRemovedSessions: z.boolean().default(true).meta(doc('open sessions of accounts removed from `auth.accountsFile` get `421` and are closed')),
+      pollSeconds: z.number().positive().max(3600).default(10).meta(doc('`auth.accountsFile` is also polled this often (watches miss some volume updates)')),
     })
     .prefault({}),
-  auth: z
+  hook: z
     .strictObject({
-      /** External identity provider for users that are not local accounts (see accounts/auth-hook.ts). */
-      hook: z
-        .strictObject({
-          url: z.url(),
-          timeoutSeconds: z.number().positive().max(120).default(5),
-          /** A successful answer is reused this long for the same user, password and client address; 0: never. */
-          cacheSeconds: z.number().min(0).max(86_400).default(0),
-        })
-        .optional(),
+      url: z
+        .url()
+        .meta(
+          doc(
+            'external authentication for users that are not local accounts (see [Auth hook](accounts.md#auth-hook)); user info in it (`https://user:pw@host/`) is sent as HTTP Basic auth',
+            'none',
+          ),
+        ),
+      timeoutSeconds: z.number().positive().max(120).default(5).meta(doc('no answer within this time: login refused')),
+      cacheSeconds: z.number().min(0).max(86_400).default(0).meta(doc('a successful answer is reused this long for the same user, password and client address; `0`: never')),
     })
-    .prefault({}),
-  /** Cached quota usage is re-read from S3 (ListObjectsV2 of the prefix) when older than this. */
-  quotaRefreshSeconds: z.number().positive().max(86_400).default(300),
-  /** Metrics (/metrics) and health (/healthz, /readyz). */
-  http: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      host: z.string().default('0.0.0.0'),
-      port: port.default(9464),
-      /** How long a /readyz bucket check (HeadBucket) result is reused. */
-      readinessCacheSeconds: z.number().min(0).max(300).default(5),
-      /** /readyz names each bucket, its endpoint and key id; off, it answers only ok/failed per check. */
-      readyzDetails: z.boolean().default(false),
-    })
-    .prefault({}),
-  shutdown: z
-    .strictObject({
-      /** After SIGTERM/SIGINT, how long commands in flight may run on before they are aborted. */
-      drainTimeoutSeconds: z.number().min(0).max(86_400).default(300),
-    })
-    .prefault({}),
-  events: z
-    .strictObject({
-      /** POSTs a signed JSON event after each committed upload, delete and rename. */
-      webhook: z
-        .strictObject({
-          url: z.url(),
-          /** HMAC-SHA256 key for the X-FTP-S3-Bridge-Signature header. */
-          secret: z.string().min(1).optional(),
-          timeoutSeconds: z.number().positive().max(300).default(10),
-          maxAttempts: z.number().int().min(1).max(20).default(5),
-          /** Events waiting beyond this count drop the oldest. */
-          queueSize: z.number().int().min(1).max(1_000_000).default(1000),
-        })
-        .optional(),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-      pretty: z.boolean().default(false),
-    })
-    .prefault({}),
-}).superRefine((c, ctx) => {
-  if (!c.accounts.length && !c.accountsFile && !c.auth.hook) {
-    ctx.addIssue({ code: 'custom', path: ['accounts'], message: 'at least one account is required (accounts, accountsFile or auth.hook)' });
-  }
-  if (!c.ftp.tls.cert) {
-    if (c.ftp.requireTls) ctx.addIssue({ code: 'custom', path: ['ftp', 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
-    c.accounts.forEach((a, i) => {
-      if (a.requireTls) ctx.addIssue({ code: 'custom', path: ['accounts', i, 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
-    });
-  }
+    .optional(),
+  quotaRefreshSeconds: z
+    .number()
+    .positive()
+    .max(86_400)
+    .default(300)
+    .meta(doc('cached quota usage is measured again from S3 (`ListObjectsV2` of the prefix) when older than this (see [Quotas](accounts.md#quotas))')),
 });
+
+/** The operations HTTP listener. */
+const httpSection = z.strictObject({
+  enabled: z.boolean().default(true).meta(doc('the operations HTTP listener (`/metrics`, `/healthz`, `/readyz`; see [Operations](operations.md))')),
+  host: z.string().default('0.0.0.0').meta(doc('its address')),
+  port: port.default(9464).meta(doc('its port')),
+  readinessCacheSeconds: z
+    .number()
+    .min(0)
+    .max(300)
+    .default(5)
+    .meta(doc('how long a `/readyz` bucket check (`HeadBucket` of the bucket of every account in force, on its own S3 target) is reused')),
+  readyzDetails: z
+    .boolean()
+    .default(false)
+    .meta(doc('`/readyz` names each bucket, its endpoint and access key id; off, it answers only `ok`/`failed` per check, so whoever reaches the ops port learns nothing about the targets')),
+});
+
+const eventsSection = z.strictObject({
+  webhook: z
+    .strictObject({
+      url: z.url().meta(doc('POST a JSON event after every committed upload, delete and rename (see [Upload events](operations.md#upload-events))', 'none')),
+      secret: z.string().min(1).optional().meta(doc('HMAC-SHA256 key; each request then carries `X-FTP-S3-Bridge-Signature: sha256=<hex>`', 'none')),
+      timeoutSeconds: z.number().positive().max(300).default(10).meta(doc('per attempt')),
+      maxAttempts: z
+        .number()
+        .int()
+        .min(1)
+        .max(20)
+        .default(5)
+        .meta(doc('attempts per event (network errors, timeouts, `408`, `429`, `5xx` are retried with backoff 0.5 s, 1 s, 2 s, … ≤ 30 s)')),
+      queueSize: z.number().int().min(1).max(1_000_000).default(1000).meta(doc('events waiting for delivery; beyond it the oldest is dropped (counted and logged)')),
+    })
+    .optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    ftp: ftpSection.prefault({}),
+    s3: s3Section.prefault({}),
+    accounts: accountListSchema.default([]).meta(doc('inline accounts (see [Accounts](accounts.md)); more come from `auth.accountsFile` and `auth.hook`')),
+    auth: authSection.prefault({}),
+    http: httpSection.prefault({}),
+    shutdown: z
+      .strictObject({
+        drainTimeoutSeconds: z
+          .number()
+          .min(0)
+          .max(86_400)
+          .default(300)
+          .meta(doc('after `SIGTERM`/`SIGINT`, how long transfers in flight may run on before they are aborted')),
+      })
+      .prefault({}),
+    events: eventsSection.prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta(doc('pino level')),
+        pretty: z.boolean().default(false).meta(doc('human-readable logs (development; needs the dev dependency pino-pretty)')),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.accounts.length && !c.auth.accountsFile && !c.auth.hook) {
+      ctx.addIssue({ code: 'custom', path: ['accounts'], message: 'at least one account is required (accounts, auth.accountsFile or auth.hook)' });
+    }
+    if (!c.ftp.tls.cert) {
+      if (c.ftp.requireTls) ctx.addIssue({ code: 'custom', path: ['ftp', 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
+      c.accounts.forEach((a, i) => {
+        if (a.requireTls) ctx.addIssue({ code: 'custom', path: ['accounts', i, 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
+      });
+    }
+  });
 
 export type BridgeConfig = z.infer<typeof configSchema>;
 export type BridgeConfigInput = z.input<typeof configSchema>;

@@ -63,7 +63,7 @@ export interface AccountServices {
   objectParams(account: AccountConfig, session: { clientIp: string }): ReturnType<typeof objectParamsFor>;
   /** Keeps quota usage current from the bridge's own operations. */
   onOperation(event: OperationEvent): void;
-  /** Closes the sessions of removed accounts (with `accountsReload.closeRemovedSessions`). */
+  /** Closes the sessions of removed accounts (with `auth.accountsReload.closeRemovedSessions`). */
   onRemoved(close: (usernames: ReadonlySet<string>) => number): void;
   /** Re-reads the accounts file now (SIGHUP). */
   reload(): Promise<ReloadOutcome | undefined>;
@@ -97,12 +97,12 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
         registers: [options.registry],
       })
     : undefined;
-  const file = config.accountsFile
+  const file = config.auth.accountsFile
     ? new AccountsFile({
-        path: config.accountsFile,
+        path: config.auth.accountsFile,
         store,
         logger: logger.child({ component: 'accounts' }),
-        pollMs: config.accountsReload.pollSeconds * 1000,
+        pollMs: config.auth.accountsReload.pollSeconds * 1000,
         onReload: (outcome, diff) => {
           if (outcome === 'unchanged') return;
           reloads?.inc({ result: outcome });
@@ -126,7 +126,7 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
   const clients = new S3ClientCache(config.s3, options.onS3Request, options.defaultClient);
   const quota = new QuotaTracker(
     (account, watching) => measurePrefix(clients.get(targetOf(account)), account.bucket, account.prefix, watching),
-    config.quotaRefreshSeconds * 1000,
+    config.auth.quotaRefreshSeconds * 1000,
     logger.child({ component: 'quota' }),
   );
   const transferPolicy = new TransferPolicy(new Bandwidth(config.ftp.bandwidth), quota);
@@ -143,7 +143,7 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
       quota.markStale(event.bucket, event.key);
     },
     onRemoved(close) {
-      if (!config.accountsReload.closeRemovedSessions) return;
+      if (!config.auth.accountsReload.closeRemovedSessions) return;
       store.on('change', (diff) => {
         if (!diff.removed.length) return;
         const closed = close(new Set(diff.removed));

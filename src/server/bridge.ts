@@ -125,11 +125,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       prefix: account.prefix,
       partSizeBytes: config.s3.partSizeMiB * 1024 * 1024,
       queueSize: config.s3.queueSize,
-      renameDirectoryMaxObjects: config.ftp.renameDirectoryMaxObjects,
-      storeOntoDirectory: config.ftp.storeOntoDirectory,
+      renameDirectoryMaxObjects: config.s3.renameDirectoryMaxObjects,
+      storeOntoDirectory: config.s3.storeOntoDirectory,
       uploadDigests: config.s3.uploadDigests,
       multipartCopyThresholdBytes: config.s3.multipartCopyThresholdMiB * 1024 * 1024,
-      hashMaxStreamBytes: config.ftp.hashMaxStreamMiB * 1024 * 1024,
+      hashMaxStreamBytes: config.s3.hashMaxStreamMiB * 1024 * 1024,
       maxAttempts: config.s3.maxAttempts,
       memoryBudget,
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
@@ -167,7 +167,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
   const onHangup = () => void accounts.reload();
-  if (config.accountsFile) process.on('SIGHUP', onHangup);
+  if (config.auth.accountsFile) process.on('SIGHUP', onHangup);
   const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
   let http: OpsHttpServer | undefined;
   let httpAddress: AddressInfo | undefined;

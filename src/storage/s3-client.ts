@@ -14,7 +14,8 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
     region: s3.region,
     endpoint: s3.endpoint,
     forcePathStyle: s3.forcePathStyle,
-    credentials: s3.credentials,
+    // A copy: the SDK marks the credentials object it is given, and the config is frozen.
+    credentials: s3.credentials && { ...s3.credentials },
     maxAttempts: s3.maxAttempts,
     retryMode: s3.retryMode,
     requestChecksumCalculation: s3.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED'),

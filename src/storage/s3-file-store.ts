@@ -18,14 +18,14 @@ export interface S3FileStoreOptions {
   partSizeBytes: number;
   queueSize: number;
   renameDirectoryMaxObjects: number;
-  /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload, the default) or allowed. */
-  storeOntoDirectory?: 'refuse' | 'allow';
-  /** Digests computed as each upload streams in and stored with it; default SHA-256 and MD5. */
-  uploadDigests?: readonly StoredAlgorithm[];
+  /** Uploads onto a directory's name: refused (one ListObjectsV2 per upload) or allowed. */
+  storeOntoDirectory: 'refuse' | 'allow';
+  /** Digests computed as each upload streams in and stored with it. */
+  uploadDigests: readonly StoredAlgorithm[];
   /** HASH of an object without stored digests reads it when it is at most this long. */
-  hashMaxStreamBytes?: number;
-  /** Attempts of a download that S3 breaks (resumed from the byte reached); default 5. */
-  maxAttempts?: number;
+  hashMaxStreamBytes: number;
+  /** Attempts of a download that S3 breaks (resumed from the byte reached). */
+  maxAttempts: number;
   /** Shared budget for upload part buffers (all sessions); omitted: unbounded. */
   memoryBudget?: MemoryBudget;
   /** Who this store's uploads are charged to within the budget's shares (the session's client address and account). */
@@ -34,8 +34,8 @@ export interface S3FileStoreOptions {
   digestCache?: DigestCache;
   /** Sent with every object this store creates (account policy, uploader metadata). */
   objectParams?: ObjectParams;
-  /** Renames copy larger objects part by part (UploadPartCopy); default and most: CopyObject's 5 GiB limit. */
-  multipartCopyThresholdBytes?: number;
+  /** Renames copy larger objects part by part (UploadPartCopy); at most CopyObject's 5 GiB limit. */
+  multipartCopyThresholdBytes: number;
   /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
   digestPersistence?: DigestPersistence;
 }
@@ -59,14 +59,14 @@ export class S3FileStore implements FileStore {
     this.tree = new S3Directories(new S3Bucket(options.client, options.bucket), new KeyMapper(options.prefix));
     const digestCache = options.digestCache ?? processDigestCache;
     this.reads = new S3Reads(this.tree, {
-      maxAttempts: options.maxAttempts ?? 5,
-      hashMaxStreamBytes: options.hashMaxStreamBytes ?? 0,
+      maxAttempts: options.maxAttempts,
+      hashMaxStreamBytes: options.hashMaxStreamBytes,
       digestCache,
     });
     this.writes = new S3Writes(this.tree, {
       partSizeBytes: options.partSizeBytes,
       queueSize: options.queueSize,
-      storeOntoDirectory: options.storeOntoDirectory ?? 'refuse',
+      storeOntoDirectory: options.storeOntoDirectory,
       uploadDigests: options.uploadDigests,
       memoryBudget: options.memoryBudget,
       memoryOwner: options.memoryOwner,
@@ -76,7 +76,7 @@ export class S3FileStore implements FileStore {
     });
     this.renames = new S3Rename(this.tree, {
       renameDirectoryMaxObjects: options.renameDirectoryMaxObjects,
-      multipartCopyThresholdBytes: options.multipartCopyThresholdBytes ?? MAX_COPY_OBJECT_BYTES,
+      multipartCopyThresholdBytes: Math.min(options.multipartCopyThresholdBytes, MAX_COPY_OBJECT_BYTES),
       objectParams: options.objectParams,
       digestsPersisted: (key) => this.writes.digestsPersisted(key),
     });

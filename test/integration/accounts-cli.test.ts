@@ -47,8 +47,7 @@ beforeAll(async () => {
     {
       ftp: { passive: { portMin: 0, portMax: 0 } },
       s3: { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: 'placeholder' } },
-      accountsFile,
-      accountsReload: { pollSeconds: 600 },
+      auth: { accountsFile, accountsReload: { pollSeconds: 600 } },
       accounts: [{ username: 'camera', passwordHash: hash, bucket, prefix: 'cams/' }],
     },
     join(tmp, 'config.yaml'),

@@ -15,7 +15,7 @@ beforeAll(async () => {
       { username: 'count', password: 'count-pw', prefix: 'count/', policy: { quota: { maxObjects: 3 } } },
       { username: 'big', password: 'big-pw', prefix: 'big/', policy: { quota: { maxBytes: 7 * MiB } } },
     ],
-    config: { quotaRefreshSeconds: 1 },
+    config: { auth: { quotaRefreshSeconds: 1 } },
   });
   await bridge.put('bytes/existing.bin', randomBytes(400 * KiB));
   await bridge.put('count/existing.bin', 'x');
@@ -91,7 +91,7 @@ describe('quotas', () => {
     expect((await ftp.reply()).code).toBe(226);
     expect(await bridge.objectHash('bytes/fits.bin')).toBe(sha256(fits));
 
-    // Someone else fills the prefix; after quotaRefreshSeconds the bridge knows and refuses at once.
+    // Someone else fills the prefix; after auth.quotaRefreshSeconds the bridge knows and refuses at once.
     await bridge.put('bytes/from-elsewhere.bin', randomBytes(300 * KiB));
     await new Promise((r) => setTimeout(r, 1100));
     const data3 = await ftp.pasv();

@@ -68,7 +68,7 @@ beforeAll(async () => {
     logStream: log,
     logLevel: 'info',
     // Polling is slow here: these reloads must come from the directory watch.
-    config: { accountsFile: join(dir, 'accounts.yaml'), accountsReload: { pollSeconds: 120 } },
+    config: { auth: { accountsFile: join(dir, 'accounts.yaml'), accountsReload: { pollSeconds: 120 } } },
   });
 });
 afterAll(async () => {

@@ -116,8 +116,7 @@ describe('readiness covers the accounts in force, on their own S3 targets', () =
     const file = join(dir, 'accounts.json');
     writeAccounts(file, []);
     cli = await CliBridge.start({
-      accountsFile: file,
-      accountsReload: { pollSeconds: 1 },
+      auth: { accountsFile: file, accountsReload: { pollSeconds: 1 } },
       http: { host: '127.0.0.1', port: 0, readinessCacheSeconds: 0, readyzDetails: true },
     });
     const bridge = cli;
@@ -173,7 +172,7 @@ describe('the multipart sweep covers the accounts in force, on their own S3 targ
       },
     });
     const bridge = await TestBridge.start({
-      config: { accountsFile: file, accountsReload: { pollSeconds: 1 } },
+      config: { auth: { accountsFile: file, accountsReload: { pollSeconds: 1 } } },
       s3: { sweepUploadsOlderThanHours: AGE_SECONDS / 3600, sweepUploadsIntervalSeconds: 1 },
       logStream,
       logLevel: 'info',
@@ -214,7 +213,7 @@ describe('the multipart sweep covers the accounts in force, on their own S3 targ
     writeAccounts(accountsFile, [partnerAccount(partnerBucket)]);
     const configFile = writeCliConfig(s3, {
       accounts: [{ username: 'cam', passwordHash: partnerHash, bucket: ownBucket, prefix: 'cam/' }],
-      accountsFile,
+      auth: { accountsFile },
     });
     const res = await runProgram(process.execPath, ['--openssl-legacy-provider', BIN, 'sweep-uploads', '--config', configFile, '--older-than', '0s']);
     if (s3.capabilities.listMultipartUploads) {

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { verifyPassword } from '../../src/accounts/passwords.js';
 import { s3Client } from '../support/bridge.js';
-import { writeCliConfig } from '../support/cli-config.js';
+import { writeCliConfig, type CliConfig } from '../support/cli-config.js';
 import { BIN, startCli } from '../support/cli-process.js';
-import { curl, runProgram } from '../support/clients.js';
+import { RawFtp, curl, runProgram } from '../support/clients.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-cli-'));
 const cli = (args: string[], input?: string, env: Record<string, string> = {}) =>
@@ -54,6 +55,71 @@ describe('ftp-s3-bridge CLI', () => {
     const res = await cli(['check-config'], undefined, { FTP_S3_BRIDGE_CONFIG: file, FTP_S3_BRIDGE__S3__NOPE: '1' });
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/FTP_S3_BRIDGE__S3__NOPE: unknown key "NOPE"/);
+  });
+
+  it('check-config prints a file with deprecated key paths moved, and warns on stderr naming the new paths', async () => {
+    const hash = (await cli(['hash-password'], 'pw\n')).stdout.toString().trim();
+    const file = join(tmp, 'old-paths.yaml');
+    writeFileSync(
+      file,
+      ['ftp:', '  port: 2121', '  storeOntoDirectory: refuse # wanted', 'accounts:', `  - { username: cam01, passwordHash: "${hash}", bucket: uploads }`, 'quotaRefreshSeconds: 60', ''].join('\n'),
+    );
+    const res = await cli(['check-config', '--config', file]);
+    expect(res.code, res.stderr.toString()).toBe(0);
+    expect(res.stderr).toMatch(/^config warning: ftp\.storeOntoDirectory is deprecated: use s3\.storeOntoDirectory /m);
+    expect(res.stderr).toMatch(/^config warning: quotaRefreshSeconds is deprecated: use auth\.quotaRefreshSeconds /m);
+    const migrated = res.stdout.toString();
+    expect(migrated).toContain('storeOntoDirectory: refuse # wanted');
+    expect(parseYaml(migrated)).toEqual({
+      ftp: { port: 2121 },
+      s3: { storeOntoDirectory: 'refuse' },
+      accounts: [{ username: 'cam01', passwordHash: hash, bucket: 'uploads' }],
+      auth: { quotaRefreshSeconds: 60 },
+    });
+    // The printed file is current: checked again, it is just OK.
+    writeFileSync(file, migrated);
+    const again = await cli(['check-config', '--config', file]);
+    expect([again.code, again.stdout.toString(), again.stderr.toString()]).toEqual([0, 'configuration OK\n', '']);
+  });
+
+  it('serve applies old key paths of the file and the environment, with one warning each naming the new path', async () => {
+    const s3 = inject('s3');
+    const bucket = `cli-old-${Date.now().toString(36)}`;
+    const client = s3Client(s3);
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const hash = (await cli(['hash-password'], 'pw\n')).stdout.toString().trim();
+    // Old paths are no longer in the config's type: this is what an old file holds.
+    const old = { ftp: { storeOntoDirectory: 'refuse' } } as unknown as CliConfig;
+    const file = writeCliConfig(s3, { ...old, accounts: [{ username: 'cam01', passwordHash: hash, bucket, prefix: '' }] }, join(tmp, 'old-serve.yaml'));
+    const { cli: bridge, process: child, port } = await startCli(file, { env: { FTP_S3_BRIDGE__FTP__RENAME_DIRECTORY_MAX_OBJECTS: '1' } });
+    try {
+      const warnings = bridge.logLines().filter((l) => l.level === 40 && String(l.msg).includes('deprecated'));
+      expect(warnings.map((w) => [w.deprecated, w.use, w.in])).toEqual([
+        ['ftp.storeOntoDirectory', 's3.storeOntoDirectory', ['old-serve.yaml']],
+        ['ftp.renameDirectoryMaxObjects', 's3.renameDirectoryMaxObjects', ['FTP_S3_BRIDGE__FTP__RENAME_DIRECTORY_MAX_OBJECTS']],
+      ]);
+      expect(warnings[0]?.msg).toMatch(/^ftp\.storeOntoDirectory is deprecated: use s3\.storeOntoDirectory /);
+      for (const name of ['a', 'b']) {
+        expect((await curl(['--ftp-create-dirs', '-T', '-', `ftp://cam01:pw@127.0.0.1:${port}/dir/${name}.txt`], name)).code).toBe(0);
+      }
+      // storeOntoDirectory: refuse, from the file's old path.
+      const onto = await curl(['-T', '-', `ftp://cam01:pw@127.0.0.1:${port}/dir`], 'x');
+      expect(onto.code).not.toBe(0);
+      expect(onto.stderr).toMatch(/550/);
+      // renameDirectoryMaxObjects: 1, from the environment's old path: a directory of more is refused.
+      const ftp = await RawFtp.connect(port);
+      await ftp.login('cam01', 'pw');
+      expect((await ftp.command('RNFR dir')).code).toBe(350);
+      expect((await ftp.command('RNTO moved')).code).toBe(550);
+      ftp.close();
+      const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+      expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual(['dir/', 'dir/a.txt', 'dir/b.txt']); // curl's MKD left the marker
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await bridge.exited).toBe(0);
+    client.destroy();
   });
 
   it('serves from a config file with env overrides, logs the config without secrets, and stops on SIGTERM with 0', async () => {

@@ -31,7 +31,7 @@ beforeAll(async () => {
     for (const line of lines) if (line.trim()) log.push(JSON.parse(line) as Record<string, unknown>);
   });
   // hashMaxStreamMiB 1: an answer for these objects can never come from reading them.
-  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 }, logStream, logLevel: 'debug' });
+  bridge = await TestBridge.start({ proxy: true, s3: { hashMaxStreamMiB: 1 }, logStream, logLevel: 'debug' });
 });
 afterAll(async () => {
   await bridge?.close();
@@ -111,7 +111,7 @@ describe('digests of multipart uploads stored as metadata', () => {
     // own digest cache), and reading the object is refused (hashMaxStreamMiB 1): only the metadata can answer.
     const second = await TestBridge.start({
       proxy: true,
-      ftp: { hashMaxStreamMiB: 1 },
+      s3: { hashMaxStreamMiB: 1 },
       accounts: [{ username: USER, password: PASSWORD, bucket: bridge.bucket }],
     });
     try {

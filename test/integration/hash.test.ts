@@ -7,7 +7,7 @@ import { RawFtp, python, storBytes } from '../support/clients.js';
 /**
  * Checksums without re-reading: SHA-256 and MD5 are computed while an upload streams in; HASH
  * (draft-bryan-ftp-hash), XSHA256 and XMD5 answer from them. Only objects written by others are
- * read to compute a digest, and only up to ftp.hashMaxStreamMiB.
+ * read to compute a digest, and only up to s3.hashMaxStreamMiB.
  */
 let bridge: TestBridge;
 const MiB = 1024 * 1024;
@@ -15,7 +15,7 @@ const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
   // Digests kept in this process only (hash-persist.test.ts covers them stored as metadata).
-  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 }, s3: { persistMultipartDigests: false } });
+  bridge = await TestBridge.start({ proxy: true, s3: { hashMaxStreamMiB: 1, persistMultipartDigests: false } });
 });
 afterAll(async () => {
   await bridge?.close();
@@ -81,7 +81,7 @@ describe('HASH, XSHA256, XMD5', () => {
   });
 
   it('a multipart upload (metadata sent before the data) is hashed from what the upload computed, not re-read', async () => {
-    const body = randomBytes(11 * MiB + 3); // above ftp.hashMaxStreamMiB too: reading it would be refused
+    const body = randomBytes(11 * MiB + 3); // above s3.hashMaxStreamMiB too: reading it would be refused
     const ftp = await login();
     try {
       await storBytes(ftp, 'big/clip.mp4', body);

@@ -4,7 +4,7 @@ import { sha256, TestBridge } from '../support/bridge.js';
 import { curl, RawFtp } from '../support/clients.js';
 
 /**
- * With ftp.storeOntoDirectory 'refuse', STOR onto the name of a directory is refused (550) and
+ * With s3.storeOntoDirectory 'refuse', STOR onto the name of a directory is refused (550) and
  * stores nothing. The bridge looks for such a directory (ListObjectsV2) while the data flows, not
  * before the 150 reply, and commits only once that check came back empty. By default ('allow') it
  * sends no such request, as S3 lets a file and a directory share a name.
@@ -12,7 +12,7 @@ import { curl, RawFtp } from '../support/clients.js';
 let bridge: TestBridge;
 
 beforeAll(async () => {
-  bridge = await TestBridge.start({ proxy: true, ftp: { storeOntoDirectory: 'refuse' } });
+  bridge = await TestBridge.start({ proxy: true, s3: { storeOntoDirectory: 'refuse' } });
 });
 afterAll(async () => {
   await bridge?.close();

@@ -288,7 +288,7 @@ describe('directories and renames on S3', () => {
   });
 
   it('refuses to rename a directory above the object limit, touching nothing', async () => {
-    const limited = await TestBridge.start({ ftp: { renameDirectoryMaxObjects: 3 } });
+    const limited = await TestBridge.start({ s3: { renameDirectoryMaxObjects: 3 } });
     try {
       for (let i = 0; i < 4; i++) await limited.put(`many/f${i}.txt`, 'x');
       const client = new Client(30_000);

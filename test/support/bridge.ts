@@ -40,7 +40,7 @@ export interface TestAccount {
 
 export interface TestBridgeOptions {
   accounts?: TestAccount[];
-  /** More top-level config keys (accountsFile, auth, quotaRefreshSeconds...). */
+  /** More top-level config sections (auth, events...). */
   config?: Partial<BridgeConfigInput>;
   /** Route the bridge's S3 traffic through a recording, fault-injecting proxy (TestBridge.proxy, see S3Proxy.addRule). */
   proxy?: boolean;

@@ -153,7 +153,9 @@ must match the server's config schema (src/config/schema.ts, strict: unknown key
 {{- include "ftp-s3-bridge.refuseConfigSecrets" . }}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- if include "ftp-s3-bridge.hasAccounts" . }}
-{{- $_ := set $cfg "accountsFile" "/etc/ftp-s3-bridge/accounts.yaml" }}
+{{- $auth := get $cfg "auth" | default dict }}
+{{- $_ := set $auth "accountsFile" "/etc/ftp-s3-bridge/accounts.yaml" }}
+{{- $_ := set $cfg "auth" $auth }}
 {{- end }}
 {{- $ftp := get $cfg "ftp" | default dict }}
 {{- $passive := get $ftp "passive" | default dict }}

@@ -29,7 +29,7 @@ export function optsHash(conn: FtpConnection, setting: string): { code: number; 
 /**
  * HASH (draft-bryan-ftp-hash) and the older XSHA256/XSHA1/XSHA512/XMD5: digests of a whole file.
  * They come from what the upload computed as the bytes streamed in; only a file written by someone
- * else is read to compute one, and only up to ftp.hashMaxStreamMiB.
+ * else is read to compute one, and only up to s3.hashMaxStreamMiB.
  */
 export function hashCommands(contextOf: ContextOf): Record<string, CommandSpec> {
   const digestOf = async (session: Session, arg: string, algorithm: DigestAlgorithm) => {

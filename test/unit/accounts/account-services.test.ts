@@ -15,7 +15,7 @@ describe('account services', () => {
     const dir = mkdtempSync(join(tmpdir(), 'services-'));
     const file = join(dir, 'accounts.json');
     writeFileSync(file, JSON.stringify([{ username: 'a', passwordHash: HASH, bucket: 'bucket-1' }]));
-    const config = parseConfig({ s3: { endpoint: 'http://127.0.0.1:1' }, accountsFile: file, accountsReload: { pollSeconds: 3600 } });
+    const config = parseConfig({ s3: { endpoint: 'http://127.0.0.1:1' }, auth: { accountsFile: file, accountsReload: { pollSeconds: 3600 } } });
     const registry = new Registry();
     const client = new S3Client({ region: 'us-east-1' });
     const services = await startAccountServices({ config, logger: pino({ level: 'silent' }), defaultClient: client, registry });

@@ -64,7 +64,7 @@ describe('schema', () => {
   it('needs at least one account source', () => {
     const s3 = { endpoint: 'http://127.0.0.1:9000' };
     expect(configSchema.safeParse({ s3 }).success).toBe(false);
-    expect(configSchema.safeParse({ s3, accountsFile: '/etc/accounts.yaml' }).success).toBe(true);
+    expect(configSchema.safeParse({ s3, auth: { accountsFile: '/etc/accounts.yaml' } }).success).toBe(true);
     expect(configSchema.safeParse({ s3, auth: { hook: { url: 'https://idp.example/ftp' } } }).success).toBe(true);
   });
 

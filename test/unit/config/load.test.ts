@@ -69,7 +69,6 @@ describe('loadConfig: the spec file', () => {
       passive: { address: '203.0.113.10', portMin: 30000, portMax: 30049 },
       greeting: 'ftp-s3-bridge ready',
       loginFailureDelayMs: 1000,
-      renameDirectoryMaxObjects: 1000,
       dataConnectionTimeoutSeconds: 30,
     });
     // toMatchObject: keys added later have defaults of their own, tested where they are used.
@@ -81,7 +80,11 @@ describe('loadConfig: the spec file', () => {
       partSizeMiB: 8,
       queueSize: 4,
       maxAttempts: 5,
+      storeOntoDirectory: 'allow',
+      renameDirectoryMaxObjects: 1000,
+      hashMaxStreamMiB: 1024,
     });
+    expect(config.auth).toEqual({ accountsReload: { closeRemovedSessions: true, pollSeconds: 10 }, quotaRefreshSeconds: 300 });
     expect(config.accounts).toMatchObject([
       {
         username: 'cam01',
@@ -307,7 +310,7 @@ describe('loadConfig: problems', () => {
 
   it('requires at least one account', () => {
     const problems = problemsOf(() => loadConfig({ file: writeConfig('ftp:\n  port: 2121\naccounts: []\n'), env: {} }));
-    expect(problems).toEqual(['accounts: at least one account is required (accounts, accountsFile or auth.hook)']);
+    expect(problems).toEqual(['accounts: at least one account is required (accounts, auth.accountsFile or auth.hook)']);
   });
 
   it('a missing file is a ConfigError naming the file', () => {

@@ -36,6 +36,10 @@ function storeWith(answer: (name: string, input: Record<string, unknown>) => unk
     queueSize: 2,
     renameDirectoryMaxObjects: 10,
     storeOntoDirectory: 'allow',
+    uploadDigests: ['SHA-256'],
+    hashMaxStreamBytes: 0,
+    maxAttempts: 1,
+    multipartCopyThresholdBytes: 5 * 1024 * MiB,
   });
   return { store, sent };
 }
