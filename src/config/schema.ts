@@ -76,6 +76,20 @@ export const accountSchema = z.strictObject({
   credentials: s3Credentials.optional(),
   /** Only over TLS: USER before AUTH TLS gets 530, data connections need PROT P (needs ftp.tls). */
   requireTls: z.boolean().optional(),
+  /** Malware scan of uploads before their commit (needs the `scan` section): infected files refused, or quarantined. Omitted: off. */
+  scan: z.enum(['off', 'reject', 'quarantine']).optional(),
+  /** With scan: quarantine, where infected files are committed (same relative path, tagged scan=infected). */
+  quarantine: z
+    .strictObject({
+      prefix: z
+        .string()
+        .min(1)
+        .refine((p) => p.endsWith('/') && !p.startsWith('/'), 'must end with "/" and not start with "/"')
+        .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must not contain control characters'),
+      /** Omitted: the account's bucket (same S3 target either way). */
+      bucket: z.string().min(3).max(63).optional(),
+    })
+    .optional(),
 });
 export type AccountConfig = z.infer<typeof accountSchema>;
 
@@ -83,6 +97,9 @@ export type AccountConfig = z.infer<typeof accountSchema>;
 function checkAccountPolicy(a: Partial<AccountConfig>, ctx: z.RefinementCtx): void {
   if (a.sseKmsKeyId !== undefined && a.serverSideEncryption !== 'aws:kms') {
     ctx.addIssue({ code: 'custom', path: ['sseKmsKeyId'], message: 'only with serverSideEncryption: aws:kms' });
+  }
+  if (a.scan === 'quarantine' && !a.quarantine) {
+    ctx.addIssue({ code: 'custom', path: ['quarantine'], message: 'scan: quarantine needs quarantine.prefix' });
   }
 }
 
@@ -310,6 +327,21 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** The malware scanner (clamd) that accounts with `scan: reject | quarantine` use. */
+  scan: z
+    .strictObject({
+      /** clamd's TCP address or Unix socket; its StreamMaxLength must be at least maxMiB. */
+      clamd: z.union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })]),
+      /** Bound on each wait for clamd (taking a chunk, the verdict after the last byte). */
+      timeoutSeconds: z.number().positive().max(3600).default(30),
+      /** Larger uploads are not scanned (clamd spools each stream to its disk); see `oversize`. */
+      maxMiB: z.number().positive().max(5120).default(1024),
+      /** Uploads above maxMiB: refused (550 as soon as they pass it) or committed tagged scan=unscanned. */
+      oversize: z.enum(['reject', 'accept-unscanned']).default('reject'),
+      /** clamd down, timed out or failing: 451 and nothing committed, or committed tagged scan=unscanned. */
+      onError: z.enum(['reject', 'accept-unscanned']).default('reject'),
+    })
+    .optional(),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -324,6 +356,11 @@ export const configSchema = z.strictObject({
     if (c.ftp.requireTls) ctx.addIssue({ code: 'custom', path: ['ftp', 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
     c.accounts.forEach((a, i) => {
       if (a.requireTls) ctx.addIssue({ code: 'custom', path: ['accounts', i, 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
+    });
+  }
+  if (!c.scan) {
+    c.accounts.forEach((a, i) => {
+      if (a.scan && a.scan !== 'off') ctx.addIssue({ code: 'custom', path: ['accounts', i, 'scan'], message: 'needs the scan section (scan.clamd)' });
     });
   }
 });

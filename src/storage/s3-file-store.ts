@@ -22,6 +22,7 @@ import { classifyS3Error } from './s3-errors.js';
 import type { MemoryBudget, MemoryOwner } from './memory-budget.js';
 import { resumableRead } from './s3-resumable-read.js';
 import { MIN_PART_BYTES, S3UploadSink, type ObjectParams, type UploadOptions } from './s3-upload-sink.js';
+import { UploadScan, type AccountScanPolicy } from './scan.js';
 
 const MiB = 1024 * 1024;
 /** CopyObject's limit; larger objects are copied part by part with UploadPartCopy. */
@@ -57,6 +58,8 @@ export interface S3FileStoreOptions {
   multipartCopyThresholdBytes?: number;
   /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
   digestPersistence?: DigestPersistence;
+  /** Malware scan of every upload before its commit (accounts[].scan); omitted: none. */
+  scan?: AccountScanPolicy;
 }
 
 const processDigestCache = new DigestCache();
@@ -169,7 +172,8 @@ export class S3FileStore implements FileStore {
       throw new StorageError('INVALID_RANGE', `Restart offset ${appendAt} is not the file size ${existing?.size ?? 0}`);
     }
     if (!existing || existing.size === 0) return this.newUpload(key);
-    if (existing.size >= MIN_PART_BYTES) {
+    // A scanned account streams the old bytes too (below): the scanner must see the whole object.
+    if (existing.size >= MIN_PART_BYTES && !this.options.scan) {
       if (!existing.etag) throw new StorageError('INTERNAL', 'Storage returned no ETag');
       const upload = this.newUpload(key, undefined, { size: existing.size, etag: existing.etag });
       // Server-side copy first: a store that cannot copy parts is refused before any data flows.
@@ -192,10 +196,13 @@ export class S3FileStore implements FileStore {
   }
 
   private newUpload(key: string, beforeCommit?: Promise<void>, copySource?: UploadOptions['copySource']): S3UploadSink {
+    // Quarantine accounts stage multipart uploads under a unique key: the final one depends on the verdict.
+    const scanner = this.options.scan && new UploadScan(this.options.scan, baseName(key), { bucket: this.bucket, key }, key.slice(this.keys.prefix.length));
     const sink = new S3UploadSink({
       client: this.client,
-      bucket: this.bucket,
-      key,
+      bucket: scanner?.stagingKey ? scanner.stagingBucket : this.bucket,
+      key: scanner?.stagingKey ?? key,
+      scanner,
       partSize: this.options.partSizeBytes,
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,
