@@ -21,13 +21,13 @@ const MiB = 1024 * 1024;
 const withPatternAtEnd = (size: number, pattern: Buffer) => Buffer.concat([randomBytes(size - pattern.length), pattern]);
 
 /** STOR over a passive connection; the final reply (after 150). The bridge may cut the data connection (refusals). */
-async function stor(port: number, user: string, name: string, body: Buffer): Promise<{ code: number; text: string }> {
+async function stor(port: number, user: string, name: string, body: Buffer, command = 'STOR'): Promise<{ code: number; text: string }> {
   const ftp = await RawFtp.connect(port);
   try {
     await ftp.login(user, `${user}-pw`);
     const data = await ftp.pasv();
     data.on('error', () => undefined);
-    ftp.send(`STOR ${name}`);
+    ftp.send(`${command} ${name}`);
     expect((await ftp.reply()).code).toBe(150);
     data.end(body);
     const final = await ftp.reply(60_000);
@@ -121,6 +121,18 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
     expect(await bridge.exists('r/huge.bin')).toBe(false);
   });
 
+  it('APPE: a signature split across an upload and its append is found (small, and >= 5 MiB where the old bytes are streamed through the scanner); the old object stays', async () => {
+    const head = TEST_PATTERN.subarray(0, 10);
+    const tail = TEST_PATTERN.subarray(10);
+    for (const [name, size] of [['split-small.bin', 1000], ['split-large.bin', 6 * MiB]] as const) {
+      const first = Buffer.concat([randomBytes(size), head]);
+      expect((await stor(bridge.port, 'rejects', name, first)).code).toBe(226);
+      const appended = await stor(bridge.port, 'rejects', name, tail, 'APPE');
+      expect(appended).toEqual({ code: 550, text: `${name}: rejected by the malware scanner (${PATTERN_SIGNATURE})` });
+      expect(await bridge.objectHash(`r/${name}`)).toBe(sha256(first));
+    }
+  });
+
   it('accounts without scan are not scanned', async () => {
     expect((await stor(bridge.port, 'plain', 'eicar.com', EICAR)).code).toBe(226);
     expect(await bridge.objectHash('p/eicar.com')).toBe(sha256(EICAR));
@@ -140,7 +152,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
 
   it('counts verdicts and scan latency in /metrics', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${bridge.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 2/);
+    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 4/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="quarantined"\} 2/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="error",action="rejected"\} 1/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="oversize",action="rejected"\} 1/);
