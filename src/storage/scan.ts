@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { ClamdError, ClamdStream, type ClamdAddress } from './clamd.js';
 import { StorageError } from './errors.js';
 
+/** CopyObject's limit: a staged multipart upload (quarantine accounts) is moved with one. */
+const MAX_STAGED_BYTES = 5 * 1024 * 1024 * 1024;
+
 /** The bridge-wide scanner settings (config `scan`). */
 export interface ScanSettings {
   clamd: ClamdAddress;
@@ -67,7 +70,9 @@ export interface ScanDecision {
 export class UploadScan {
   /** The key a multipart upload is staged under (quarantine mode): its final key is known only after the verdict. */
   readonly stagingKey: string | undefined;
-  private readonly stream: ClamdStream | undefined;
+  /** Opened with the first byte (or the verdict of an empty file): an upload that never sends data holds no clamd connection. */
+  private stream: ClamdStream | undefined;
+  private aborted = false;
   private bytes = 0;
   private noVerdict: ScanReport['result'] | undefined;
   private cause: unknown;
@@ -81,8 +86,7 @@ export class UploadScan {
     /** The key relative to the account's prefix (the quarantined copy keeps it). */
     private readonly relativeKey: string,
   ) {
-    if (policy.settings) this.stream = new ClamdStream(policy.settings.clamd, policy.settings.timeoutMs);
-    else this.cause = new ClamdError('connect', 'no malware scanner configured (scan.clamd)');
+    if (!policy.settings) this.cause = new ClamdError('connect', 'no malware scanner configured (scan.clamd)');
     const q = policy.mode === 'quarantine' ? policy.quarantine : undefined;
     this.stagingKey = q ? `${q.prefix}.scanning/${randomUUID()}` : undefined;
   }
@@ -98,16 +102,20 @@ export class UploadScan {
    */
   write(chunk: Buffer): Promise<void> | undefined {
     const { settings } = this.policy;
-    if (!this.stream || !settings) return Promise.reject(this.unavailableError());
+    if (!settings) return Promise.reject(this.unavailableError());
     if (this.noVerdict) return undefined;
     this.bytes += chunk.length;
+    if (this.stagingKey && this.bytes > MAX_STAGED_BYTES) {
+      // Only with oversize: accept-unscanned: the staged upload could not be copied to its key (CopyObject's limit).
+      return Promise.reject(new ScanError('SCAN_REJECTED', `${this.name}: too large for a quarantine account (over 5 GiB)`, { result: 'oversize', action: 'rejected' }));
+    }
     if (this.bytes > settings.maxBytes) {
-      this.stream.destroy();
+      this.stream?.destroy();
       this.noVerdict = 'oversize';
       if (settings.oversize === 'reject') return Promise.reject(this.oversizeError());
       return undefined;
     }
-    return this.stream.write(chunk).catch((err: unknown) => {
+    return this.open(settings).write(chunk).catch((err: unknown) => {
       if (this.noVerdict) return;
       this.noVerdict = 'error';
       this.cause = err;
@@ -119,7 +127,7 @@ export class UploadScan {
   /** After the last chunk: where to commit, or a ScanError (nothing is to be committed). */
   async decide(): Promise<ScanDecision> {
     const { settings, mode, quarantine } = this.policy;
-    if (!this.stream || !settings) throw this.unavailableError();
+    if (!settings) throw this.unavailableError();
     if (this.noVerdict === 'oversize') {
       if (settings.oversize === 'reject') throw this.oversizeError();
       return this.unscanned('oversize');
@@ -128,7 +136,7 @@ export class UploadScan {
     let verdict;
     try {
       if (this.noVerdict) throw this.cause;
-      verdict = await this.stream.end();
+      verdict = await this.open(settings).end();
     } catch (err) {
       this.cause ??= err;
       if (settings.onError === 'reject') throw this.unavailableError();
@@ -153,7 +161,16 @@ export class UploadScan {
 
   /** The upload failed or was cancelled: no verdict is needed. */
   abort(): void {
+    this.aborted = true;
     this.stream?.destroy();
+  }
+
+  private open(settings: ScanSettings): ClamdStream {
+    if (!this.stream) {
+      this.stream = new ClamdStream(settings.clamd, settings.timeoutMs);
+      if (this.aborted) this.stream.destroy();
+    }
+    return this.stream;
   }
 
   private unscanned(result: 'oversize' | 'error'): ScanDecision {
