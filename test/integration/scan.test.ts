@@ -226,3 +226,47 @@ describe('malware scan on moto: quarantine tags, no multipart upload left, accep
     expect(await tags('q/while-down.bin')).toEqual({ scan: 'unscanned', partner: 'acme' });
   });
 });
+
+describe('malware scan with a hung clamd (SIGSTOP)', () => {
+  let clamd: TestClamd;
+  let bridge: TestBridge;
+  beforeAll(async () => {
+    clamd = await startClamd();
+    bridge = await TestBridge.start({
+      accounts: [{ username: 'rejects', password: 'rejects-pw', prefix: 'r/', policy: { scan: 'reject' } }],
+      config: { scan: { clamd: { socket: clamd.socket }, timeoutSeconds: 2 } },
+    });
+  });
+  afterAll(async () => {
+    clamd?.resume();
+    await bridge?.close();
+    await clamd?.close();
+  });
+
+  it('holds the client back (back-pressure, not buffering), then answers 451 after scan.timeoutSeconds; nothing stored', async () => {
+    clamd.pause();
+    const body = randomBytes(48 * MiB);
+    const ftp = await RawFtp.connect(bridge.port);
+    try {
+      await ftp.login('rejects', 'rejects-pw');
+      const data = await ftp.pasv();
+      data.on('error', () => undefined);
+      ftp.send('STOR hung.bin');
+      expect((await ftp.reply()).code).toBe(150);
+      let allSent = false;
+      data.write(body, (err) => (allSent = !err));
+      const final = await ftp.reply(60_000);
+      expect(final.code).toBe(451);
+      expect(final.text).toBe('451 hung.bin: malware scanner timed out; nothing stored, try again');
+      // The bridge took no more than its bounded buffers while clamd read nothing: most of the
+      // 48 MiB never left the client.
+      expect(allSent).toBe(false);
+      data.destroy();
+    } finally {
+      ftp.close();
+      clamd.resume();
+    }
+    expect(await bridge.exists('r/hung.bin')).toBe(false);
+    expect((await stor(bridge.port, 'rejects', 'after.txt', Buffer.from('clamd runs again\n'))).code).toBe(226);
+  });
+});

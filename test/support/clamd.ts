@@ -19,6 +19,10 @@ export interface TestClamd {
   /** Stops clamd (the socket then refuses connections); `start` brings it back on the same socket. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes clamd (SIGSTOP): connections stay open, nothing is read or answered, as a hung scanner. */
+  pause(): void;
+  /** Lets a paused clamd run on (SIGCONT). */
+  resume(): void;
   /** Stops clamd and removes its directory. */
   close(): Promise<void>;
 }
@@ -73,6 +77,7 @@ export async function startClamd(options: { streamMaxMiB?: number } = {}): Promi
   };
   const stop = async () => {
     const proc = child;
+    proc?.kill('SIGCONT');
     child = undefined;
     if (!proc || proc.exitCode !== null) return;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
@@ -86,6 +91,8 @@ export async function startClamd(options: { streamMaxMiB?: number } = {}): Promi
     socket,
     stop,
     start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     async close() {
       await stop();
       await rm(dir, { recursive: true, force: true });
