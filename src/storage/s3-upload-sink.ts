@@ -18,7 +18,7 @@ import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
-import { mergeTagging, type ScanDecision, type UploadScan } from './scan.js';
+import { mergeTagging, ScanError, type ScanDecision, type UploadScan } from './scan.js';
 import { withPayloadSha256 } from './s3-client.js';
 
 const MiB = 1024 * 1024;
@@ -131,6 +131,8 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: StorageError | undefined;
   private isCommitted = false;
+  /** The scanner found the file infected and it is being committed under the quarantine prefix. */
+  private quarantining: ScanDecision | undefined;
 
   constructor(private readonly options: UploadOptions) {
     // Small: writes are copied into the part buffer at once; only while a part waits for a slot
@@ -314,7 +316,14 @@ export class S3UploadSink extends Writable implements UploadSink {
           callback(error);
           return;
         }
-        const error = this.failure ?? classifyS3Error(err);
+        let error = this.failure ?? classifyS3Error(err);
+        const infected = this.quarantining?.error;
+        if (infected) {
+          // The quarantine could not be stored (a store without object tagging, an S3 failure): the
+          // file is still infected and refused (550), and stored nowhere.
+          const { quarantined: _notStored, ...report } = infected.scan;
+          error = new ScanError('SCAN_REJECTED', infected.message, { ...report, action: 'rejected' }, { cause: error });
+        }
         this.fail(error);
         callback(error);
       },
@@ -332,6 +341,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (!this.uploadId) {
       // A single request: nothing reaches the store before the verdict, and it goes where the verdict says.
       const decision = await scanned;
+      if (decision?.error) this.quarantining = decision;
       const buffer = this.current;
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
       this.current = undefined;
@@ -360,6 +370,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) throw this.failure;
     // Reject mode: an infected upload is aborted here, never completed.
     const decision = await scanned;
+    if (decision?.error) this.quarantining = decision;
     if (this.failure) throw this.failure;
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));

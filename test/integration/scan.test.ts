@@ -6,14 +6,16 @@ import { sha256, TestBridge } from '../support/bridge.js';
 import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../support/clamd.js';
 import { RawFtp } from '../support/clients.js';
 import { startMoto } from '../support/moto-s3.js';
-import type { StartedBackend } from '../support/s3-backends.js';
+import { startBackend, type StartedBackend } from '../support/s3-backends.js';
 
 /*
  * Malware scan before the commit, with a real clamd (Debian's clamav-daemon, started here on a
  * Unix socket with a signature database written by test/support/clamd.ts: EICAR and a test pattern).
  * The s3rver bridge checks what is visible (keys and bytes); s3rver drops tags and has no
  * ListMultipartUploads, so a second bridge on a moto of this file's own checks the tags and that
- * no multipart upload is left.
+ * no multipart upload is left. Both stores are this file's own, whatever S3_TEST_BACKEND says:
+ * Swift's s3api refuses object tags, which quarantine needs (there, as when the quarantine cannot
+ * be stored, an infected upload is refused and stored nowhere: tested through the fault proxy).
  */
 const MiB = 1024 * 1024;
 
@@ -55,11 +57,14 @@ function auditLog(): { stream: PassThrough; operations: () => Record<string, unk
 
 describe('malware scan on s3rver: reject, quarantine placement, oversize, scanner down', () => {
   let clamd: TestClamd;
+  let s3rver: StartedBackend;
   let bridge: TestBridge;
   const log = auditLog();
   beforeAll(async () => {
-    clamd = await startClamd();
+    [clamd, s3rver] = await Promise.all([startClamd(), startBackend('s3rver')]);
     bridge = await TestBridge.start({
+      backend: s3rver.s3,
+      proxy: true,
       accounts: [
         { username: 'rejects', password: 'rejects-pw', prefix: 'r/', policy: { scan: 'reject' } },
         { username: 'quarantines', password: 'quarantines-pw', prefix: 'q/', policy: { scan: 'quarantine', quarantine: { prefix: 'quarantine/' } } },
@@ -72,7 +77,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
   });
   afterAll(async () => {
     await bridge?.close();
-    await clamd?.close();
+    await Promise.all([clamd?.close(), s3rver?.stop()]);
   });
 
   it('commits clean files (single request and multipart) with 226, the bytes intact', async () => {
@@ -115,6 +120,23 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
     expect(await bridge.keys('quarantine/')).toEqual(['quarantine/in/eicar.com', 'quarantine/in/large.bin']);
   });
 
+  it('quarantine that cannot be stored (S3 refuses it): still 550, stored nowhere', async () => {
+    const rule = bridge.proxy?.addRule({ operation: 'PutObject', key: /^quarantine\//, action: { kind: 'error', status: 500 } });
+    try {
+      const res = await stor(bridge.port, 'quarantines', 'in/refused.com', EICAR);
+      expect(res).toEqual({ code: 550, text: `refused.com: rejected by the malware scanner (${EICAR_SIGNATURE})` });
+      expect(rule?.fired).toBeGreaterThan(0);
+    } finally {
+      if (rule) bridge.proxy?.removeRule(rule);
+    }
+    expect(await bridge.exists('quarantine/in/refused.com')).toBe(false);
+    expect(await bridge.exists('q/in/refused.com')).toBe(false);
+    expect(log.operations().find((o) => o.key === 'q/in/refused.com')).toMatchObject({
+      replyCode: 550,
+      scan: { result: 'infected', action: 'rejected', signature: EICAR_SIGNATURE },
+    });
+  });
+
   it('oversize (scan.maxMiB 8, scan.oversize reject): 550 once past the limit, nothing stored', async () => {
     const res = await stor(bridge.port, 'rejects', 'huge.bin', randomBytes(9 * MiB));
     expect(res).toEqual({ code: 550, text: 'huge.bin: too large for the malware scanner (over 8 MiB)' });
@@ -152,7 +174,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
 
   it('counts verdicts and scan latency in /metrics', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${bridge.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 4/);
+    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 5/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="quarantined"\} 2/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="error",action="rejected"\} 1/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="oversize",action="rejected"\} 1/);
