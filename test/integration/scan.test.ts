@@ -98,6 +98,10 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
     const large = await stor(bridge.port, 'rejects', 'large.bin', withPatternAtEnd(7 * MiB, TEST_PATTERN));
     expect(large).toEqual({ code: 550, text: `large.bin: rejected by the malware scanner (${PATTERN_SIGNATURE})` });
     expect(await bridge.keys('r/')).toEqual(['r/clean.bin', 'r/clean.txt']);
+    // Not even for a moment: no request that creates an object was sent for them, and the multipart upload was aborted.
+    const created = [...bridge.proxy!.requestsOf('PutObject'), ...bridge.proxy!.requestsOf('CompleteMultipartUpload'), ...bridge.proxy!.requestsOf('CopyObject')];
+    expect(created.map((r) => r.key).filter((k) => k === 'r/eicar.com' || k === 'r/large.bin')).toEqual([]);
+    expect(bridge.proxy!.requestsOf('AbortMultipartUpload').map((r) => r.key)).toContain('r/large.bin');
     expect(log.operations().find((o) => o.key === 'r/large.bin')).toMatchObject({
       replyCode: 550,
       error: 'SCAN_REJECTED',
