@@ -9,11 +9,15 @@
 // Every transfer is SHA-256-checked. It also records the bridge's peak RSS (VmHWM, and VmRSS sampled
 // every 100 ms) and the CPU time of each process per phase. Prints a table, writes
 // bench/results/latest.json. Exit 0 when it measured (targets missed or not), 1 on any error.
+// BENCH_SCAN=1 adds a third upload through a second account with `scan: reject` (a clamd started
+// here, with a one-signature database), and clamd alone scanning the same bytes (INSTREAM from
+// this process), so the report shows what the scan costs next to what clamd itself takes.
 // Settings: see bench/README.md (all BENCH_* environment variables).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
+import { connect } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -82,7 +86,60 @@ function readSettings() {
     output: resolve(process.env.BENCH_OUTPUT || join(ROOT, 'bench/results/latest.json')),
     swiftBase: process.env.BENCH_SWIFT_BASE || '/tmp/ftp-s3-bridge-swift-bench',
     swiftKeep: process.env.BENCH_SWIFT_KEEP === '1',
+    scan: process.env.BENCH_SCAN === '1',
   };
+}
+
+// ---- clamd (BENCH_SCAN=1) ---------------------------------------------------------------------------
+/**
+ * clamd in a temp dir on a Unix socket, one test signature, limits above the transfer size. Its
+ * cache of clean files' hashes is off: every run sends the same bytes, and a cached verdict would
+ * make the second scan of them look almost free.
+ */
+async function startBenchClamd(tmp, sizeMiB) {
+  const dir = join(tmp, 'clamd');
+  mkdirSync(join(dir, 'db'), { recursive: true });
+  mkdirSync(join(dir, 'spool'));
+  writeFileSync(join(dir, 'db', 'bench.ndb'), `Bench.Test.Pattern:0:*:${Buffer.from('FTP-S3-BRIDGE-BENCH-PATTERN').toString('hex')}\n`);
+  const socket = join(dir, 'clamd.sock');
+  const limit = `${sizeMiB + 16}M`;
+  writeFileSync(
+    join(dir, 'clamd.conf'),
+    [`LocalSocket ${socket}`, `DatabaseDirectory ${join(dir, 'db')}`, `TemporaryDirectory ${join(dir, 'spool')}`, 'Foreground yes', `StreamMaxLength ${limit}`, `MaxFileSize ${limit}`, `MaxScanSize ${limit}`, 'SelfCheck 0', 'DisableCache yes', ''].join('\n'),
+  );
+  const child = spawn(process.env.BENCH_CLAMD || '/usr/sbin/clamd', ['-c', join(dir, 'clamd.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  onCleanup('clamd', () => stopChild(child));
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`clamd did not start (exit ${child.exitCode})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { socket, pid: child.pid };
+}
+
+/** clamd alone: the same bytes as an INSTREAM from this process; resolves with the verdict line. */
+function clamdScan(socketPath, source) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let reply = '';
+    socket.on('error', reject);
+    socket.on('data', (d) => (reply += d.toString('latin1')));
+    socket.on('close', () => (reply.includes('\0') ? resolve(reply.slice(0, reply.indexOf('\0'))) : reject(new Error(`clamd closed: ${reply}`))));
+    socket.write('zINSTREAM\0');
+    const frame = new Writable({
+      highWaterMark: CHUNK,
+      write(chunk, _encoding, callback) {
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(chunk.length);
+        socket.write(header);
+        socket.write(chunk, callback);
+      },
+      final(callback) {
+        socket.write(Buffer.alloc(4), callback);
+      },
+    });
+    pipeline(source, frame).catch(reject);
+  });
 }
 
 // ---- cleanup (LIFO), also on SIGINT/SIGTERM/SIGHUP -------------------------------------------------
@@ -193,7 +250,11 @@ async function startBridge(settings, backend, bucket, tmp) {
       responseChecksumValidation: 'WHEN_REQUIRED',
       ...(settings.uploadDigests ? { uploadDigests: settings.uploadDigests } : {}),
     },
-    accounts: [{ username: user, passwordHash: hashPassword(password, { bin: BIN }), bucket }],
+    accounts: [
+      { username: user, passwordHash: hashPassword(password, { bin: BIN }), bucket },
+      ...(settings.clamdSocket ? [{ username: `${user}-scan`, passwordHash: hashPassword(password, { bin: BIN }), bucket, scan: 'reject' }] : []),
+    ],
+    ...(settings.clamdSocket ? { scan: { clamd: { socket: settings.clamdSocket }, maxMiB: settings.sizeMiB, timeoutSeconds: 600 } } : {}),
     log: { level: settings.logLevel },
   };
   const checkConfig = () => spawnSync(process.execPath, [BIN, 'check-config', '--config', file], { encoding: 'utf8', timeout: 60_000 });
@@ -295,9 +356,9 @@ class Monitor {
 // ---- the four transfers -----------------------------------------------------------------------------
 const round = (n, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-async function ftpLogin(bridge, timeoutMs) {
+async function ftpLogin(bridge, timeoutMs, user = bridge.user) {
   const client = new FtpClient(timeoutMs);
-  await client.access({ host: '127.0.0.1', port: bridge.port, user: bridge.user, password: bridge.password });
+  await client.access({ host: '127.0.0.1', port: bridge.port, user, password: bridge.password });
   await client.send('TYPE I'); // access() already switches to binary; be explicit
   return client;
 }
@@ -336,13 +397,13 @@ function directUpload(ctx, key) {
   });
 }
 
-async function bridgeUpload(ctx, key) {
+async function bridgeUpload(ctx, key, scanned = false) {
   const { settings } = ctx;
-  const client = await ftpLogin(ctx.bridge, settings.timeoutMs);
+  const client = await ftpLogin(ctx.bridge, settings.timeoutMs, scanned ? `${ctx.bridge.user}-scan` : ctx.bridge.user);
   try {
     const source = new PatternSource(ctx.base, settings.bytes);
     ctx.created.add(key);
-    return await measure(ctx, `bridge upload   ${key}`, {
+    return await measure(ctx, `${scanned ? 'scanned upload ' : 'bridge upload  '} ${key}`, {
       run: async () => {
         await client.uploadFrom(source, key);
         return { bytes: source.offset, sha256: source.digest() };
@@ -417,6 +478,25 @@ async function oneRound(ctx, r) {
     up[step] = step === 'direct' ? await directUpload(ctx, directKey) : await bridgeUpload(ctx, bridgeKey);
     if (step === 'bridge') await waitForStoredDigests(ctx, bridgeKey, up.bridge.sha256);
   }
+  if (ctx.settings.clamdSocket) {
+    const scannedKey = `round${r}-scanned.bin`;
+    up.scanned = await bridgeUpload(ctx, scannedKey, true);
+    await waitForStoredDigests(ctx, scannedKey, up.scanned.sha256);
+    const source = new PatternSource(ctx.base, ctx.settings.bytes);
+    let verdict;
+    up.clamd = await measure(ctx, `clamd alone     round${r}`, {
+      run: async () => {
+        verdict = await clamdScan(ctx.settings.clamdSocket, source);
+        return { bytes: source.offset, sha256: source.digest() };
+      },
+    });
+    if (verdict !== 'stream: OK') throw new Error(`clamd alone: ${verdict}`);
+    expectHash('scanned upload source', up.scanned.sha256, up.direct.sha256);
+    const stored = await withTimeout(`verifying ${scannedKey}`, ctx.settings.timeoutMs, () => getObjectHash(ctx, scannedKey));
+    expectHash(`object ${scannedKey} in S3`, stored.sha256, up.direct.sha256);
+    await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: scannedKey }));
+    ctx.created.delete(scannedKey);
+  }
   expectHash('bridge upload source', up.bridge.sha256, up.direct.sha256);
   ctx.sourceSha256 ??= up.direct.sha256;
   expectHash(`source of round ${r}`, up.direct.sha256, ctx.sourceSha256);
@@ -464,9 +544,28 @@ function summarize(settings, rounds, rss) {
   };
   const budgetMiB = RSS_BASE_MiB + settings.partSizeMiB * settings.queueSize;
   const peak = Math.max(rss.vmHwmMiB, rss.sampledMaxMiB);
+  const scan = rounds[0]?.upload.scanned
+    ? (() => {
+        const med = (path, k) => median(rounds.map((r) => r.upload[path][k]));
+        const scannedMBps = med('scanned', 'mbPerS');
+        const extraSeconds = med('scanned', 'seconds') - med('bridge', 'seconds');
+        const clamdSeconds = med('clamd', 'seconds');
+        return {
+          scannedMBps: round(scannedMBps, 1),
+          scannedRatio: round(scannedMBps / median(rounds.map((r) => r.upload.direct.mbPerS)), 3),
+          clamdAloneMBps: round(med('clamd', 'mbPerS'), 1),
+          clamdAloneSeconds: round(clamdSeconds, 2),
+          scanAddedSeconds: round(extraSeconds, 2),
+          // The bound: the scan may cost at most clamd's own time on the same bytes (+10% for the
+          // noise of one measurement against another on a shared machine).
+          pass: extraSeconds <= clamdSeconds * 1.1,
+        };
+      })()
+    : undefined;
   return {
     upload: dir('upload'),
     download: dir('download'),
+    ...(scan ? { scan } : {}),
     rss: { ...rss, budgetMiB, pass: peak <= budgetMiB },
   };
 }
@@ -484,6 +583,11 @@ function printReport(result) {
     const d = summary[name];
     out.push(`${padEnd(name, 10)}${pad(d.directMBps.toFixed(1), 13)}${pad(d.bridgeMBps.toFixed(1), 13)}${pad(d.ratio.toFixed(3), 15)}${pad(`>= ${TARGET_RATIO}`, 9)}  ${d.pass ? 'PASS' : 'FAIL'}`);
   }
+  if (summary.scan) {
+    const sc = summary.scan;
+    out.push(`${padEnd('scanned', 10)}${pad('', 13)}${pad(sc.scannedMBps.toFixed(1), 13)}${pad(sc.scannedRatio.toFixed(3), 15)}`);
+    out.push(`scan: clamd alone on the same bytes ${sc.clamdAloneMBps.toFixed(1)} MB/s (${sc.clamdAloneSeconds} s); the scanned upload took ${sc.scanAddedSeconds} s more than the unscanned one  ${sc.pass ? 'PASS' : 'FAIL'} (at most clamd's own time + 10%)`);
+  }
   const r = summary.rss;
   out.push('');
   out.push(`bridge peak RSS: VmHWM ${r.vmHwmMiB} MiB, sampled VmRSS max ${r.sampledMaxMiB} MiB (${r.samples} samples)` +
@@ -493,7 +597,7 @@ function printReport(result) {
   out.push(`${padEnd('round transfer', 34)}${pad('s', 8)}${pad('MB/s', 8)}${pad('cpu bench', 11)}${pad('bridge (sys)', 14)}${pad('s3', 8)}${pad('other', 8)}${pad('bridge RSS max MiB', 20)}`);
   for (const rd of result.rounds) {
     for (const dirName of ['upload', 'download']) {
-      for (const path of rd.order) {
+      for (const path of [...rd.order, ...(dirName === 'upload' && rd.upload.scanned ? ['scanned', 'clamd'] : [])]) {
         const t = rd[dirName][path];
         const c = t.cpuSeconds;
         out.push(`${padEnd(`${rd.round}     ${t.label}`, 34)}${pad(t.seconds.toFixed(2), 8)}${pad(t.mbPerS.toFixed(1), 8)}${pad(c.bench.toFixed(2), 11)}${pad(`${c.bridge.toFixed(2)} (${c.bridgeSys.toFixed(2)})`, 14)}${pad(c.s3.toFixed(2), 8)}${pad(c.other.toFixed(2), 8)}${pad(t.bridgeRssMaxMiB.toFixed(1), 20)}`);
@@ -544,9 +648,15 @@ async function main() {
     await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
   });
 
+  const clamd = settings.scan ? await startBenchClamd(tmp, settings.sizeMiB) : undefined;
+  if (clamd) {
+    settings.clamdSocket = clamd.socket;
+    log(`clamd pid ${clamd.pid} on ${clamd.socket}`);
+  }
   const bridge = await startBridge(settings, backend, bucket, tmp);
   log(`bridge pid ${bridge.pid} listening on 127.0.0.1:${bridge.port}`);
-  const monitor = new Monitor(bridge.pid, backend.pids);
+  // clamd's CPU counts with the store's ("s3" column) in the per-transfer table.
+  const monitor = new Monitor(bridge.pid, clamd ? () => [...backend.pids(), clamd.pid] : backend.pids);
   const idle = procStatus(bridge.pid);
   onCleanup('monitor', () => monitor.stop());
   const ctx = { settings, s3, bucket, base, bridge, monitor, created, sourceSha256: undefined };

@@ -111,6 +111,21 @@ export const accountSchema = z.strictObject({
     .boolean()
     .optional()
     .meta(doc('this account only over TLS, as `ftp.requireTls`, but checked at `PASS` (see [FTPS](networking.md#ftps))', '`false`')),
+  scan: z
+    .enum(['off', 'reject', 'quarantine'])
+    .optional()
+    .meta(doc('malware scan of uploads before their commit (needs the `scan` section; see [Scanning](scanning.md)): `reject` refuses infected files (`550`, nothing stored), `quarantine` commits them under `quarantine.prefix`', '`off`')),
+  quarantine: z
+    .strictObject({
+      prefix: z
+        .string()
+        .min(1)
+        .refine((p) => p.endsWith('/') && !p.startsWith('/'), 'must end with "/" and not start with "/"')
+        .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must not contain control characters')
+        .meta(doc('with `scan: quarantine`, where infected files are committed (same relative path, tagged `scan=infected`)')),
+      bucket: z.string().min(3).max(63).optional().meta(doc('the quarantine bucket (same S3 target)', "the account's bucket")),
+    })
+    .optional(),
 });
 export type AccountConfig = z.infer<typeof accountSchema>;
 
@@ -118,6 +133,9 @@ export type AccountConfig = z.infer<typeof accountSchema>;
 function checkAccountPolicy(a: Partial<AccountConfig>, ctx: z.RefinementCtx): void {
   if (a.sseKmsKeyId !== undefined && a.serverSideEncryption !== 'aws:kms') {
     ctx.addIssue({ code: 'custom', path: ['sseKmsKeyId'], message: 'only with serverSideEncryption: aws:kms' });
+  }
+  if (a.scan === 'quarantine' && !a.quarantine) {
+    ctx.addIssue({ code: 'custom', path: ['quarantine'], message: 'scan: quarantine needs quarantine.prefix' });
   }
 }
 
@@ -511,6 +529,23 @@ export const configSchema = z
       })
       .prefault({}),
     events: eventsSection.prefault({}),
+    scan: z
+      .strictObject({
+        clamd: z
+          .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
+          .meta(doc("clamd's TCP address (`{ host, port }`) or Unix socket (`{ socket }`); its `StreamMaxLength` must be at least `maxMiB` (see [Scanning](scanning.md))")),
+        timeoutSeconds: z.number().positive().max(3600).default(30).meta(doc('bound on each wait for clamd (taking a chunk, the verdict after the last byte)')),
+        maxMiB: z.number().positive().max(5120).default(1024).meta(doc('larger uploads are not scanned (clamd spools each stream to its disk); see `oversize`')),
+        oversize: z
+          .enum(['reject', 'accept-unscanned'])
+          .default('reject')
+          .meta(doc('uploads above `maxMiB`: refused (`550` as soon as they pass it) or committed tagged `scan=unscanned`')),
+        onError: z
+          .enum(['reject', 'accept-unscanned'])
+          .default('reject')
+          .meta(doc('clamd down, timed out or failing: `451` and nothing committed, or committed tagged `scan=unscanned`')),
+      })
+      .optional(),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta(doc('pino level')),
@@ -526,6 +561,11 @@ export const configSchema = z
       if (c.ftp.requireTls) ctx.addIssue({ code: 'custom', path: ['ftp', 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
       c.accounts.forEach((a, i) => {
         if (a.requireTls) ctx.addIssue({ code: 'custom', path: ['accounts', i, 'requireTls'], message: 'needs ftp.tls.cert and ftp.tls.key' });
+      });
+    }
+    if (!c.scan) {
+      c.accounts.forEach((a, i) => {
+        if (a.scan && a.scan !== 'off') ctx.addIssue({ code: 'custom', path: ['accounts', i, 'scan'], message: 'needs the scan section (scan.clamd)' });
       });
     }
   });

@@ -1,3 +1,5 @@
+import type { ScanReport } from '../storage/scan.js';
+
 /** What a finished (or failed) file operation reports, for audit logs, metrics and events. */
 export interface OperationEvent {
   op: 'STOR' | 'STOU' | 'APPE' | 'RETR' | 'DELE' | 'MKD' | 'RMD' | 'RENAME';
@@ -18,6 +20,8 @@ export interface OperationEvent {
   code: number;
   /** Our error code (StorageErrorCode / FtpErrorCode) when result is 'error'. */
   error?: string;
+  /** Uploads of accounts that scan: the malware scanner's verdict and what was done. */
+  scan?: ScanReport;
 }
 
 export type OperationListener = (event: OperationEvent) => void;

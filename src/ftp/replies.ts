@@ -28,8 +28,16 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   PARTIAL_RENAME: { code: 451, message: 'Rename incomplete: the file now exists under both names' },
   APPEND_UNSUPPORTED: { code: 504, message: 'Appending to a file of 5 MiB or more is not supported by this storage' },
   CHANGED: { code: 451, message: 'The file changed meanwhile; try again' },
+  SCAN_REJECTED: { code: 550, message: 'Rejected by the malware scanner' },
+  SCAN_UNAVAILABLE: { code: 451, message: 'Malware scanner unavailable; try again' },
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
+
+/**
+ * Codes whose StorageError message is the reply text: written by the bridge for the client (the
+ * file's name and the scanner's signature name), never S3 text.
+ */
+const STORAGE_DETAILED_REPLIES: ReadonlySet<StorageErrorCode> = new Set(['SCAN_REJECTED', 'SCAN_UNAVAILABLE']);
 
 const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
@@ -51,7 +59,10 @@ const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' 
 
 /** The reply for any error a command handler throws. */
 export function replyFor(err: unknown): Reply {
-  if (err instanceof StorageError) return STORAGE_REPLIES[err.code];
+  if (err instanceof StorageError) {
+    const reply = STORAGE_REPLIES[err.code];
+    return STORAGE_DETAILED_REPLIES.has(err.code) && err.message ? { code: reply.code, message: err.message } : reply;
+  }
   if (err instanceof FtpError) return { code: FTP_REPLIES[err.code].code, message: err.message || FTP_REPLIES[err.code].message };
   return INTERNAL_REPLY;
 }

@@ -12,6 +12,7 @@ import { DigestPersistence } from '../storage/digest-persistence.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
+import type { AccountScanPolicy } from '../storage/scan.js';
 import type { SweepResult } from '../storage/sweep.js';
 import { eventFor, WebhookPublisher } from './events.js';
 import { Readiness } from './health.js';
@@ -54,6 +55,24 @@ function auditFields(e: OperationEvent) {
     replyCode: e.code,
     etag: e.etag,
     ...(e.error !== undefined ? { error: e.error } : {}),
+    ...(e.scan ? { scan: e.scan } : {}),
+  };
+}
+
+/** An account's malware scan policy for its S3FileStore; undefined when it does not scan. */
+export function scanPolicyFor(account: AccountConfig, scan: BridgeConfig['scan']): AccountScanPolicy | undefined {
+  if (!account.scan || account.scan === 'off') return undefined;
+  return {
+    // No scan section (an account from the accounts file or the auth hook asks for one): every upload fails closed.
+    settings: scan && {
+      clamd: scan.clamd,
+      timeoutMs: scan.timeoutSeconds * 1000,
+      maxBytes: Math.floor(scan.maxMiB * 1024 * 1024),
+      oversize: scan.oversize,
+      onError: scan.onError,
+    },
+    mode: account.scan,
+    ...(account.quarantine ? { quarantine: { bucket: account.quarantine.bucket ?? account.bucket, prefix: account.quarantine.prefix } } : {}),
   };
 }
 
@@ -135,6 +154,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
       digestPersistence,
+      scan: scanPolicyFor(account, config.scan),
     });
   const stopSweep = startPeriodicSweep(config, (olderThan) => accounts.sweep(olderThan), logger.child({ component: 'sweep' }));
   const audit = logger.child({ component: 'audit' });

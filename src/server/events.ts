@@ -4,10 +4,12 @@ import type { Logger } from 'pino';
 import { splitUrlCredentials } from '../config/redact.js';
 import type { BridgeConfig } from '../config/schema.js';
 import type { OperationEvent } from '../ftp/operations.js';
+import type { ScanReport } from '../storage/scan.js';
 
 /** The JSON body POSTed to the webhook. */
 export interface BridgeEvent {
-  type: 'upload' | 'delete' | 'rename';
+  /** quarantined: an upload the malware scanner flagged, stored under the account's quarantine prefix (bucket/key say where). */
+  type: 'upload' | 'delete' | 'rename' | 'quarantined';
   /** ISO 8601 time the operation finished. */
   time: string;
   user: string;
@@ -21,6 +23,8 @@ export interface BridgeEvent {
   /** upload: object size in bytes. */
   size?: number;
   etag?: string;
+  /** upload, quarantined (accounts that scan): the malware scanner's verdict. */
+  scan?: { result: ScanReport['result']; action: ScanReport['action']; signature?: string };
 }
 
 export const SIGNATURE_HEADER = 'X-FTP-S3-Bridge-Signature';
@@ -33,21 +37,27 @@ const EVENT_TYPES: Partial<Record<OperationEvent['op'], BridgeEvent['type']>> = 
   RENAME: 'rename',
 };
 
-/** The event an operation announces, if any: only successful uploads, deletes and renames. */
+/**
+ * The event an operation announces, if any: successful uploads, deletes and renames, and uploads
+ * the scanner put in quarantine (the client got 550, yet an object was stored).
+ */
 export function eventFor(op: OperationEvent, now = new Date()): BridgeEvent | undefined {
-  const type = EVENT_TYPES[op.op];
-  if (!type || op.result !== 'ok') return undefined;
+  const quarantined = op.scan?.quarantined;
+  const type = quarantined ? 'quarantined' : EVENT_TYPES[op.op];
+  if (!type || (op.result !== 'ok' && !quarantined)) return undefined;
+  const { result, action, signature } = op.scan ?? {};
   return {
     type,
     time: now.toISOString(),
     user: op.user,
     clientIp: op.clientIp,
-    bucket: op.bucket,
-    key: op.key,
+    bucket: quarantined?.bucket ?? op.bucket,
+    key: quarantined?.key ?? op.key,
     path: op.path,
     ...(op.from !== undefined ? { fromPath: op.from } : {}),
     ...(op.bytes !== undefined ? { size: op.bytes } : {}),
     ...(op.etag !== undefined ? { etag: op.etag } : {}),
+    ...(result && action ? { scan: { result, action, ...(signature !== undefined ? { signature } : {}) } } : {}),
   };
 }
 

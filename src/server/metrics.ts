@@ -33,6 +33,8 @@ export class BridgeMetrics {
   private readonly s3Errors: Counter<'operation' | 'code'>;
   private readonly multipartAborted: Counter;
   readonly webhookEvents: Counter<'result'>;
+  private readonly scanVerdicts: Counter<'result' | 'action'>;
+  private readonly scanLatency: Histogram;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -112,6 +114,18 @@ export class BridgeMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.scanVerdicts = new Counter({
+      name: 'scan_verdicts_total',
+      help: 'Malware scans of uploads by result (clean, infected, error, oversize) and action (committed, rejected, quarantined, accepted-unscanned)',
+      labelNames: ['result', 'action'],
+      registers,
+    });
+    this.scanLatency = new Histogram({
+      name: 'scan_latency_seconds',
+      help: "Time from an upload's last byte to clamd's verdict (what the scan adds to a transfer)",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
   }
 
   onLogin(result: 'ok' | 'failed'): void {
@@ -125,6 +139,10 @@ export class BridgeMetrics {
     this.duration.observe({ operation: event.op, result: event.result }, event.durationMs / 1000);
     if (event.result === 'ok' && event.bytes) {
       this.bytes.inc({ direction: UPLOAD_OPS.has(event.op) ? 'in' : 'out' }, event.bytes);
+    }
+    if (event.scan) {
+      this.scanVerdicts.inc({ result: event.scan.result, action: event.scan.action });
+      if (event.scan.latencyMs !== undefined) this.scanLatency.observe(event.scan.latencyMs / 1000);
     }
   }
 

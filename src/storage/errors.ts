@@ -20,6 +20,8 @@ export const STORAGE_ERROR_CODES = [
   'PARTIAL_RENAME', // a rename copied data but could not remove every source
   'APPEND_UNSUPPORTED', // appending to a large object needs UploadPartCopy, which the store lacks
   'CHANGED', // the object changed while an append or resume was being set up (ETag mismatch)
+  'SCAN_REJECTED', // the malware scanner found something (or the file is too large to scan): nothing committed where asked
+  'SCAN_UNAVAILABLE', // the malware scanner could not be reached or timed out: nothing committed
   'INTERNAL',
 ] as const;
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];

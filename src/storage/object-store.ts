@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { DigestAlgorithm, StoredDigests } from './digests.js';
+import type { ScanReport } from './scan.js';
 
 /** A file or directory of an account's virtual tree. */
 export interface Entry {
@@ -21,6 +22,8 @@ export interface CommittedObject {
   digests?: StoredDigests;
   /** Whether `digests` were stored as the object's metadata (single-request uploads). */
   digestsInMetadata?: boolean;
+  /** The malware scan's verdict, for accounts that scan. */
+  scan?: ScanReport;
 }
 
 export interface WriteOptions {

@@ -9,6 +9,7 @@ import { S3Reads } from './s3-reads.js';
 import { S3Rename } from './s3-rename.js';
 import { MAX_COPY_OBJECT_BYTES, S3Bucket } from './s3-request.js';
 import type { ObjectParams } from './s3-upload-sink.js';
+import type { AccountScanPolicy } from './scan.js';
 import { S3Writes } from './s3-writes.js';
 
 export interface S3FileStoreOptions {
@@ -38,6 +39,8 @@ export interface S3FileStoreOptions {
   multipartCopyThresholdBytes: number;
   /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
   digestPersistence?: DigestPersistence;
+  /** Malware scan of every upload before its commit (accounts[].scan); omitted: none. */
+  scan?: AccountScanPolicy;
 }
 
 const processDigestCache = new DigestCache();
@@ -73,6 +76,7 @@ export class S3FileStore implements FileStore {
       digestCache,
       objectParams: options.objectParams,
       digestPersistence: options.digestPersistence,
+      scan: options.scan,
     });
     this.renames = new S3Rename(this.tree, {
       renameDirectoryMaxObjects: options.renameDirectoryMaxObjects,

@@ -2,7 +2,10 @@ import { Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  PutObjectTaggingCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -15,6 +18,7 @@ import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
+import { mergeTagging, ScanError, type ScanDecision, type UploadScan } from './scan.js';
 import { withPayloadSha256 } from './s3-client.js';
 import { MAX_PARTS, MAX_PART_BYTES, encodeCopySource, isNotImplemented } from './s3-request.js';
 
@@ -50,6 +54,13 @@ export interface UploadOptions {
    * change) is copied server-side as the first parts, and the written bytes follow it.
    */
   copySource?: { size: number; etag: string };
+  /**
+   * Malware scan: every chunk also goes to the scanner (the write waits for it), and its decision,
+   * awaited before the commit, says where the object is committed or fails the upload. With a
+   * staging key (quarantine), `bucket`/`key` are the staging place of a multipart upload, and the
+   * object is copied server-side to where the decision says. Not with `copySource`.
+   */
+  scanner?: UploadScan;
 }
 
 /**
@@ -116,6 +127,8 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: StorageError | undefined;
   private isCommitted = false;
+  /** The scanner found the file infected and it is being committed under the quarantine prefix. */
+  private quarantining: ScanDecision | undefined;
 
   constructor(private readonly options: UploadOptions) {
     // Small: writes are copied into the part buffer at once; only while a part waits for a slot
@@ -166,9 +179,12 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
     this.digests?.update(chunk);
+    // The scanner holds the chunk until the kernel has it: the callback (after which the chunk may be freed) waits.
+    const scanned = this.options.scanner?.write(chunk);
     const copied = this.copyIn(chunk, 0);
-    if (copied === chunk.length) return callback();
-    this.copyInAsync(chunk, copied).then(() => callback(), callback);
+    if (copied === chunk.length && !scanned) return callback();
+    const copying = copied === chunk.length ? undefined : this.copyInAsync(chunk, copied);
+    Promise.all([copying, scanned]).then(() => callback(), callback);
   }
 
   /** Copies what fits into the current part buffer; returns the offset reached. */
@@ -288,7 +304,21 @@ export class S3UploadSink extends Writable implements UploadSink {
     this.commit().then(
       () => callback(),
       (err: unknown) => {
-        const error = this.failure ?? classifyS3Error(err);
+        if (this.isCommitted) {
+          // Committed, yet the upload fails (quarantined): nothing to abort.
+          const error = err instanceof StorageError ? err : classifyS3Error(err);
+          this.rejectCommitted(error);
+          callback(error);
+          return;
+        }
+        let error = this.failure ?? classifyS3Error(err);
+        const infected = this.quarantining?.error;
+        if (infected) {
+          // The quarantine could not be stored (a store without object tagging, an S3 failure): the
+          // file is still infected and refused (550), and stored nowhere.
+          const { quarantined: _notStored, ...report } = infected.scan;
+          error = new ScanError('SCAN_REJECTED', infected.message, { ...report, action: 'rejected' }, { cause: error });
+        }
         this.fail(error);
         callback(error);
       },
@@ -297,17 +327,29 @@ export class S3UploadSink extends Writable implements UploadSink {
 
   private async commit(): Promise<void> {
     if (this.failure) throw this.failure;
+    // clamd scans what it has while the last parts are stored.
+    const scanned = this.options.scanner?.decide();
+    scanned?.catch(() => undefined);
     if (this.options.beforeCommit) await this.options.beforeCommit;
     const { bucket, key } = this.options;
     const digests = this.digests?.digest();
     if (!this.uploadId) {
+      // A single request: nothing reaches the store before the verdict, and it goes where the verdict says.
+      const decision = await scanned;
+      if (decision?.error) this.quarantining = decision;
       const buffer = this.current;
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
       this.current = undefined;
-      const params = this.options.objectParams;
+      const params = decision ? { ...this.options.objectParams, Tagging: mergeTagging(decision.tags, this.options.objectParams?.Tagging) } : this.options.objectParams;
       let res: { ETag?: string };
       try {
-        const put = new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) }, Bucket: bucket, Key: key, Body: body });
+        const put = new PutObjectCommand({
+          ...params,
+          Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) },
+          Bucket: decision?.bucket ?? bucket,
+          Key: decision?.key ?? key,
+          Body: body,
+        });
         // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
         res = await this.send(digests?.['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
       } catch (err) {
@@ -315,26 +357,73 @@ export class S3UploadSink extends Writable implements UploadSink {
         throw err;
       }
       if (buffer) this.budget.giveBack(buffer);
-      this.committedAs(res.ETag, digests, true);
+      this.committedAs(res.ETag, digests, true, decision);
       return;
     }
     if (this.current) await this.sendCurrentPart();
     while (this.inFlight.size) await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+    // Reject mode: an infected upload is aborted here, never completed.
+    const decision = await scanned;
+    if (decision?.error) this.quarantining = decision;
     if (this.failure) throw this.failure;
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const res = await this.send<{ ETag?: string }>(
       new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts } }),
     );
-    this.committedAs(res.ETag, digests, false);
+    if (decision && (decision.bucket !== bucket || decision.key !== key)) {
+      this.committedAs(await this.moveStaged(decision, digests), digests, true, decision);
+      return;
+    }
+    if (decision && Object.keys(decision.tags).length) {
+      // Committed unscanned where asked: its tags were sent with CreateMultipartUpload, before the
+      // scan gave up; the mark follows the commit (a store without tagging keeps the object unmarked).
+      const Tagging = mergeTagging(decision.tags, this.options.objectParams?.Tagging) ?? '';
+      const TagSet = [...new URLSearchParams(Tagging)].map(([Key, Value]) => ({ Key, Value }));
+      await this.options.client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: key, Tagging: { TagSet } })).catch(() => undefined);
+    }
+    this.committedAs(res.ETag, digests, false, decision);
+  }
+
+  /**
+   * A multipart upload staged under another key (quarantine mode) goes where the scan decided: one
+   * server-side CopyObject (with the digests as metadata, and the decision's tags), then the
+   * staged object is deleted. The staging key is unique, so no other upload's object is touched.
+   */
+  private async moveStaged(decision: ScanDecision, digests: StoredDigests | undefined): Promise<string | undefined> {
+    const { bucket, key, objectParams } = this.options;
+    const CopySource = `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+    try {
+      const res = await this.options.client.send(
+        new CopyObjectCommand({
+          ...objectParams,
+          Metadata: { ...objectParams?.Metadata, ...digestMetadata(digests ?? {}) },
+          MetadataDirective: 'REPLACE',
+          Tagging: mergeTagging(decision.tags, objectParams?.Tagging) ?? '',
+          TaggingDirective: 'REPLACE',
+          Bucket: decision.bucket,
+          Key: decision.key,
+          CopySource,
+        }),
+      );
+      return res.CopyObjectResult?.ETag;
+    } finally {
+      await this.options.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+    }
   }
 
   /** The store holds the object: that is the truth reported, even if an abort raced with the commit. */
-  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean): void {
+  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean, decision?: ScanDecision): void {
     this.isCommitted = true;
     this.releaseCurrent();
-    const { bucket, key, copySource } = this.options;
-    this.resolveCommitted({ bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata });
+    const { copySource } = this.options;
+    const bucket = decision?.bucket ?? this.options.bucket;
+    const key = decision?.key ?? this.options.key;
+    const object: CommittedObject = { bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata, ...(decision ? { scan: decision.report } : {}) };
+    // Quarantined: the object is stored, and the upload fails (550).
+    if (decision?.error) throw decision.error;
+    this.resolveCommitted(object);
   }
 
   private send<T>(command: { input: unknown } & object): Promise<T> {
@@ -362,6 +451,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure || this.isCommitted) return this.failure ?? error;
     this.failure = error;
     this.abortController.abort();
+    this.options.scanner?.abort();
     this.releaseCurrent();
     const uploadId = this.uploadId;
     void (async () => {

@@ -9,6 +9,8 @@ import type { S3Directories } from './s3-directories.js';
 import { classifyS3Error } from './s3-errors.js';
 import { MIN_PART_BYTES } from './s3-request.js';
 import { S3UploadSink, type ObjectParams, type UploadOptions } from './s3-upload-sink.js';
+import { UploadScan, type AccountScanPolicy } from './scan.js';
+import { baseName } from './paths.js';
 
 export interface S3WriteOptions {
   partSizeBytes: number;
@@ -27,6 +29,8 @@ export interface S3WriteOptions {
   objectParams?: ObjectParams;
   /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
   digestPersistence?: DigestPersistence;
+  /** Malware scan of every upload before its commit (accounts[].scan); omitted: none. */
+  scan?: AccountScanPolicy;
 }
 
 /** Uploads (STOR, STOU), appends (APPE, REST + STOR) and deletes (DELE) of one account's files. */
@@ -72,7 +76,8 @@ export class S3Writes {
   /** An upload that starts with the bytes of `existing` (the object at `key`, if any). */
   private async append(key: string, existing: Entry | undefined): Promise<UploadSink> {
     if (!existing || existing.size === 0) return this.newUpload(key);
-    if (existing.size >= MIN_PART_BYTES) {
+    // A scanned account streams the old bytes too (below): the scanner must see the whole object.
+    if (existing.size >= MIN_PART_BYTES && !this.options.scan) {
       if (!existing.etag) throw new StorageError('INTERNAL', 'Storage returned no ETag');
       const upload = this.newUpload(key, undefined, { size: existing.size, etag: existing.etag });
       // Server-side copy first: a store that cannot copy parts is refused before any data flows.
@@ -111,11 +116,14 @@ export class S3Writes {
   }
 
   private newUpload(key: string, beforeCommit?: Promise<void>, copySource?: UploadOptions['copySource']): S3UploadSink {
-    const { s3 } = this.tree;
+    const { s3, keys } = this.tree;
+    // Quarantine accounts stage multipart uploads under a unique key: the final one depends on the verdict.
+    const scanner = this.options.scan && new UploadScan(this.options.scan, baseName(key), { bucket: s3.name, key }, key.slice(keys.prefix.length));
     const sink = new S3UploadSink({
       client: s3.client,
-      bucket: s3.name,
-      key,
+      bucket: scanner?.stagingKey ? scanner.stagingBucket : s3.name,
+      key: scanner?.stagingKey ?? key,
+      scanner,
       partSize: this.options.partSizeBytes,
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,

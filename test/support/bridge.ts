@@ -49,6 +49,8 @@ export interface TestBridgeOptions {
   logLevel?: 'trace' | 'debug' | 'info';
   ftp?: Partial<NonNullable<BridgeConfigInput['ftp']>>;
   s3?: Partial<NonNullable<BridgeConfigInput['s3']>>;
+  /** Another S3 than the test run's (e.g. a moto started by the test file, see startMoto). */
+  backend?: TestS3;
 }
 
 export function s3Client(s3: TestS3): S3Client {
@@ -83,7 +85,7 @@ export class TestBridge {
   ) {}
 
   static async start(options: TestBridgeOptions = {}): Promise<TestBridge> {
-    const backend = inject('s3');
+    const backend = options.backend ?? inject('s3');
     const s3 = s3Client(backend);
     const bucket = `t-${randomBytes(6).toString('hex')}`;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isStorageError } from '../../storage/errors.js';
 import type { Entry, FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
+import type { ScanReport } from '../../storage/scan.js';
 import { transferOf } from '../control-channel.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
@@ -40,11 +41,11 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
         const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, transferOf(conn));
-        report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226 });
+        report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226, ...scanOf(object) });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
         data.destroy();
-        report(contextOf, conn, session, { op, path, ...where, started, error });
+        report(contextOf, conn, session, { op, path, ...where, started, error, ...scanOf(error) });
         throw error;
       } finally {
         admission?.release();
@@ -82,6 +83,12 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
     APPE: { handler: store('APPE'), syntax: 'APPE <path>' },
     RETR: { handler: retrieve, syntax: 'RETR <path>', feat: ['REST STREAM'] },
   };
+}
+
+/** The malware scan's report carried by a committed object or a scan refusal, as an event field. */
+function scanOf(outcome: unknown): { scan?: ScanReport } {
+  const scan = (outcome as { scan?: ScanReport } | undefined)?.scan;
+  return scan ? { scan } : {};
 }
 
 /**

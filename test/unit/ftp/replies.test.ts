@@ -6,8 +6,11 @@ import { STORAGE_ERROR_CODES, StorageError, type StorageErrorCode } from '../../
 
 const SECRET = 'SECRET';
 
+/** The scanner's refusals name the file and the signature: their text is written by the bridge (storage/scan.ts). */
+const DETAILED: StorageErrorCode[] = ['SCAN_REJECTED', 'SCAN_UNAVAILABLE'];
+
 describe('replyFor: storage errors', () => {
-  it.each(STORAGE_ERROR_CODES.map((c) => [c]))('%s → a 4xx/5xx reply with a fixed text', (code) => {
+  it.each(STORAGE_ERROR_CODES.filter((c) => !DETAILED.includes(c)).map((c) => [c]))('%s → a 4xx/5xx reply with a fixed text', (code) => {
     const reply = replyFor(new StorageError(code, `internal detail ${SECRET}`));
     expect(reply.code).toBeGreaterThanOrEqual(400);
     expect(reply.code).toBeLessThan(600);
@@ -33,6 +36,8 @@ describe('replyFor: storage errors', () => {
     ['PARTIAL_RENAME', 451],
     ['APPEND_UNSUPPORTED', 504],
     ['CHANGED', 451],
+    ['SCAN_REJECTED', 550],
+    ['SCAN_UNAVAILABLE', 451],
     ['INTERNAL', 451],
   ];
 
@@ -42,6 +47,14 @@ describe('replyFor: storage errors', () => {
 
   it.each(expected)('%s → %i', (code, reply) => {
     expect(replyFor(new StorageError(code, 'x')).code).toBe(reply);
+  });
+
+  it("scanner refusals carry the bridge's text (file name, signature)", () => {
+    expect(replyFor(new StorageError('SCAN_REJECTED', 'a.exe: rejected by the malware scanner (Eicar-Test-Signature)'))).toEqual({
+      code: 550,
+      message: 'a.exe: rejected by the malware scanner (Eicar-Test-Signature)',
+    });
+    expect(replyFor(new StorageError('SCAN_UNAVAILABLE', ''))).toEqual({ code: 451, message: 'Malware scanner unavailable; try again' });
   });
 
   it('transient failures are 4xx (retry), permanent ones 5xx', () => {

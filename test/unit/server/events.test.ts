@@ -34,6 +34,20 @@ describe('webhook events', () => {
     expect(eventFor(op({ op: 'MKD', code: 257 }))).toBeUndefined();
   });
 
+  it('carry the malware scan verdict, and announce a quarantined upload (550) at its quarantine key', () => {
+    expect(eventFor(op({ scan: { result: 'clean', action: 'committed', latencyMs: 3 } }))).toMatchObject({ type: 'upload', scan: { result: 'clean', action: 'committed' } });
+    const quarantined = eventFor(
+      op({
+        result: 'error',
+        code: 550,
+        error: 'SCAN_REJECTED',
+        scan: { result: 'infected', signature: 'Eicar-Test-Signature', action: 'quarantined', quarantined: { bucket: 'q', key: 'quarantine/a.jpg' } },
+      }),
+    );
+    expect(quarantined).toMatchObject({ type: 'quarantined', bucket: 'q', key: 'quarantine/a.jpg', scan: { result: 'infected', action: 'quarantined', signature: 'Eicar-Test-Signature' } });
+    expect(eventFor(op({ result: 'error', code: 550, error: 'SCAN_REJECTED', scan: { result: 'infected', signature: 'X', action: 'rejected' } }))).toBeUndefined();
+  });
+
   it('are signed with HMAC-SHA256 of the body', () => {
     // echo -n '{"a":1}' | openssl dgst -sha256 -hmac k
     expect(signBody('k', '{"a":1}')).toBe('sha256=c3a92ff9e274cdcce27a58c15a78ec6dcbbdbd0038a87e7a11baef2028fd8bff');
