@@ -1,20 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { buildCommands, featuresOf, rawArgument } from '../../../src/ftp/commands/index.js';
-
-const FEATURES = featuresOf(buildCommands(() => {
-  throw new Error('not used');
-}));
 import { parseCommandLine } from '../../../src/ftp/command-line.js';
-import type { FtpCommand } from '../../../src/ftp/ftp-srv-internals.js';
+import { featuresOf } from '../../../src/ftp/commands/index.js';
 
-/** A command as the control channel hands it to ftp-srv's dispatch. */
-function command(raw: string): FtpCommand {
+const FEATURES = featuresOf();
+
+/** The argument a handler gets for a command line (the command table passes '' for none). */
+function rawArgument(raw: string): string {
   const parsed = parseCommandLine(raw);
   if ('invalid' in parsed) throw new Error('invalid line');
-  return { ...parsed, flags: [], raw };
+  return parsed.arg ?? '';
 }
+const command = (raw: string) => raw;
 
-describe('rawArgument', () => {
+describe('the argument handlers get', () => {
   it('keeps quotes and multiple spaces exactly', () => {
     expect(rawArgument(command('STOR my "quoted"  name.txt'))).toBe('my "quoted"  name.txt');
   });
