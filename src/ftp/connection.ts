@@ -16,6 +16,14 @@ export interface DataConnector {
   end(): void;
 }
 
+/** No data connection set up: before PASV/EPSV/PORT/EPRT, and after each transfer. */
+export const NO_DATA_CONNECTION: DataConnector = Object.freeze({
+  type: false as const,
+  socket: null,
+  waitForConnection: () => Promise.reject(new Error('No data connection set up: send PASV, EPSV, PORT or EPRT')),
+  end: () => undefined,
+});
+
 /** An active data connector: connects out to the address PORT/EPRT named. */
 export interface ActiveDataConnector extends DataConnector {
   setupConnection(host: string, port: number, family: 4 | 6): Promise<void>;
@@ -37,11 +45,7 @@ export interface ControlPeer {
   reply(code: number, ...letters: ReplyLetter[]): Promise<void>;
   /** Replies `code` (none when 0) and closes the control connection. */
   close(code?: number, message?: string): Promise<void>;
-  /** The data connection set up now (a connector that has none when nothing is). */
-  dataConnector: DataConnector;
-  /** Puts "no data connection" in place of `connector` if it is still the current one. */
-  dropDataConnector(connector: DataConnector): void;
-  /** A new active connector (not yet current). */
+  /** A new active data connector (PORT, EPRT). */
   activeConnector(): ActiveDataConnector;
   /**
    * AUTH TLS: wraps the plain command socket with `secure` and reads commands from the TLS socket
@@ -84,6 +88,8 @@ export class Connection {
   readonly protection: DataProtection = { pbsz: false, level: 'C' };
   /** ALLO n: the size of the next upload, checked against the quota when it starts. */
   allocatedBytes: number | undefined;
+  /** The data connection PASV/EPSV/PORT/EPRT set up, taken by the next transfer command. */
+  dataConnector: DataConnector = NO_DATA_CONNECTION;
   /** The reading side: commands in order, ABOR/STAT/QUIT during a transfer. */
   readonly channel: ControlChannel;
 
@@ -130,11 +136,20 @@ export class Connection {
     return this.peer.close(code, message);
   }
 
-  get dataConnector(): DataConnector {
-    return this.peer.dataConnector;
+  /** Closes the data connection set up (its listener, its socket); none is set up afterwards. */
+  endDataConnection(): void {
+    const connector = this.dataConnector;
+    this.dataConnector = NO_DATA_CONNECTION;
+    connector.end();
   }
 
-  set dataConnector(connector: DataConnector) {
-    this.peer.dataConnector = connector;
+  /** A connector that ended on its own (idle, timeout) is no longer the one set up. */
+  dropDataConnector(connector: DataConnector): void {
+    if (this.dataConnector === connector) this.dataConnector = NO_DATA_CONNECTION;
+  }
+
+  /** The control connection closed: whatever data connection is set up goes with it. */
+  closed(): void {
+    this.endDataConnection();
   }
 }

@@ -99,7 +99,7 @@ export class ControlChannel {
         this.queue.unshift({
           source,
           run: () => {
-            conn.dataConnector.end();
+            conn.endDataConnection();
             return conn.reply(226, 'ABOR successful; data connection closed');
           },
         });

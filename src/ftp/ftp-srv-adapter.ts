@@ -1,9 +1,10 @@
 /**
  * The one module that knows ftp-srv 4.6.3. ftp-srv owns the control listener and each control
- * connection's socket, greeting, reply writer and data connector; everything else is ours: the
- * reading of commands (control-channel.ts), the command table (commands/), and every per-connection
- * state (connection.ts). Its published typings are mostly `any` and its connectors are not exported,
- * so the parts used are typed and loaded by path here. Each touch of its internals says why.
+ * connection's socket, greeting and reply writer, and lends its active data connector; everything
+ * else is ours: the reading of commands (control-channel.ts), the command table (commands/), and
+ * every per-connection state (connection.ts). Its published typings are mostly `any` and its
+ * connectors are not exported, so the parts used are typed and loaded by path here. Each touch of
+ * its internals says why.
  */
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
@@ -11,7 +12,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { FtpSrv } from 'ftp-srv';
 import type { Logger } from 'pino';
-import type { ActiveDataConnector, Connection, ControlPeer, DataConnector, ReplyLetter } from './connection.js';
+import type { ActiveDataConnector, Connection, ControlPeer, ReplyLetter } from './connection.js';
 import { safeReplyLetter } from './reply-text.js';
 
 const require = createRequire(import.meta.url);
@@ -20,7 +21,6 @@ const require = createRequire(import.meta.url);
 interface FtpSrvConnection extends EventEmitter {
   id: string;
   commandSocket: Socket;
-  connector: DataConnector;
   log: Logger;
   reply(options: number, ...letters: unknown[]): Promise<void>;
   close(code?: number, message?: string): Promise<void>;
@@ -34,10 +34,9 @@ interface FtpSrvInstance {
   server: NetServer;
 }
 
-// Not exported by ftp-srv. PORT/EPRT use its active connector (connects out to the client); its
-// base connector is the "no data connection set up" value its own close handler expects to end.
+// Not exported by ftp-srv. PORT/EPRT use its active connector (connects out to the client after
+// checking the address is the client's); it reads the connection's commandSocket and server.
 const ActiveConnector = require('ftp-srv/src/connector/active') as new (connection: FtpSrvConnection) => ActiveDataConnector;
-const BaseConnector = require('ftp-srv/src/connector/base') as new (connection: FtpSrvConnection) => DataConnector;
 
 /** Events ftp-srv listens for on the original control socket, passed on from a TLS socket over it. */
 const FORWARDED_EVENTS = ['end', 'timeout', 'drain', 'error'] as const;
@@ -70,19 +69,10 @@ function peerOf(ftp: FtpSrvConnection): ControlPeer {
     get commandSocket() {
       return ftp.commandSocket;
     },
+    // ftp-srv's writer: default texts for a bare code, multi-line replies, the guard below.
     reply: (code: number, ...letters: ReplyLetter[]) => ftp.reply(code, ...letters),
+    // Replies, then destroys the socket; ftp-srv's 'close' handler drops the connection from its list.
     close: (code?: number, message?: string) => ftp.close(code, message),
-    // The connector lives on ftp-srv's connection: its socket 'close' handler ends whatever is
-    // there, which releases a passive port or an active socket when the client goes.
-    get dataConnector() {
-      return ftp.connector;
-    },
-    set dataConnector(connector: DataConnector) {
-      ftp.connector = connector;
-    },
-    dropDataConnector(connector: DataConnector) {
-      if (ftp.connector === connector) ftp.connector = new BaseConnector(ftp);
-    },
     activeConnector: () => new ActiveConnector(ftp),
     startTls(wrap: (plain: Socket) => TLSSocket): TLSSocket {
       const plain = ftp.commandSocket;
@@ -150,7 +140,10 @@ export class ControlListener {
         return;
       }
       socket.on('data', (data: Buffer) => accepted.channel.receive(data));
-      socket.once('close', () => hooks.closed(accepted));
+      socket.once('close', () => {
+        accepted.closed();
+        hooks.closed(accepted);
+      });
     });
     this.srv.on('client-error', ({ error, context }: { error: Error; context: string }) => {
       options.log.debug({ err: error, context }, 'client connection error');

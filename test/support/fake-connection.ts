@@ -15,19 +15,6 @@ export interface SentReply {
   lines: string[];
 }
 
-/** "No data connection set up", as after a transfer. */
-class NoDataConnector implements DataConnector {
-  readonly type = false as const;
-  readonly socket = null;
-  ended = 0;
-  waitForConnection(): Promise<Socket> {
-    return Promise.reject(new Error('No connector setup, send PASV or PORT'));
-  }
-  end(): void {
-    this.ended++;
-  }
-}
-
 /** A data connection handed to the next transfer command at once. */
 export class ReadyDataConnector implements DataConnector {
   readonly type = 'passive' as const;
@@ -69,7 +56,6 @@ export function fakeConnection(options: FakeConnectionOptions = {}) {
     resume() {},
   }) as unknown as Socket;
   let closed: { code?: number; message?: string } | undefined;
-  const noData = new NoDataConnector();
   const peer: ControlPeer = {
     id: 'fake-1',
     log,
@@ -82,10 +68,6 @@ export function fakeConnection(options: FakeConnectionOptions = {}) {
       closed = { code, message };
       if (code) replies.push({ code, lines: [message ?? ''] });
     },
-    dataConnector: noData,
-    dropDataConnector(connector) {
-      if (peer.dataConnector === connector) peer.dataConnector = noData;
-    },
     activeConnector(): ActiveDataConnector {
       throw new Error('no active connections in unit tests');
     },
@@ -93,22 +75,7 @@ export function fakeConnection(options: FakeConnectionOptions = {}) {
       throw new Error('no TLS in unit tests');
     },
   };
-  const context: CommandContext = {
-    dataConnectionTimeoutMs: 2000,
-    tlsHandshakeTimeoutMs: 2000,
-    passiveAddress: async () => '127.0.0.1',
-    passivePorts: new PassivePortPool(40000, 40009, 10),
-    passiveListenHost: '127.0.0.1',
-    ipv6PrefixLength: 64,
-    onOperation: (event) => events.push(event),
-    dataIdleTimeoutMs: 0,
-    tls: undefined,
-    tlsRequired: () => false,
-    login: async () => {
-      throw new Error('Login incorrect');
-    },
-    ...options.context,
-  };
+  const context = fakeContext({ onOperation: (event) => events.push(event), ...options.context });
   const connection = new Connection(peer, context, commandTable);
   const account = accountSchema.parse({
     username: 'cam01',
@@ -140,7 +107,27 @@ export function fakeConnection(options: FakeConnectionOptions = {}) {
     if (!last) throw new Error(`no reply to ${line}`);
     return last;
   };
-  return { connection, peer, store, replies, events, context, run, send, closed: () => closed, noData };
+  return { connection, peer, store, replies, events, context, run, send, closed: () => closed };
+}
+
+/** The server around a connection, with settings for tests: nobody logs in, no TLS, a small passive range. */
+export function fakeContext(overrides: Partial<CommandContext> = {}): CommandContext {
+  return {
+    dataConnectionTimeoutMs: 2000,
+    tlsHandshakeTimeoutMs: 2000,
+    passiveAddress: async () => '127.0.0.1',
+    passivePorts: new PassivePortPool(40000, 40009, 10),
+    passiveListenHost: '127.0.0.1',
+    ipv6PrefixLength: 64,
+    onOperation: () => undefined,
+    dataIdleTimeoutMs: 0,
+    tls: undefined,
+    tlsRequired: () => false,
+    login: async () => {
+      throw new Error('Login incorrect');
+    },
+    ...overrides,
+  };
 }
 
 /** Both ends of a loopback TCP connection: the server's (a data connection as a handler gets it) and the client's. */

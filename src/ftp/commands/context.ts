@@ -149,7 +149,7 @@ async function openDataConnection(conn: Connection, signal: AbortSignal | undefi
   const ctx = conn.server;
   const protection = conn.protection;
   if (protection.level !== 'P' && ctx.tlsRequired(conn)) {
-    conn.dataConnector.end();
+    conn.endDataConnection();
     throw new FtpError('PROTECTION_REQUIRED', 'Data connections must be protected: send PBSZ 0 and PROT P');
   }
   let socket: Socket;
@@ -163,7 +163,7 @@ async function openDataConnection(conn: Connection, signal: AbortSignal | undefi
     });
   } catch (err) {
     // The connector's listener (and its port) goes, and so does a connection it accepts later.
-    if (signal?.aborted) conn.dataConnector.end();
+    if (signal?.aborted) conn.endDataConnection();
     throw err;
   } finally {
     stopAbortWatch();
@@ -173,7 +173,7 @@ async function openDataConnection(conn: Connection, signal: AbortSignal | undefi
   // connector opens plain TCP, and PROT may have changed since the connection was accepted.
   if (socket instanceof TLSSocket) {
     if (protection.level === 'P') return socket;
-    conn.dataConnector.end();
+    conn.endDataConnection();
     throw new FtpError('NO_DATA_CONNECTION', "Can't open data connection: it was opened under PROT P");
   }
   return protectData(conn, socket);

@@ -124,13 +124,13 @@ export class PassiveDataConnector implements DataConnector {
     this.dataSocket = null;
     if (socket && !socket.destroyed) socket.end(() => socket.destroy());
     for (const w of this.waiters.splice(0)) w.reject(new Error('data connection closed'));
-    this.connection.peer.dropDataConnector(this);
+    this.connection.dropDataConnector(this);
   }
 }
 
 /** Ends whatever data connection a previous PASV/EPSV/PORT/EPRT left (its port goes back to the pool). */
 function dropPrevious(conn: Connection): void {
-  conn.dataConnector.end();
+  conn.endDataConnection();
 }
 
 type ParsedActive = { host: string; port: number; family: 4 | 6 } | { error: string };
@@ -212,7 +212,7 @@ async function active(conn: Connection, verb: string, parsed: ParsedActive): Pro
     await connector.setupConnection(parsed.host, parsed.port, parsed.family);
   } catch (err) {
     conn.log.info({ err }, 'active data connection failed');
-    connector.end();
+    conn.endDataConnection();
     return conn.reply(425, "Can't open data connection");
   }
   return conn.reply(200, `${verb} command successful`);

@@ -26,7 +26,7 @@ const helpCommands: Record<string, CommandSpec> = {
     handler: async (conn, arg) => {
       const directive = arg.trim().toUpperCase();
       if (directive) {
-        const spec = COMMANDS[directive];
+        const spec = specOf(directive);
         if (!spec) return conn.reply(502, `Unknown command ${directive}.`);
         return conn.reply(214, spec.syntax, spec.help);
       }
@@ -71,12 +71,15 @@ export function featuresOf(ctx?: CommandContext, connection?: Connection): strin
   return [...new Set(lines)].sort();
 }
 
+/** The table's row of a directive (own keys only: a directive is client input). */
+const specOf = (directive: string): CommandSpec | undefined => (Object.hasOwn(COMMANDS, directive) ? COMMANDS[directive] : undefined);
+
 /** Runs commands from the table: what the control channel hands each command line to. */
 export const commandTable: CommandTable = {
   async dispatch(connection: Connection, { directive, arg }: FtpCommand): Promise<void> {
     // The password never reaches a log.
     connection.log.trace({ directive, ...(directive === 'PASS' ? {} : { arg }) }, 'command');
-    const spec = Object.hasOwn(COMMANDS, directive) ? COMMANDS[directive] : undefined;
+    const spec = specOf(directive);
     if (!spec) return connection.reply(502, `Command not allowed: ${directive}`);
     if (spec.loginRequired && !connection.authenticated) return connection.reply(530, `Command requires authentication: ${directive}`);
     connection.busy++;
@@ -89,6 +92,6 @@ export const commandTable: CommandTable = {
     }
     connection.previousDirective = directive;
   },
-  isTransfer: (directive) => COMMANDS[directive]?.transfer === true,
-  actsDuringTransfer: (directive) => COMMANDS[directive]?.duringTransfer === true,
+  isTransfer: (directive) => specOf(directive)?.transfer === true,
+  actsDuringTransfer: (directive) => specOf(directive)?.duringTransfer === true,
 };

@@ -69,7 +69,7 @@ const listing = (format: 'ls' | 'names' | 'facts', syntax: string, help: string)
       data.destroy();
       throw err;
     } finally {
-      conn.dataConnector.end();
+      conn.endDataConnection();
     }
   });
 

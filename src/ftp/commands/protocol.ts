@@ -150,7 +150,7 @@ export const protocolCommands: Record<string, CommandSpec> = {
     // During a transfer the control channel acts on ABOR at once (426 from the transfer, then
     // 226); this is ABOR with nothing running: a data connection set up is closed.
     handler: async (conn) => {
-      conn.dataConnector.end();
+      conn.endDataConnection();
       return conn.reply(225, 'No transfer to abort');
     },
     loginRequired: true,

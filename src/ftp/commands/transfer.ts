@@ -48,7 +48,7 @@ const store = (op: 'STOR' | 'STOU' | 'APPE', syntax: string, help: string) =>
         throw error;
       } finally {
         admission?.release();
-        conn.dataConnector.end();
+        conn.endDataConnection();
       }
     },
   );
@@ -82,7 +82,7 @@ const retrieve = sessionCommand(
       report(conn, session, { op: 'RETR', path, ...where, started, error });
       throw error;
     } finally {
-      conn.dataConnector.end();
+      conn.endDataConnection();
     }
   },
 );

@@ -5,7 +5,7 @@ type Fake = ReturnType<typeof fakeConnection>;
 
 async function list(c: Fake, line: string) {
   const { server, client } = await socketPair();
-  c.peer.dataConnector = new ReadyDataConnector(server);
+  c.connection.dataConnector = new ReadyDataConnector(server);
   const received = readAll(client);
   const replies = await c.run(line);
   client.end();

@@ -1,7 +1,9 @@
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../../src/ftp/commands/index.js';
+import { NO_DATA_CONNECTION } from '../../../../src/ftp/connection.js';
 import { Session } from '../../../../src/ftp/session.js';
-import { fakeConnection } from '../../../support/fake-connection.js';
+import { fakeConnection, ReadyDataConnector } from '../../../support/fake-connection.js';
 
 /** USER/PASS, QUIT, REST, TYPE, MODE, STRU, NOOP, SYST, OPTS, SITE, STAT, ABOR, FEAT and HELP through the command table. */
 describe('protocol commands', () => {
@@ -69,9 +71,11 @@ describe('protocol commands', () => {
 
   it('ABOR with no transfer closes the data connection set up; QUIT closes with 221', async () => {
     const c = fakeConnection();
-    const ended = c.noData.ended;
+    const setUp = new ReadyDataConnector({} as Socket);
+    c.connection.dataConnector = setUp;
     expect(await c.send('ABOR')).toEqual({ code: 225, lines: ['No transfer to abort'] });
-    expect(c.noData.ended).toBe(ended + 1);
+    expect(setUp.ended).toBe(true);
+    expect(c.connection.dataConnector).toBe(NO_DATA_CONNECTION);
     await c.send('QUIT');
     expect(c.closed()).toEqual({ code: 221, message: 'Client called QUIT' });
   });

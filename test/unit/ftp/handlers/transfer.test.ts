@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NO_DATA_CONNECTION } from '../../../../src/ftp/connection.js';
 import type { UploadAdmission } from '../../../../src/ftp/transfer-policy.js';
 import { fakeConnection, readAll, ReadyDataConnector, socketPair } from '../../../support/fake-connection.js';
 
@@ -7,7 +8,7 @@ type Fake = ReturnType<typeof fakeConnection>;
 /** Runs a transfer command with a data connection ready: `upload` is what the client sends; resolves with what it received. */
 async function transfer(c: Fake, line: string, upload?: string) {
   const { server, client } = await socketPair();
-  c.peer.dataConnector = new ReadyDataConnector(server);
+  c.connection.dataConnector = new ReadyDataConnector(server);
   const received = readAll(client);
   if (upload !== undefined) client.end(upload);
   const replies = await c.run(line);
@@ -23,6 +24,8 @@ describe('transfer commands', () => {
     expect(replies.map((r) => r.code)).toEqual([150, 226]);
     expect(c.store.text('/up.bin')).toBe('hello world');
     expect(c.events).toEqual([expect.objectContaining({ op: 'STOR', path: '/up.bin', key: 'up.bin', bytes: 11, result: 'ok', code: 226 })]);
+    // One data connection per transfer: none is set up after it.
+    expect(c.connection.dataConnector).toBe(NO_DATA_CONNECTION);
   });
 
   it('REST n + STOR resumes at the current size only; APPE appends; STOU picks a unique name', async () => {
@@ -52,7 +55,7 @@ describe('transfer commands', () => {
     expect(first.replies.map((r) => r.code)).toEqual([150, 226]);
     expect(first.received).toBe('456789');
     expect((await transfer(c, 'RETR /f')).received).toBe('0123456789');
-    expect((await c.run('RETR /missing')).at(-1)?.code).toBe(550);
+    expect((await transfer(c, 'RETR /missing')).replies).toEqual([{ code: 550, lines: ['No such file or directory'] }]);
     expect(await c.send('RETR')).toEqual({ code: 501, lines: ['File name required'] });
   });
 
