@@ -46,9 +46,9 @@ const listing = (format: 'ls' | 'names' | 'facts', syntax: string, help: string)
     try {
       await conn.reply(150, 'Here comes the directory listing');
       if (!target.isDirectory) {
-        await writeLines(data, [line(target)]);
+        await writeLines(data, [line(target)], conn.transfer);
       } else {
-        if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')]);
+        if (format === 'facts') await writeLines(data, [line({ ...target, name: '.' }, 'cdir')], conn.transfer);
         let leftOut = 0;
         let example: string | undefined;
         for await (const page of session.store.list(path)) {
@@ -57,12 +57,12 @@ const listing = (format: 'ls' | 'names' | 'facts', syntax: string, help: string)
             leftOut += entries.leftOut.length;
             example ??= session.store.locate(joinPath(path, (entries.leftOut[0] as Entry).name)).key;
           }
-          await writeLines(data, entries.shown.map((e) => line(e)));
+          await writeLines(data, entries.shown.map((e) => line(e)), conn.transfer);
         }
         // One line per listing, whatever the count; JSON.stringify keeps the key's CR/LF inert in any log viewer.
         if (example !== undefined) session.log.warn({ path, leftOut, example: JSON.stringify(example) }, 'listing left out names with control characters');
       }
-      await closeData(data);
+      await closeData(data, conn.transfer);
       await conn.reply(226, 'Directory send OK');
     } catch (err) {
       // A listing cut short is not a listing: the error reply, never 226.
