@@ -1,26 +1,32 @@
 import type { Socket } from 'node:net';
 import { CommandLineReader, LINE_TOO_LONG, parseCommandLine, type ReadLine } from './command-line.js';
+import type { Connection } from './connection.js';
 import { FtpError } from './errors.js';
-import type { FtpCommand, FtpConnection } from './ftp-srv-internals.js';
 import { TransferControl } from './transfer-control.js';
 
 /** Commands waiting to run beyond which the client is no longer read (until half have run). */
 const MAX_QUEUED = 256;
 
-/** The commands that move data over a data connection: each runs with a {@link TransferControl}. */
-export const TRANSFER_DIRECTIVES: ReadonlySet<string> = new Set(['STOR', 'STOU', 'APPE', 'RETR', 'LIST', 'NLST', 'MLSD']);
+/** A command line as parsed: the directive upper-cased, the argument verbatim (null when none). */
+export interface FtpCommand {
+  directive: string;
+  arg: string | null;
+}
+
+/** What the channel needs of the command table (commands/index.ts). */
+export interface CommandTable {
+  /** Runs one command: 502 for an unknown verb, 530 before login, else its handler. */
+  dispatch(connection: Connection, command: FtpCommand): Promise<void>;
+  /** Whether the directive moves data over a data connection: it runs with a {@link TransferControl}. */
+  isTransfer(directive: string): boolean;
+  /** Whether the directive acts at once while a transfer runs (ABOR, STAT, QUIT). */
+  actsDuringTransfer(directive: string): boolean;
+}
 
 interface Queued {
   /** The control socket the command came in on: one sent in the clear before AUTH TLS never runs after it. */
   source: Socket;
   run(): Promise<unknown>;
-}
-
-const channels = new WeakMap<FtpConnection, ControlChannel>();
-
-/** The transfer the connection runs now, if any. */
-export function transferOf(connection: FtpConnection): TransferControl | undefined {
-  return channels.get(connection)?.transfer;
 }
 
 /**
@@ -43,23 +49,15 @@ export class ControlChannel {
   /** The transfer running now. */
   transfer: TransferControl | undefined;
 
-  private constructor(
-    private readonly connection: FtpConnection,
+  constructor(
+    private readonly connection: Connection,
+    private readonly commands: CommandTable,
     private readonly dataIdleTimeoutMs: number,
   ) {}
 
-  /** The channel of a connection, made on its first bytes. */
-  static of(connection: FtpConnection, dataIdleTimeoutMs: number): ControlChannel {
-    let channel = channels.get(connection);
-    if (!channel) {
-      channel = new ControlChannel(connection, dataIdleTimeoutMs);
-      channels.set(connection, channel);
-    }
-    return channel;
-  }
-
   /** Bytes of the control connection (decrypted, after AUTH TLS). */
   receive(data: Buffer): void {
+    this.connection.lastActivity = Date.now();
     const source = this.connection.commandSocket;
     // After a TLS upgrade nothing that came in the clear is joined to what follows.
     if (this.source !== source) {
@@ -80,8 +78,8 @@ export class ControlChannel {
           : conn.reply(500, 'Syntax error, command unrecognized'),
       );
     }
-    const command: FtpCommand = { directive: parsed.directive, arg: parsed.arg, flags: [], raw: line };
-    if (this.transfer && this.actNow(command, this.transfer, source)) return;
+    const command: FtpCommand = { directive: parsed.directive, arg: parsed.arg };
+    if (this.transfer && this.commands.actsDuringTransfer(command.directive) && this.actNow(command, this.transfer, source)) return;
     this.enqueue(source, () => this.run(command));
   }
 
@@ -101,7 +99,7 @@ export class ControlChannel {
         this.queue.unshift({
           source,
           run: () => {
-            conn.connector.end();
+            conn.endDataConnection();
             return conn.reply(226, 'ABOR successful; data connection closed');
           },
         });
@@ -157,15 +155,15 @@ export class ControlChannel {
     if (current !== paused && !current.destroyed) current.resume();
   }
 
-  /** Hands a command to ftp-srv's dispatch (authentication check, then the registered handler). */
+  /** Hands a command to the command table (authentication check, then its handler). */
   private async run(command: FtpCommand): Promise<void> {
     const conn = this.connection;
     // Nothing sent after QUIT runs.
     if (command.directive === 'QUIT') this.queue.length = 0;
-    const transfer = TRANSFER_DIRECTIVES.has(command.directive) && conn.authenticated ? new TransferControl(this.dataIdleTimeoutMs) : undefined;
+    const transfer = this.commands.isTransfer(command.directive) && conn.authenticated ? new TransferControl(this.dataIdleTimeoutMs) : undefined;
     this.transfer = transfer;
     try {
-      await conn.commands.handle(command);
+      await this.commands.dispatch(conn, command);
     } finally {
       transfer?.end();
       if (this.transfer === transfer) this.transfer = undefined;

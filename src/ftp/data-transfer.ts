@@ -15,15 +15,12 @@ const EOF_GRACE_MS = 20;
 
 const controlGone = (control: Socket): boolean => control.destroyed || control.readableEnded;
 
-const transfers = new WeakMap<Socket, TransferControl>();
-
 /**
- * Binds a data connection to the transfer it was opened for: the functions here then report its
- * bytes to it and stop when it is aborted, and its idle clock runs while bytes written wait for the
- * client (an upload sets its own rule in receiveUpload).
+ * Starts the idle clock of the transfer a data connection was opened for: it runs while bytes
+ * written wait for the client (an upload sets its own rule in receiveUpload). The functions here
+ * are given the transfer, report its bytes to it and stop when it is aborted.
  */
 export function attachTransfer(data: Socket, transfer: TransferControl): void {
-  transfers.set(data, transfer);
   transfer.watchIdle(() => data.writableLength > 0);
 }
 
@@ -108,7 +105,7 @@ export function receiveUpload(data: Readable, sink: UploadSink, control: Socket,
  * to the kernel. A control connection that goes away, or an abort of `transfer`, stops the
  * transfer. The chunks of `source` are the relay's to free once written (see freeBuffer).
  */
-export function sendStream(source: Readable, data: Socket, control: Socket, transfer = transfers.get(data)): Promise<number> {
+export function sendStream(source: Readable, data: Socket, control: Socket, transfer?: TransferControl): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let bytes = 0;
     let settled = false;
@@ -158,7 +155,7 @@ function sendError(err: Error): Error {
  * Writes lines (CRLF-terminated) to the data connection with back-pressure; an abort of `transfer`
  * destroys the data connection and rejects with its reason.
  */
-export async function writeLines(data: Socket, lines: string[], transfer = transfers.get(data)): Promise<void> {
+export async function writeLines(data: Socket, lines: string[], transfer?: TransferControl): Promise<void> {
   if (transfer?.signal.aborted) throw abortReason(data, transfer);
   if (!lines.length) return;
   const text = lines.join('\r\n') + '\r\n';
@@ -168,7 +165,7 @@ export async function writeLines(data: Socket, lines: string[], transfer = trans
 }
 
 /** Ends the data connection and waits until all written data is flushed (or `transfer` is aborted). */
-export async function closeData(data: Socket, transfer = transfers.get(data)): Promise<void> {
+export async function closeData(data: Socket, transfer?: TransferControl): Promise<void> {
   if (data.destroyed) throw new FtpError('DATA_CONNECTION_LOST', 'Data connection lost');
   if (transfer?.signal.aborted) throw abortReason(data, transfer);
   const flushed = untilFlushed(data, 'finish', transfer);

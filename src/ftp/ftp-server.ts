@@ -1,22 +1,21 @@
 import { lookup } from 'node:dns/promises';
-import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FtpSrv } from 'ftp-srv';
 import type { Logger } from 'pino';
 import type { Authenticator, LoginResult } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
-import { buildCommands, type CommandContext } from './commands/index.js';
+import { commandTable, type CommandContext } from './commands/index.js';
+import { Connection, type ControlPeer } from './connection.js';
+import { ControlListener } from './ftp-srv-adapter.js';
 import type { OperationListener } from './operations.js';
-import { ControlChannel } from './control-channel.js';
-import { commandRegistry, installCommandReader, type FtpConnection, type FtpSrvInstance } from './ftp-srv-internals.js';
 import { Session } from './session.js';
-import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
+import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from './transfer-policy.js';
 import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
-import { CLIENT_BANNED, guardReplies, LOGIN_REFUSED } from './replies.js';
+import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -33,58 +32,16 @@ export interface FtpServerOptions {
   tls?: TlsCredentials;
 }
 
-/** ftp-srv server instance → our context. The command registry is process-wide; contexts are not. */
-const contexts = new WeakMap<object, CommandContext>();
-let registered = false;
-/** Connections with a command handler running (a transfer is never idle). */
-const busy = new WeakMap<FtpConnection, number>();
-
-/** Puts our handlers over ftp-srv's in its (process-wide) command registry, once. */
-function registerCommands(): void {
-  if (registered) return;
-  registered = true;
-  installCommandReader((connection, data) =>
-    ControlChannel.of(connection, contexts.get(connection.server)?.dataIdleTimeoutMs ?? 0).receive(data),
-  );
-  const commands = buildCommands((connection) => {
-    const ctx = contexts.get(connection.server);
-    if (!ctx) throw new Error('connection of an unknown server');
-    return ctx;
-  });
-  for (const [directive, spec] of Object.entries(commands)) {
-    const handler = spec.handler;
-    commandRegistry[directive] = {
-      directive,
-      handler: async function (this: FtpConnection, ctx) {
-        busy.set(this, (busy.get(this) ?? 0) + 1);
-        try {
-          return await handler.call(this, ctx);
-        } finally {
-          busy.set(this, (busy.get(this) ?? 1) - 1);
-        }
-      },
-      syntax: spec.syntax,
-      description: spec.syntax,
-      flags: spec.noAuth ? { no_auth: true } : {},
-    };
-  }
-}
-
 /** A connection's slot in the connection limits; `release` (idempotent) when it closes. */
 type Admission = { release: () => void };
 /** Why a connection is turned away, and the text of its 421. */
 type Refusal = { refused: 'banned' | ConnectionRefusal; message: string };
 
-/** Access to ftp-srv's own file system is never given: every file command is ours. */
-const NO_LOCAL_FS = Object.freeze({});
-
-/** The FTP front end: ftp-srv for connections and data channels, our handlers for every command on files. */
+/** The FTP front end: ftp-srv (ftp-srv-adapter.ts) accepts connections, our command table answers every command. */
 export class FtpServer {
-  private readonly srv: FtpSrvInstance;
-  private readonly sessions = new WeakMap<FtpConnection, Session>();
-  /** Whether a session's account came from the local accounts or from the auth hook. */
-  private readonly loginSources = new WeakMap<Session, 'local' | 'hook'>();
-  readonly connections = new Set<FtpConnection>();
+  private readonly listener: ControlListener;
+  private readonly context: CommandContext;
+  readonly connections = new Set<Connection>();
   private readonly passivePorts: PassivePortPool;
   private readonly passiveOverrides: { clients: AddressSet; address: string }[];
   private readonly bruteForce: BruteForceGuard;
@@ -92,32 +49,19 @@ export class FtpServer {
   /** The implicit FTPS listener (ftp.tls.implicitPort), once listening. */
   private implicit: NetServer | undefined;
   /**
-   * The admission of an implicit FTPS connection, taken at TCP accept (before its handshake) and
-   * keyed by its TLS socket, which becomes the ftp-srv connection's commandSocket: onConnect takes
-   * the slot from here instead of counting the connection a second time.
+   * The admission of the implicit FTPS connection being handed to the control listener, taken at
+   * TCP accept (before its handshake): onConnect, which runs synchronously within that hand-over,
+   * takes the slot from here instead of counting the connection a second time.
    */
-  private readonly admittedAtAccept = new WeakMap<Socket, Admission>();
+  private admittedImplicit: Admission | undefined;
 
   constructor(private readonly options: FtpServerOptions) {
-    registerCommands();
     const { ftp, logger } = options;
-    const host = ftp.host.includes(':') ? `[${ftp.host}]` : ftp.host;
-    this.srv = new FtpSrv({
-      url: `ftp://${host}:${ftp.port}`,
-      pasv_min: ftp.passive.portMin,
-      pasv_max: ftp.passive.portMax,
-      pasv_url: ftp.passive.address ?? '127.0.0.1',
-      greeting: ftp.greeting,
-      anonymous: false,
-      timeout: 0,
-      log: logger.child({ component: 'ftp-srv' }) as never,
-    }) as unknown as FtpSrvInstance;
     this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax, ftp.passive.maxPerClient);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = new BruteForceGuard(ftp.bruteForce);
     this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
-    contexts.set(this.srv, {
-      sessionOf: (connection) => this.sessions.get(connection),
+    this.context = {
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,
       mkdExistingDirectory: ftp.mkdExistingDirectory,
@@ -132,25 +76,20 @@ export class FtpServer {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },
       tls: options.tls,
-      tlsRequired: (connection) => ftp.requireTls || this.sessions.get(connection)?.account.requireTls === true,
-    });
-    // First, so the greeting and every reply after it are guarded.
-    this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => guardReplies(connection));
-    // Implicit FTPS: the control connection is TLS from the start, and so are data connections
-    // until the client asks for PROT C.
-    this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => {
-      if (controlProtected(connection.commandSocket)) dataProtection(connection).level = 'P';
-    });
-    this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => this.onConnect(connection));
-    this.srv.on('login', (data: { connection: FtpConnection; username: string; password: string }, resolve: (v: unknown) => void, reject: (e: Error) => void) => {
-      this.login(data.connection, data.username, data.password).then(
-        (v) => (options.onLogin?.('ok'), resolve(v)),
-        (e: Error) => (options.onLogin?.('failed'), reject(e)),
-      );
-    });
-    this.srv.on('client-error', ({ error, context }: { error: Error; context: string }) => {
-      logger.debug({ err: error, context }, 'client connection error');
-    });
+      tlsRequired: (connection) => ftp.requireTls || connection.session?.account.requireTls === true,
+      login: (connection, username, password) =>
+        this.login(connection, username, password).then(
+          () => options.onLogin?.('ok'),
+          (err: unknown) => {
+            options.onLogin?.('failed');
+            throw err;
+          },
+        ),
+    };
+    this.listener = new ControlListener(
+      { host: ftp.host, port: ftp.port, greeting: ftp.greeting, passive: ftp.passive, log: logger },
+      { accept: (peer) => this.onConnect(peer), closed: (connection) => this.connections.delete(connection) },
+    );
   }
 
   /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
@@ -168,20 +107,20 @@ export class FtpServer {
    * 'connection' handler, before its greeting and with the socket paused. An implicit FTPS
    * connection was admitted at accept already, before its handshake (listenImplicit).
    */
-  private onConnect(connection: FtpConnection): void {
+  private onConnect(peer: ControlPeer): Connection | { refuse: string } {
     const { ftp, logger } = this.options;
-    const socket = connection.commandSocket;
+    const socket = peer.commandSocket;
     const clientIp = normalizeIp(socket.remoteAddress);
-    const admitted = this.admittedAtAccept.get(socket) ?? this.admit(clientIp);
+    const admitted = this.admittedImplicit ?? this.admit(clientIp);
+    this.admittedImplicit = undefined;
     if ('refused' in admitted) {
       logger.warn({ event: 'connection-refused', clientIp, reason: admitted.refused }, 'connection refused');
-      // ftp-srv already listens for commands and is about to greet: silence both.
-      socket.removeAllListeners('data');
-      connection.reply = async () => {};
-      socket.end(`421 ${admitted.message}\r\n`);
-      setTimeout(() => socket.destroy(), 2000).unref();
-      return;
+      return { refuse: admitted.message };
     }
+    const connection = new Connection(peer, this.context, commandTable);
+    // Implicit FTPS: the control connection is TLS from the start, and so are data connections
+    // until the client asks for PROT C.
+    if (controlProtected(socket)) connection.protection.level = 'P';
     this.connections.add(connection);
 
     const timeout = (what: string) => {
@@ -193,24 +132,23 @@ export class FtpServer {
     const loginTimer = setTimeout(() => {
       if (!connection.authenticated) timeout('login');
     }, ftp.loginTimeoutSeconds * 1000);
-    let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
     const idleMs = ftp.idleTimeoutSeconds * 1000;
     const checkIdle = () => {
       if (socket.destroyed) return;
-      const due = lastActivity + idleMs - Date.now();
-      if ((busy.get(connection) ?? 0) > 0) lastActivity = Date.now();
+      const due = connection.lastActivity + idleMs - Date.now();
+      if (connection.busy > 0) connection.lastActivity = Date.now();
       else if (due <= 0) return timeout('idle');
       idleTimer = setTimeout(checkIdle, Math.max(due, 1000));
     };
     if (idleMs > 0) idleTimer = setTimeout(checkIdle, idleMs);
-    socket.on('data', () => (lastActivity = Date.now()));
     socket.once('close', () => {
       clearTimeout(loginTimer);
       clearTimeout(idleTimer);
       admitted.release();
-      this.connections.delete(connection);
     });
+    if (this.draining) void this.closeIfIdle(connection);
+    return connection;
   }
 
   /**
@@ -219,9 +157,9 @@ export class FtpServer {
    * PASS arrived (`authenticator.refusalDelayMs`, or a multiple of it), which hides how long the
    * check took.
    */
-  private async login(connection: FtpConnection, username: string, password: string): Promise<unknown> {
+  private async login(connection: Connection, username: string, password: string): Promise<void> {
     const arrived = performance.now();
-    const clientIp = normalizeIp(connection.ip);
+    const clientIp = normalizeIp(connection.remoteAddress);
     const log = this.options.logger.child({ session: connection.id, clientIp, user: username });
     // A check that outlasts the delay (a loaded machine) is rounded up to a whole multiple of
     // it, so the reply time still tells at most which multiple, not how long the check took.
@@ -259,15 +197,13 @@ export class FtpServer {
       throw new Error(LOGIN_REFUSED.message);
     }
     attempt.succeeded();
-    const session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
-    this.loginSources.set(session, result.source);
-    this.sessions.set(connection, session);
+    connection.session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
+    connection.loginSource = result.source;
     log.info({ event: 'login', result: 'ok', bucket: result.account.bucket, prefix: result.account.prefix }, 'login');
-    return { fs: NO_LOCAL_FS, cwd: '/' };
   }
 
-  private async passiveAddress(connection: FtpConnection): Promise<string> {
-    const override = this.passiveOverrides.find((o) => o.clients.has(connection.commandSocket.remoteAddress));
+  private async passiveAddress(connection: Connection): Promise<string> {
+    const override = this.passiveOverrides.find((o) => o.clients.has(connection.remoteAddress));
     const configured = override?.address ?? this.options.ftp.passive.address;
     if (configured) {
       if (isIP(configured)) return configured;
@@ -278,8 +214,7 @@ export class FtpServer {
   }
 
   async listen(): Promise<AddressInfo> {
-    await this.srv.listen();
-    const address = this.srv.server.address() as AddressInfo;
+    const address = await this.listener.listen();
     for (const warning of passiveWarnings(this.options.ftp, address.port)) {
       this.options.logger.warn({ event: 'misconfiguration' }, warning);
     }
@@ -307,9 +242,15 @@ export class FtpServer {
       }
       const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
       secure.once('close', admitted.release);
-      this.admittedAtAccept.set(secure, admitted);
       handshake(secure).then(
-        () => this.srv.server.emit('connection', secure),
+        () => {
+          this.admittedImplicit = admitted;
+          try {
+            this.listener.serve(secure);
+          } finally {
+            this.admittedImplicit = undefined;
+          }
+        },
         () => logger.debug({ clientIp: normalizeIp(socket.remoteAddress) }, 'implicit FTPS handshake failed'),
       );
     });
@@ -332,8 +273,8 @@ export class FtpServer {
   closeSessionsOf(usernames: ReadonlySet<string>): number {
     let closed = 0;
     for (const connection of this.connections) {
-      const session = this.sessions.get(connection);
-      if (!session || this.loginSources.get(session) !== 'local' || !usernames.has(session.account.username)) continue;
+      const session = connection.session;
+      if (!session || connection.loginSource !== 'local' || !usernames.has(session.account.username)) continue;
       session.log.info({ event: 'session-closed', reason: 'account-removed' }, 'account removed; closing session');
       void connection.close(421, 'Account removed; closing connection').catch(() => undefined);
       closed++;
@@ -355,13 +296,8 @@ export class FtpServer {
   async drain(timeoutMs: number): Promise<{ cutOff: number }> {
     const { logger } = this.options;
     this.draining = true;
-    const server = this.srv.server;
-    const closeServer = server.close.bind(server);
-    server.close();
-    // ftp-srv's close() below closes the listener again, which is no error here.
-    server.close = ((callback?: (err?: Error) => void) => (server.listening ? closeServer(callback) : (callback?.(), server))) as typeof server.close;
+    this.listener.stopAccepting();
     this.implicit?.close();
-    this.srv.on('connect', ({ connection }: { connection: FtpConnection }) => void this.closeIfIdle(connection));
     for (const connection of this.connections) void this.closeIfIdle(connection);
     logger.info({ event: 'drain', connections: this.connections.size, timeoutMs }, 'draining: waiting for transfers in flight');
     const deadline = Date.now() + timeoutMs;
@@ -377,19 +313,18 @@ export class FtpServer {
       for (const connection of cut) connection.commandSocket.destroy();
       // Let the aborted handlers finish (abort their multipart uploads) before the process goes.
       const abortDeadline = Date.now() + 15_000;
-      while (cut.some((c) => (busy.get(c) ?? 0) > 0) && Date.now() < abortDeadline) await sleep(50);
+      while (cut.some((c) => c.busy > 0) && Date.now() < abortDeadline) await sleep(50);
     }
     await this.close();
     return { cutOff };
   }
 
   private draining = false;
-  private readonly drainingClosed = new WeakSet<FtpConnection>();
 
   /** While draining: a connection with no command in flight gets 421 and is closed. */
-  private async closeIfIdle(connection: FtpConnection): Promise<void> {
-    if ((busy.get(connection) ?? 0) > 0 || this.drainingClosed.has(connection)) return;
-    this.drainingClosed.add(connection);
+  private async closeIfIdle(connection: Connection): Promise<void> {
+    if (connection.busy > 0 || connection.drainClosed) return;
+    connection.drainClosed = true;
     const socket = connection.commandSocket;
     try {
       await connection.reply(421, 'Service shutting down; closing control connection');
@@ -403,6 +338,6 @@ export class FtpServer {
   /** Stops listening and closes every connection; transfers in flight are aborted. */
   async close(): Promise<void> {
     this.implicit?.close();
-    await this.srv.close();
+    await this.listener.close();
   }
 }

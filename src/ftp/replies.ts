@@ -1,6 +1,5 @@
 import { StorageError, type StorageErrorCode } from '../storage/errors.js';
 import { FtpError, type FtpErrorCode } from './errors.js';
-import type { FtpConnection } from './ftp-srv-internals.js';
 
 export interface Reply {
   code: number;
@@ -67,30 +66,7 @@ export function replyFor(err: unknown): Reply {
   return INTERNAL_REPLY;
 }
 
-// eslint-disable-next-line no-control-regex
-const REPLY_CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/g;
-
-/**
- * A reply text with every control character (C0, DEL, C1) shown as `\xHH`. ftp-srv echoes what a
- * client sent (`502 Command not allowed: <directive>`); a CR or LF in it, or in a name, would end
- * the reply line and let the rest pose as a reply of its own.
- */
-export function safeReplyText(text: string): string {
-  return text.replace(REPLY_CONTROL_CHARS, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
-}
-
-/** Makes every reply of the connection, ours and ftp-srv's, pass through {@link safeReplyText}. */
-export function guardReplies(connection: FtpConnection): void {
-  const reply = connection.reply.bind(connection);
-  const safe = (letter: unknown): unknown => {
-    if (typeof letter === 'string') return safeReplyText(letter);
-    if (letter !== null && typeof letter === 'object' && typeof (letter as { message?: unknown }).message === 'string') {
-      return { ...letter, message: safeReplyText((letter as { message: string }).message) };
-    }
-    return letter;
-  };
-  connection.reply = (options, ...letters) => reply(options, ...letters.map(safe));
-}
+export { safeReplyLetter, safeReplyText } from './reply-text.js';
 
 /**
  * Every refused login, whatever the reason (unknown user, wrong password, address not allowed,

@@ -267,14 +267,5 @@ export interface DataProtection {
   level: 'C' | 'P';
 }
 
-const protections = new WeakMap<object, DataProtection>();
-
-/** The data protection of a control connection (clear until PROT P, or P on the implicit listener). */
-export function dataProtection(connection: object): DataProtection {
-  let state = protections.get(connection);
-  if (!state) protections.set(connection, (state = { pbsz: false, level: 'C' }));
-  return state;
-}
-
 /** Whether the control connection runs over TLS (AUTH TLS done, or the implicit listener). */
 export const controlProtected = (commandSocket: Socket): boolean => (commandSocket as Partial<TLSSocket>).encrypted === true;

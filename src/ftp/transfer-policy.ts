@@ -19,25 +19,18 @@ export interface UploadAdmission {
  * the quota as they arrive (see QuotaTracker); a download stream is throttled.
  */
 export class TransferPolicy {
-  private readonly allocations = new WeakMap<Session, number>();
-
   constructor(
     private readonly bandwidth: Bandwidth,
     private readonly quota: QuotaTracker | undefined,
   ) {}
 
-  /** ALLO n: the size of the next upload, checked against the quota when it starts. */
-  allocate(session: Session, bytes: number): void {
-    this.allocations.set(session, bytes);
-  }
-
   /**
    * Admits an upload of `path` (an append when `append`): refused with STORAGE_FULL at a quota
    * limit; otherwise its bytes are reserved as they arrive and the one that crosses maxBytes aborts it.
+   * `size`: the size ALLO announced, which lets a quota refuse the upload before its first byte.
    */
-  async admitUpload(session: Session, path: string, options: { append?: boolean } = {}): Promise<UploadAdmission> {
-    const size = this.allocations.get(session);
-    this.allocations.delete(session);
+  async admitUpload(session: Session, path: string, options: { append?: boolean; size?: number } = {}): Promise<UploadAdmission> {
+    const size = options.size;
     const account = session.account;
     const reservation = await this.quota?.reserve(account, {
       key: session.store.locate(path).key,

@@ -42,4 +42,11 @@ describe('architecture', () => {
       expect(readFileSync(file, 'utf8'), file).not.toMatch(/@aws-sdk\//);
     }
   });
+
+  it('only the ftp-srv adapter imports ftp-srv', () => {
+    const importers = sourceFiles(SRC)
+      .filter((file) => /from\s+'ftp-srv(?:\/[^']*)?'|(?:require|import)\(\s*'ftp-srv(?:\/[^']*)?'\s*\)/.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file));
+    expect(importers).toEqual(['ftp/ftp-srv-adapter.ts']);
+  });
 });

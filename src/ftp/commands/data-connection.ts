@@ -1,10 +1,10 @@
 import { isIP, type Socket } from 'node:net';
-import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
 import { clientKey, normalizeIp } from '../access-control.js';
+import type { Connection, DataConnector } from '../connection.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
-import { protectData, rawArgument, type CommandSpec, type ContextOf } from './context.js';
+import { protectData, type CommandSpec } from './context.js';
 
 /**
  * The passive data connection of one PASV/EPSV. It accepts exactly one connection, and only from
@@ -13,7 +13,7 @@ import { protectData, rawArgument, type CommandSpec, type ContextOf } from './co
  * accepted, the listener idles out, or the connector is ended (transfer done or failed, another
  * PASV/PORT, control connection closed).
  */
-export class PassiveDataConnector implements Connector {
+export class PassiveDataConnector implements DataConnector {
   readonly type = 'passive' as const;
   private dataSocket: Socket | null = null;
   private lease: PassiveLease | undefined;
@@ -23,7 +23,7 @@ export class PassiveDataConnector implements Connector {
 
   /** `protect` gives the accepted socket the data protection in force (TLS under PROT P). */
   constructor(
-    private readonly connection: FtpConnection,
+    private readonly connection: Connection,
     private readonly idleTimeoutMs: number,
     private readonly protect: (socket: Socket) => Socket = (socket) => socket,
   ) {}
@@ -121,13 +121,13 @@ export class PassiveDataConnector implements Connector {
     this.dataSocket = null;
     if (socket && !socket.destroyed) socket.end(() => socket.destroy());
     for (const w of this.waiters.splice(0)) w.reject(new Error('data connection closed'));
-    if (this.connection.connector === this) this.connection.connector = new BaseConnector(this.connection);
+    this.connection.dropDataConnector(this);
   }
 }
 
 /** Ends whatever data connection a previous PASV/EPSV/PORT/EPRT left (its port goes back to the pool). */
-function dropPrevious(conn: FtpConnection): void {
-  conn.connector?.end();
+function dropPrevious(conn: Connection): void {
+  conn.endDataConnection();
 }
 
 type ParsedActive = { host: string; port: number; family: 4 | 6 } | { error: string };
@@ -158,122 +158,124 @@ export function parseEprt(arg: string): ParsedActive {
   return { host, port: Number(portText), family };
 }
 
-/** Data connection set-up: PASV, EPSV (ours, over our port pool) and PORT, EPRT (ftp-srv's active connector, checked first). */
-export function dataConnectionCommands(contextOf: ContextOf): Record<string, CommandSpec> {
-  const epsvAll = new WeakSet<FtpConnection>();
-
-  const passive = async (conn: FtpConnection): Promise<number> => {
-    dropPrevious(conn);
-    const ctx = contextOf(conn);
-    const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs, (socket) => protectData(ctx, conn, socket));
-    conn.connector = connector;
-    try {
-      // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.
-      const client = clientKey(conn.commandSocket.remoteAddress, ctx.ipv6PrefixLength);
-      return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, client, onConnection));
-    } catch (err) {
-      connector.end();
-      throw err;
-    }
-  };
-
-  const passiveFailure = (conn: FtpConnection, err: unknown) => {
-    if (err instanceof FtpError) {
-      const reply = replyFor(err);
-      conn.log.warn({ event: 'passive-refused', reason: err.code }, reply.message);
-      return conn.reply(reply.code, reply.message);
-    }
-    if (err instanceof PoolExhaustedError) {
-      conn.log.warn({ event: 'passive-ports-exhausted' }, err.message);
-      return conn.reply(425, 'No passive port free; try again later');
-    }
-    conn.log.error({ err }, 'passive listener failed');
-    return conn.reply(425, "Can't open passive connection");
-  };
-
-  const active = async (conn: FtpConnection, verb: string, parsed: ParsedActive) => {
-    if ('error' in parsed) return conn.reply(parsed.error.startsWith('Network') ? 522 : 501, parsed.error);
-    if (epsvAll.has(conn)) return conn.reply(503, `${verb} not allowed after EPSV ALL`);
-    const control = normalizeIp(conn.commandSocket.remoteAddress);
-    const reason =
-      normalizeIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
-    if (reason) {
-      conn.log.warn(
-        { event: 'active-refused', command: verb, target: `${parsed.host}:${parsed.port}`, controlPeer: control, reason },
-        'active data connection refused (RFC 2577 bounce protection)',
-      );
-      return conn.reply(504, `${verb} refused: ${reason}`);
-    }
-    dropPrevious(conn);
-    const connector = new ActiveConnector(conn);
-    conn.connector = connector;
-    try {
-      await (connector.setupConnection as (h: string, p: number, f: number) => Promise<void>)(parsed.host, parsed.port, parsed.family);
-    } catch (err) {
-      conn.log.info({ err }, 'active data connection failed');
-      connector.end();
-      return conn.reply(425, "Can't open data connection");
-    }
-    return conn.reply(200, `${verb} command successful`);
-  };
-
-  return {
-    PASV: {
-      handler: async function (this: FtpConnection) {
-        if (epsvAll.has(this)) return this.reply(503, 'PASV not allowed after EPSV ALL');
-        if (isIP(normalizeIp(this.commandSocket.remoteAddress)) === 6) return this.reply(522, 'PASV needs IPv4; use EPSV');
-        let address: string;
-        try {
-          address = await contextOf(this).passiveAddress(this);
-        } catch (err) {
-          this.log.error({ err }, 'passive address could not be resolved');
-          return this.reply(425, "Can't open passive connection: passive address unresolvable");
-        }
-        if (isIP(address) !== 4) return this.reply(425, 'PASV needs an IPv4 address; use EPSV');
-        let port: number;
-        try {
-          port = await passive(this);
-        } catch (err) {
-          return passiveFailure(this, err);
-        }
-        return this.reply(227, `Entering Passive Mode (${address.replace(/\./g, ',')},${port >> 8},${port & 255})`);
-      },
-      syntax: 'PASV',
-      feat: ['PASV', 'EPSV', 'EPRT'],
-    },
-    EPSV: {
-      handler: async function (this: FtpConnection, { command }) {
-        const arg = rawArgument(command).trim().toUpperCase();
-        if (arg === 'ALL') {
-          epsvAll.add(this);
-          return this.reply(200, 'EPSV ALL ok');
-        }
-        if (arg !== '' && arg !== '1' && arg !== '2') return this.reply(522, 'Network protocol not supported, use (1,2)');
-        const family = isIP(normalizeIp(this.commandSocket.remoteAddress));
-        if (arg !== '' && Number(arg) !== (family === 6 ? 2 : 1)) {
-          return this.reply(522, `Network protocol not supported, use (${family === 6 ? 2 : 1})`);
-        }
-        let port: number;
-        try {
-          port = await passive(this);
-        } catch (err) {
-          return passiveFailure(this, err);
-        }
-        return this.reply(229, `Entering Extended Passive Mode (|||${port}|)`);
-      },
-      syntax: 'EPSV [1|2|ALL]',
-    },
-    PORT: {
-      handler: async function (this: FtpConnection, { command }) {
-        return active(this, 'PORT', parsePort(rawArgument(command)));
-      },
-      syntax: 'PORT <h1,h2,h3,h4,p1,p2>',
-    },
-    EPRT: {
-      handler: async function (this: FtpConnection, { command }) {
-        return active(this, 'EPRT', parseEprt(rawArgument(command)));
-      },
-      syntax: 'EPRT |<protocol>|<address>|<port>|',
-    },
-  };
+/** PASV/EPSV: a passive data connector over the server's port pool; the port. */
+async function passive(conn: Connection): Promise<number> {
+  dropPrevious(conn);
+  const ctx = conn.server;
+  const connector = new PassiveDataConnector(conn, ctx.dataConnectionTimeoutMs, (socket) => protectData(conn, socket));
+  conn.dataConnector = connector;
+  try {
+    // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.
+    const client = clientKey(conn.remoteAddress, ctx.ipv6PrefixLength);
+    return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, client, onConnection));
+  } catch (err) {
+    connector.end();
+    throw err;
+  }
 }
+
+function passiveFailure(conn: Connection, err: unknown): Promise<void> {
+  if (err instanceof FtpError) {
+    const reply = replyFor(err);
+    conn.log.warn({ event: 'passive-refused', reason: err.code }, reply.message);
+    return conn.reply(reply.code, reply.message);
+  }
+  if (err instanceof PoolExhaustedError) {
+    conn.log.warn({ event: 'passive-ports-exhausted' }, err.message);
+    return conn.reply(425, 'No passive port free; try again later');
+  }
+  conn.log.error({ err }, 'passive listener failed');
+  return conn.reply(425, "Can't open passive connection");
+}
+
+/** PORT/EPRT: an active data connector to the address given, which must be the client's. */
+async function active(conn: Connection, verb: string, parsed: ParsedActive): Promise<void> {
+  if ('error' in parsed) return conn.reply(parsed.error.startsWith('Network') ? 522 : 501, parsed.error);
+  if (conn.epsvAll) return conn.reply(503, `${verb} not allowed after EPSV ALL`);
+  const control = normalizeIp(conn.remoteAddress);
+  const reason =
+    normalizeIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
+  if (reason) {
+    conn.log.warn(
+      { event: 'active-refused', command: verb, target: `${parsed.host}:${parsed.port}`, controlPeer: control, reason },
+      'active data connection refused (RFC 2577 bounce protection)',
+    );
+    return conn.reply(504, `${verb} refused: ${reason}`);
+  }
+  dropPrevious(conn);
+  const connector = conn.peer.activeConnector();
+  conn.dataConnector = connector;
+  try {
+    await connector.setupConnection(parsed.host, parsed.port, parsed.family);
+  } catch (err) {
+    conn.log.info({ err }, 'active data connection failed');
+    conn.endDataConnection();
+    return conn.reply(425, "Can't open data connection");
+  }
+  return conn.reply(200, `${verb} command successful`);
+}
+
+/** Data connection set-up: PASV, EPSV (ours, over our port pool) and PORT, EPRT (ftp-srv's active connector, checked first). */
+export const dataConnectionCommands: Record<string, CommandSpec> = {
+  PASV: {
+    handler: async (conn) => {
+      if (conn.epsvAll) return conn.reply(503, 'PASV not allowed after EPSV ALL');
+      if (isIP(normalizeIp(conn.remoteAddress)) === 6) return conn.reply(522, 'PASV needs IPv4; use EPSV');
+      let address: string;
+      try {
+        address = await conn.server.passiveAddress(conn);
+      } catch (err) {
+        conn.log.error({ err }, 'passive address could not be resolved');
+        return conn.reply(425, "Can't open passive connection: passive address unresolvable");
+      }
+      if (isIP(address) !== 4) return conn.reply(425, 'PASV needs an IPv4 address; use EPSV');
+      let port: number;
+      try {
+        port = await passive(conn);
+      } catch (err) {
+        return passiveFailure(conn, err);
+      }
+      return conn.reply(227, `Entering Passive Mode (${address.replace(/\./g, ',')},${port >> 8},${port & 255})`);
+    },
+    loginRequired: true,
+    syntax: 'PASV',
+    help: 'Passive data connection (IPv4)',
+    feat: ['PASV', 'EPSV', 'EPRT'],
+  },
+  EPSV: {
+    handler: async (conn, raw) => {
+      const arg = raw.trim().toUpperCase();
+      if (arg === 'ALL') {
+        conn.epsvAll = true;
+        return conn.reply(200, 'EPSV ALL ok');
+      }
+      if (arg !== '' && arg !== '1' && arg !== '2') return conn.reply(522, 'Network protocol not supported, use (1,2)');
+      const family = isIP(normalizeIp(conn.remoteAddress));
+      if (arg !== '' && Number(arg) !== (family === 6 ? 2 : 1)) {
+        return conn.reply(522, `Network protocol not supported, use (${family === 6 ? 2 : 1})`);
+      }
+      let port: number;
+      try {
+        port = await passive(conn);
+      } catch (err) {
+        return passiveFailure(conn, err);
+      }
+      return conn.reply(229, `Entering Extended Passive Mode (|||${port}|)`);
+    },
+    loginRequired: true,
+    syntax: 'EPSV [1|2|ALL]',
+    help: 'Extended passive data connection (RFC 2428)',
+  },
+  PORT: {
+    handler: async (conn, arg) => active(conn, 'PORT', parsePort(arg)),
+    loginRequired: true,
+    syntax: 'PORT <h1,h2,h3,h4,p1,p2>',
+    help: 'Active data connection to the client (IPv4)',
+  },
+  EPRT: {
+    handler: async (conn, arg) => active(conn, 'EPRT', parseEprt(arg)),
+    loginRequired: true,
+    syntax: 'EPRT |<protocol>|<address>|<port>|',
+    help: 'Extended active data connection to the client (RFC 2428)',
+  },
+};

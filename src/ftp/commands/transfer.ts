@@ -3,20 +3,18 @@ import { isStorageError } from '../../storage/errors.js';
 import type { Entry, FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
 import type { ScanReport } from '../../storage/scan.js';
-import { transferOf } from '../control-channel.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { UploadAdmission } from '../transfer-policy.js';
-import { report, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
+import { report, sessionCommand, waitForData, type CommandSpec } from './context.js';
 
-/** STOR, STOU, APPE and RETR: the data transfers. */
-export function transferCommands(contextOf: ContextOf): Record<string, CommandSpec> {
-  const store = (op: 'STOR' | 'STOU' | 'APPE') =>
-    sessionCommand(contextOf, async (conn, session, arg) => {
+const store = (op: 'STOR' | 'STOU' | 'APPE', syntax: string, help: string) =>
+  sessionCommand(
+    { permission: ['write'], consumes: ['restOffset'], transfer: true, store: ['stat', 'locate', 'write'], syntax, help },
+    async (conn, session, arg) => {
       const stou = op === 'STOU';
       const started = Date.now();
       const offset = session.takeRestOffset();
-      session.require('write');
       let path: string;
       if (stou) {
         path = session.resolve((arg ? arg.replace(/\/+$/, '') + '.' : '') + randomUUID());
@@ -29,61 +27,74 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
       const existing = offset > 0 ? await checkResumeOffset(session.store, path, offset) : undefined;
       const appendAt = op === 'APPE' ? 'end' : offset > 0 ? offset : undefined;
       const where = session.store.locate(path);
-      const data = await waitForData(contextOf, conn);
+      const data = await waitForData(conn);
       let admission: UploadAdmission | undefined;
       try {
         // Quota (552 before any byte), bandwidth and the cut at the quota.
-        admission = await contextOf(conn).transferPolicy?.admitUpload(session, path, { append: appendAt !== undefined });
+        const size = conn.allocatedBytes;
+        conn.allocatedBytes = undefined;
+        admission = await conn.server.transferPolicy?.admitUpload(session, path, { append: appendAt !== undefined, size });
         const sink = await session.store.write(path, { appendAt, existing }).catch((err: unknown) => {
           // The file changed size between the check and the upload.
           if (isStorageError(err, 'INVALID_RANGE')) throw new FtpError('INVALID_RESTART', `Cannot resume at ${offset}: the file changed; ask SIZE again`);
           throw err;
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
-        const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, transferOf(conn));
-        report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226, ...scanOf(object) });
+        const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, conn.transfer);
+        report(conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226, ...scanOf(object) });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
         data.destroy();
-        report(contextOf, conn, session, { op, path, ...where, started, error, ...scanOf(error) });
+        report(conn, session, { op, path, ...where, started, error, ...scanOf(error) });
         throw error;
       } finally {
         admission?.release();
-        conn.connector.end();
+        conn.endDataConnection();
       }
-    });
+    },
+  );
 
-  const retrieve = sessionCommand(contextOf, async (conn, session, arg) => {
+const retrieve = sessionCommand(
+  {
+    permission: ['read'],
+    consumes: ['restOffset'],
+    transfer: true,
+    store: ['locate', 'read'],
+    syntax: 'RETR <path>',
+    help: 'Download a file (from the REST offset)',
+    feat: ['REST STREAM'],
+  },
+  async (conn, session, arg) => {
     const started = Date.now();
     const offset = session.takeRestOffset();
-    session.require('read');
     if (!arg) throw new FtpError('BAD_ARGUMENT', 'File name required');
     const path = session.resolve(arg);
     const where = session.store.locate(path);
-    const data = await waitForData(contextOf, conn);
+    const data = await waitForData(conn);
     try {
       const source = await session.store.read(path, { start: offset });
       await conn.reply(150, 'Opening data connection');
-      const policy = contextOf(conn).transferPolicy;
-      const bytes = await sendStream(policy ? policy.download(session, source) : source, data, conn.commandSocket, transferOf(conn));
-      report(contextOf, conn, session, { op: 'RETR', path, ...where, bytes, started, code: 226 });
+      const policy = conn.server.transferPolicy;
+      const bytes = await sendStream(policy ? policy.download(session, source) : source, data, conn.commandSocket, conn.transfer);
+      report(conn, session, { op: 'RETR', path, ...where, bytes, started, code: 226 });
       await conn.reply(226, 'Transfer complete');
     } catch (error) {
       data.destroy();
-      report(contextOf, conn, session, { op: 'RETR', path, ...where, started, error });
+      report(conn, session, { op: 'RETR', path, ...where, started, error });
       throw error;
     } finally {
-      conn.connector.end();
+      conn.endDataConnection();
     }
-  });
+  },
+);
 
-  return {
-    STOR: { handler: store('STOR'), syntax: 'STOR <path>' },
-    STOU: { handler: store('STOU'), syntax: 'STOU [<prefix>]' },
-    APPE: { handler: store('APPE'), syntax: 'APPE <path>' },
-    RETR: { handler: retrieve, syntax: 'RETR <path>', feat: ['REST STREAM'] },
-  };
-}
+/** STOR, STOU, APPE and RETR: the data transfers. */
+export const transferCommands: Record<string, CommandSpec> = {
+  STOR: store('STOR', 'STOR <path>', 'Upload a file (at the REST offset: resume it)'),
+  STOU: store('STOU', 'STOU [<prefix>]', 'Upload a file under a unique name'),
+  APPE: store('APPE', 'APPE <path>', 'Append to a file'),
+  RETR: retrieve,
+};
 
 /** The malware scan's report carried by a committed object or a scan refusal, as an event field. */
 function scanOf(outcome: unknown): { scan?: ScanReport } {

@@ -1,6 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { FtpSrv } from 'ftp-srv';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { commandTable } from '../../../src/ftp/commands/index.js';
+import { Connection } from '../../../src/ftp/connection.js';
+import { ControlListener } from '../../../src/ftp/ftp-srv-adapter.js';
+import { fakeContext, ReadyDataConnector } from '../../support/fake-connection.js';
 
 /** patches/ftp-srv+4.6.3.patch: the parts a unit test can see. Each fails on stock ftp-srv. */
 describe('ftp-srv patches', () => {
@@ -30,6 +36,52 @@ describe('ftp-srv patches', () => {
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
     expect(JSON.parse(out)).toEqual({ bunyanWithLogger: false, ownLogger: true, defaultLogger: expect.stringContaining('empty stand-in') });
+  });
+});
+
+/**
+ * The control connection is read by src/ftp/control-channel.ts, put in place by the adapter: the
+ * patch no longer touches ftp-srv's reader (stock: a command split across TCP segments is two
+ * 502s, pipelined commands run concurrently, quotes are stripped from arguments).
+ */
+describe('ftp-srv with the adapter: our reader reads the control connection', () => {
+  it('joins a command split across segments, runs pipelined commands in order, keeps the argument verbatim, 501s control characters', async () => {
+    let accepted: Connection | undefined;
+    let closed!: () => void;
+    const gone = new Promise<void>((resolve) => (closed = resolve));
+    const listener = new ControlListener(
+      { host: '127.0.0.1', port: 0, passive: { portMin: 47620, portMax: 47629 }, log: pino({ level: 'silent' }) },
+      { accept: (peer) => (accepted = new Connection(peer, fakeContext(), commandTable)), closed: () => closed() },
+    );
+    const { port } = await listener.listen();
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const lines = () => received.split('\r\n').filter(Boolean);
+    const waitForLines = async (n: number) => {
+      for (const deadline = Date.now() + 20_000; lines().length < n; await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > deadline) throw new Error(`waiting for ${n} lines, got: ${JSON.stringify(received)}`);
+      }
+    };
+    try {
+      await waitForLines(1);
+      socket.write('NO');
+      await new Promise((r) => setTimeout(r, 50));
+      socket.write('OP\r\nUSER "quoted"  name\r\nSYST\r\nNOOP\x01\r\n');
+      await waitForLines(5);
+      expect(lines()).toEqual(['220 Ready', '200 NOOP ok', '331 Password required', '215 UNIX Type: L8', '501 Control characters are not allowed in commands']);
+      expect(accepted?.username).toBe('"quoted"  name');
+      // The client goes: the data connection set up goes with it.
+      const setUp = new ReadyDataConnector({} as Socket);
+      (accepted as Connection).dataConnector = setUp;
+      socket.destroy();
+      await gone;
+      expect(setUp.ended).toBe(true);
+    } finally {
+      socket.destroy();
+      await listener.close();
+    }
   });
 });
 

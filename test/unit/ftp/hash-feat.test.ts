@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { optsHash } from '../../../src/ftp/commands/hash.js';
-import { buildCommands, featuresOf } from '../../../src/ftp/commands/index.js';
-import type { FtpConnection } from '../../../src/ftp/ftp-srv-internals.js';
+import { featuresOf } from '../../../src/ftp/commands/index.js';
+import type { Connection } from '../../../src/ftp/connection.js';
+import { fakeConnection } from '../../support/fake-connection.js';
 
-const commands = buildCommands(() => {
-  throw new Error('not used');
-});
-const hashLine = (conn?: FtpConnection) => featuresOf(commands, undefined, conn).filter((f) => f.startsWith('HASH '));
-const connection = () => ({}) as FtpConnection;
+const hashLine = (conn?: Connection) => featuresOf(undefined, conn).filter((f) => f.startsWith('HASH '));
+const connection = () => fakeConnection().connection;
 
 describe('FEAT HASH line (draft-bryan-ftp-hash §3)', () => {
   it('marks SHA-256, the default, before OPTS HASH', () => {

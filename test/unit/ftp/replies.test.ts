@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FTP_ERROR_CODES, FtpError, type FtpErrorCode } from '../../../src/ftp/errors.js';
-import type { FtpConnection } from '../../../src/ftp/ftp-srv-internals.js';
-import { guardReplies, replyFor, safeReplyText } from '../../../src/ftp/replies.js';
+import { replyFor, safeReplyLetter, safeReplyText } from '../../../src/ftp/replies.js';
 import { STORAGE_ERROR_CODES, StorageError, type StorageErrorCode } from '../../../src/storage/errors.js';
 
 const SECRET = 'SECRET';
@@ -124,24 +123,17 @@ describe('replyFor: anything else', () => {
   });
 });
 
-describe('safeReplyText and guardReplies', () => {
+describe('safeReplyText and safeReplyLetter', () => {
   it('shows C0, DEL and C1 controls as \\xHH and leaves everything else alone', () => {
     expect(safeReplyText('Command not allowed: X\rFORGED\n226 ok')).toBe('Command not allowed: X\\x0dFORGED\\x0a226 ok');
     expect(safeReplyText('a\x00b\tc\x1bd\x7fe\u0085f\u009bg')).toBe('a\\x00b\\x09c\\x1bd\\x7fe\\x85f\\x9bg');
     expect(safeReplyText('"/dir/ü 日本 \u2028" created')).toBe('"/dir/ü 日本 \u2028" created');
   });
 
-  it('guards string letters and message letters of every reply, keeping the other fields', async () => {
-    const sent: unknown[][] = [];
-    const connection = { reply: async (...args: unknown[]) => void sent.push(args) } as unknown as FtpConnection;
-    guardReplies(connection);
-    await connection.reply(502, 'Command not allowed: X\r\nFORGED');
-    await connection.reply(250, 'Listing /a', { message: ' type=file; a\nb', raw: true }, 'End');
-    await connection.reply({ code: 421 });
-    expect(sent).toEqual([
-      [502, 'Command not allowed: X\\x0d\\x0aFORGED'],
-      [250, 'Listing /a', { message: ' type=file; a\\x0ab', raw: true }, 'End'],
-      [{ code: 421 }],
-    ]);
+  it('guards string letters and message letters, keeping the other fields', () => {
+    expect(safeReplyLetter('Command not allowed: X\r\nFORGED')).toBe('Command not allowed: X\\x0d\\x0aFORGED');
+    expect(safeReplyLetter({ message: ' type=file; a\nb', raw: true })).toEqual({ message: ' type=file; a\\x0ab', raw: true });
+    expect(safeReplyLetter({ code: 421 })).toEqual({ code: 421 });
+    expect(safeReplyLetter(undefined)).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
-import { buildCommands, featuresOf, type CommandContext } from '../../../src/ftp/commands/index.js';
+import { featuresOf, type CommandContext } from '../../../src/ftp/commands/index.js';
 import { connect as tlsConnect, type SecureContext, type SecureVersion } from 'node:tls';
 import { serverTlsSocket, TlsCredentials } from '../../../src/ftp/tls.js';
 import { makeCertificate, type TestCertificate } from '../../support/tls.js';
@@ -80,15 +80,12 @@ describe('FTPS configuration keys', () => {
 });
 
 describe('FEAT and TLS', () => {
-  const commands = buildCommands(() => {
-    throw new Error('not used');
-  });
   const ctx = (tls: unknown) => ({ tls }) as unknown as CommandContext;
 
   it('announces AUTH TLS, PBSZ and PROT only on a server with a certificate', () => {
-    expect(featuresOf(commands, ctx({}))).toEqual(expect.arrayContaining(['AUTH TLS', 'PBSZ', 'PROT']));
-    expect(featuresOf(commands, ctx(undefined))).not.toEqual(expect.arrayContaining(['AUTH TLS']));
-    expect(featuresOf(commands, ctx(undefined))).not.toContain('PBSZ');
+    expect(featuresOf(ctx({}))).toEqual(expect.arrayContaining(['AUTH TLS', 'PBSZ', 'PROT']));
+    expect(featuresOf(ctx(undefined))).not.toEqual(expect.arrayContaining(['AUTH TLS']));
+    expect(featuresOf(ctx(undefined))).not.toContain('PBSZ');
   });
 });
 
