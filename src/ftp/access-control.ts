@@ -256,3 +256,37 @@ export class ConnectionLimiter {
     };
   }
 }
+
+/** Bounds the keys a flood of distinct addresses can make the throttle hold. */
+const MAX_THROTTLED_KEYS = 10_000;
+
+/**
+ * At most one log line per key per interval: a client that floods connections after its ban (or
+ * beyond the limits) must not be able to fill the disk with "connection refused" lines. The line
+ * that is let through says how many were suppressed since the last one.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The number of lines suppressed since the last one when this one may be logged; undefined when it may not. */
+  admit(key: string): number | undefined {
+    const now = this.now();
+    const seen = this.last.get(key);
+    if (seen && now - seen.at < this.intervalMs) {
+      seen.suppressed++;
+      return undefined;
+    }
+    this.last.delete(key);
+    this.last.set(key, { at: now, suppressed: 0 });
+    for (const k of this.last.keys()) {
+      if (this.last.size <= MAX_THROTTLED_KEYS) break;
+      this.last.delete(k);
+    }
+    return seen?.suppressed ?? 0;
+  }
+}

@@ -13,7 +13,7 @@ import type { OperationListener } from './operations.js';
 import { Session } from './session.js';
 import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from './transfer-policy.js';
-import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from './access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
 import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
@@ -92,6 +92,15 @@ export class FtpServer {
     );
   }
 
+  /** One "connection refused" line per client and reason every 10 s, with the count of those suppressed. */
+  private readonly refusalLog = new LogThrottle(10_000);
+
+  private logRefusal(clientIp: string, reason: string, listener?: 'implicit'): void {
+    const suppressed = this.refusalLog.admit(`${clientKey(clientIp, this.options.ftp.bruteForce.ipv6PrefixLength)} ${reason}`);
+    if (suppressed === undefined) return;
+    this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...(listener ? { listener } : {}), ...(suppressed ? { suppressed } : {}) }, 'connection refused');
+  }
+
   /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
   private admit(clientIp: string): Admission | Refusal {
     if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: CLIENT_BANNED.message };
@@ -114,7 +123,7 @@ export class FtpServer {
     const admitted = this.admittedImplicit ?? this.admit(clientIp);
     this.admittedImplicit = undefined;
     if ('refused' in admitted) {
-      logger.warn({ event: 'connection-refused', clientIp, reason: admitted.refused }, 'connection refused');
+      this.logRefusal(clientIp, admitted.refused);
       return { refuse: admitted.message };
     }
     const connection = new Connection(peer, this.context, commandTable);
@@ -235,7 +244,7 @@ export class FtpServer {
       const clientIp = normalizeIp(socket.remoteAddress);
       const admitted = this.admit(clientIp);
       if ('refused' in admitted) {
-        logger.warn({ event: 'connection-refused', clientIp, reason: admitted.refused, listener: 'implicit' }, 'connection refused');
+        this.logRefusal(clientIp, admitted.refused, 'implicit');
         // Before TLS there is no way to say 421: closed at once, without a handshake.
         socket.destroy();
         return;

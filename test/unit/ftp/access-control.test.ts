@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, normalizeIp, type LoginAttempt } from '../../../src/ftp/access-control.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type LoginAttempt } from '../../../src/ftp/access-control.js';
 import { parseEprt, parsePort } from '../../../src/ftp/commands/data-connection.js';
 
 describe('AddressSet', () => {
@@ -205,5 +205,29 @@ describe('configuration keys, accepted as written', () => {
     expect(() => parseConfig({ ftp: { bruteforce: {} }, accounts: [account] })).toThrow();
     expect(() => parseConfig({ ftp: { bruteForce: { ipv6PrefixLength: 129 } }, accounts: [account] })).toThrow();
     expect(() => parseConfig({ ftp: { bruteForce: { ipv6PrefixLength: 0 } }, accounts: [account] })).toThrow();
+  });
+});
+
+describe('LogThrottle', () => {
+  it('lets one line per key through each interval and counts those suppressed', () => {
+    let now = 0;
+    const throttle = new LogThrottle(10_000, () => now);
+    expect(throttle.admit('a')).toBe(0);
+    expect(throttle.admit('a')).toBeUndefined();
+    expect(throttle.admit('a')).toBeUndefined();
+    expect(throttle.admit('b')).toBe(0);
+    now = 9_999;
+    expect(throttle.admit('a')).toBeUndefined();
+    now = 10_000;
+    expect(throttle.admit('a')).toBe(3);
+    expect(throttle.admit('a')).toBeUndefined();
+  });
+
+  it('holds a bounded number of keys under a flood of distinct ones', () => {
+    const throttle = new LogThrottle(10_000, () => 0);
+    for (let i = 0; i < 20_000; i++) expect(throttle.admit(`k${i}`)).toBe(0);
+    // The oldest keys were dropped, so their next line is let through again.
+    expect(throttle.admit('k0')).toBe(0);
+    expect(throttle.admit('k19999')).toBeUndefined();
   });
 });
