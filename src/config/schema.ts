@@ -230,17 +230,18 @@ export const configSchema = z.strictObject({
       /** Renames copy objects above this size part by part (UploadPartCopy), below it with one CopyObject (S3's limit: 5 GiB). */
       multipartCopyThresholdMiB: z.number().int().min(5).max(5120).default(5120),
       /**
-       * After a multipart upload (<= 5 GiB) commits, stores its SHA-256/MD5 as object metadata with a
-       * server-side CopyObject onto itself, in the background; off: kept in this process's cache only.
-       */
-      persistMultipartDigests: z.boolean().default(true),
-      /**
        * Digests computed while each upload streams in and stored with it (HASH, XSHA256, XMD5 answer
        * from them; others are computed by reading the object, up to ftp.hashMaxStreamMiB). MD5 is
        * the costliest step of an upload (~1.4 CPU-s per GiB, twice SHA-256): drop it where no
        * client asks for XMD5 or HASH MD5.
        */
       uploadDigests: z.array(z.enum(['SHA-256', 'MD5'])).default(['SHA-256', 'MD5']),
+      /**
+       * Checksum S3 verifies on every upload request and keeps with the object (x-amz-checksum-*),
+       * computed in the same pass as uploadDigests. Multipart: composite for SHA256/CRC32/CRC32C,
+       * full-object for CRC64NVME. Omitted: SHA256 on AWS, none when `endpoint` is set.
+       */
+      checksumAlgorithm: z.enum(['SHA256', 'CRC64NVME', 'CRC32C', 'CRC32', 'none']).optional(),
       /**
        * Checksum behaviour of the AWS SDK. `WHEN_SUPPORTED` (the SDK default) sends CRC32 trailers
        * that many S3-compatible stores reject or store inside the object; `WHEN_REQUIRED` is the safe

@@ -28,6 +28,7 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   PARTIAL_RENAME: { code: 451, message: 'Rename incomplete: the file now exists under both names' },
   APPEND_UNSUPPORTED: { code: 504, message: 'Appending to a file of 5 MiB or more is not supported by this storage' },
   CHANGED: { code: 451, message: 'The file changed meanwhile; try again' },
+  CHECKSUM_MISMATCH: { code: 451, message: 'The storage received other bytes than were sent (checksum mismatch); nothing was stored, try again' },
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
 

@@ -1,14 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { clientKey } from '../ftp/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
+import { resolveChecksumAlgorithm } from '../storage/checksums.js';
 import { createS3Client } from '../storage/s3-client.js';
-import { DigestPersistence } from '../storage/digest-persistence.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
@@ -53,6 +52,7 @@ function auditFields(e: OperationEvent) {
     result: e.result,
     replyCode: e.code,
     etag: e.etag,
+    ...(e.checksum !== undefined ? { checksum: e.checksum } : {}),
     ...(e.error !== undefined ? { error: e.error } : {}),
   };
 }
@@ -81,24 +81,6 @@ function startPeriodicSweep(config: BridgeConfig, sweepNow: (olderThan: Date) =>
   };
 }
 
-/** Digest persistence of multipart uploads, its outcomes counted and failures logged. */
-function startDigestPersistence(metrics: BridgeMetrics, logger: Logger): DigestPersistence {
-  const outcomes = new Counter({
-    name: 's3_digest_persistence_total',
-    help: 'Multipart uploads whose digests were to be stored as metadata (CopyObject), by result (persisted, skipped, failed)',
-    labelNames: ['result'],
-    registers: [metrics.registry],
-  });
-  return new DigestPersistence({
-    onOutcome(outcome) {
-      outcomes.inc({ result: outcome.result });
-      const { result, bucket, key, size, reason, guard, durationMs } = outcome;
-      if (result === 'failed') logger.warn({ err: outcome.error, bucket, key, size, durationMs }, 'storing digests as metadata failed');
-      else logger.debug({ result, reason, guard, bucket, key, size, durationMs }, 'digests as metadata');
-    },
-  });
-}
-
 /** Composition root: builds every part from the config and starts the FTP listener. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
   logger.info({ config: redactSecrets(config) }, 'effective configuration');
@@ -116,7 +98,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const authenticator = accounts.authenticator;
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
-  const digestPersistence = config.s3.persistMultipartDigests ? startDigestPersistence(metrics, logger.child({ component: 'digests' })) : undefined;
+  const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
   const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
@@ -134,7 +116,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryBudget,
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
-      digestPersistence,
+      checksumAlgorithm,
     });
   const stopSweep = startPeriodicSweep(config, (olderThan) => accounts.sweep(olderThan), logger.child({ component: 'sweep' }));
   const audit = logger.child({ component: 'audit' });
@@ -180,8 +162,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryRelief?.stop();
       if (graceful) await ftp.drain(config.shutdown.drainTimeoutSeconds * 1000);
       else await ftp.close();
-      // Uploads committed during the drain may have started one.
-      await (graceful ? digestPersistence?.drain(config.shutdown.drainTimeoutSeconds * 1000) : digestPersistence?.close());
       tls?.close();
       await webhook?.close(graceful ? 5000 : 0);
       await http?.close();
@@ -212,10 +192,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     drain: () => stop(true),
     close: () => {
       // During a drain: cut it short.
-      if (stopped) {
-        void ftp.close();
-        void digestPersistence?.close();
-      }
+      if (stopped) void ftp.close();
       return stop(false);
     },
   };

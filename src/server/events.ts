@@ -21,6 +21,8 @@ export interface BridgeEvent {
   /** upload: object size in bytes. */
   size?: number;
   etag?: string;
+  /** upload: the checksum S3 verified and keeps, `<algorithm>:<base64>`. */
+  checksum?: string;
 }
 
 export const SIGNATURE_HEADER = 'X-FTP-S3-Bridge-Signature';
@@ -48,6 +50,7 @@ export function eventFor(op: OperationEvent, now = new Date()): BridgeEvent | un
     ...(op.from !== undefined ? { fromPath: op.from } : {}),
     ...(op.bytes !== undefined ? { size: op.bytes } : {}),
     ...(op.etag !== undefined ? { etag: op.etag } : {}),
+    ...(op.checksum !== undefined ? { checksum: op.checksum } : {}),
   };
 }
 

@@ -20,6 +20,7 @@ export const STORAGE_ERROR_CODES = [
   'PARTIAL_RENAME', // a rename copied data but could not remove every source
   'APPEND_UNSUPPORTED', // appending to a large object needs UploadPartCopy, which the store lacks
   'CHANGED', // the object changed while an append or resume was being set up (ETag mismatch)
+  'CHECKSUM_MISMATCH', // the store's checksum of the bytes it received differs from the one sent: nothing stored
   'INTERNAL',
 ] as const;
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];

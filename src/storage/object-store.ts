@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { ObjectChecksum } from './checksums.js';
 import type { DigestAlgorithm, StoredDigests } from './digests.js';
 
 /** A file or directory of an account's virtual tree. */
@@ -21,6 +22,8 @@ export interface CommittedObject {
   digests?: StoredDigests;
   /** Whether `digests` were stored as the object's metadata (single-request uploads). */
   digestsInMetadata?: boolean;
+  /** The checksum S3 verified and keeps with the object (s3.checksumAlgorithm), as it reported it. */
+  checksum?: ObjectChecksum;
 }
 
 export interface WriteOptions {

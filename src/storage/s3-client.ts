@@ -1,4 +1,4 @@
-import { S3Client, type PutObjectCommand } from '@aws-sdk/client-s3';
+import { S3Client, type PutObjectCommand, type UploadPartCommand } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BridgeConfig } from '../config/schema.js';
 import { createS3Agents } from './s3-agents.js';
@@ -38,8 +38,8 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
  * and the store still checks the body against it. A wrong hash makes the request fail, never
  * stores other bytes.
  */
-export function withPayloadSha256(command: PutObjectCommand, sha256Hex: string): PutObjectCommand {
-  command.middlewareStack.add(
+export function withPayloadSha256<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256Hex: string): C {
+  (command.middlewareStack as PutObjectCommand['middlewareStack']).add(
     (next) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
       if (request.headers) request.headers['x-amz-content-sha256'] = sha256Hex;

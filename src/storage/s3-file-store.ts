@@ -13,7 +13,7 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { DigestPersistence } from './digest-persistence.js';
+import { checksumOf, type S3Checksum } from './checksums.js';
 import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
@@ -55,8 +55,8 @@ export interface S3FileStoreOptions {
   objectParams?: ObjectParams;
   /** Renames copy larger objects part by part (UploadPartCopy); default and most: CopyObject's 5 GiB limit. */
   multipartCopyThresholdBytes?: number;
-  /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
-  digestPersistence?: DigestPersistence;
+  /** Checksum S3 verifies on every upload and keeps with the object (s3.checksumAlgorithm); omitted: none. */
+  checksumAlgorithm?: S3Checksum;
 }
 
 const processDigestCache = new DigestCache();
@@ -149,7 +149,6 @@ export class S3FileStore implements FileStore {
 
   async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.keys.fileKey(path);
-    await this.digestsPersisted(key);
     const isDirectory =
       this.options.storeOntoDirectory === 'allow'
         ? Promise.resolve()
@@ -204,26 +203,18 @@ export class S3FileStore implements FileStore {
       beforeCommit,
       digestAlgorithms: this.options.uploadDigests,
       copySource,
+      checksumAlgorithm: this.options.checksumAlgorithm,
     });
     sink.committed.then(
       (object: CommittedObject) => {
-        // No digests (an append, or s3.uploadDigests: []): nothing to cache or persist.
+        // No digests (an append, or s3.uploadDigests: []): nothing to cache.
         if (object.digests && Object.keys(object.digests).length && !object.digestsInMetadata) {
           this.digestCache.set(object.bucket, object.key, object.etag, object.digests);
-          this.options.digestPersistence?.persist(this.client, object, this.options.objectParams);
         }
       },
       () => undefined,
     );
     return sink;
-  }
-
-  /**
-   * Waits until no digest persistence (a copy of an object onto itself) runs for `key` or keys
-   * under it: a copy landing after a delete, rename or overwrite would bring the old bytes back.
-   */
-  private async digestsPersisted(key: string): Promise<void> {
-    await this.options.digestPersistence?.idle(this.bucket, key);
   }
 
   private get digestCache(): DigestCache {
@@ -247,7 +238,7 @@ export class S3FileStore implements FileStore {
     const key = this.keys.fileKey(path);
     let head;
     try {
-      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
     } catch (err) {
       const error = classifyS3Error(err);
       if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {
@@ -256,7 +247,7 @@ export class S3FileStore implements FileStore {
       throw error;
     }
     const size = head.ContentLength ?? 0;
-    const stored: StoredDigests = { ...this.digestCache.get(this.bucket, key, head.ETag), ...digestsFromMetadata(head.Metadata) };
+    const stored: StoredDigests = { ...checksumDigests(head), ...this.digestCache.get(this.bucket, key, head.ETag), ...digestsFromMetadata(head.Metadata) };
     const hex = stored[algorithm];
     if (hex) return { algorithm, hex, size, source: 'stored' };
     const max = options.maxStreamBytes ?? this.options.hashMaxStreamBytes ?? 0;
@@ -273,7 +264,6 @@ export class S3FileStore implements FileStore {
 
   async remove(path: string): Promise<void> {
     const key = this.keys.fileKey(path);
-    await this.digestsPersisted(key);
     if (!(await this.headFile(path))) {
       if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
       throw new StorageError('NOT_FOUND', 'No such file or directory');
@@ -306,7 +296,6 @@ export class S3FileStore implements FileStore {
     if (from === '/' || to === '/') throw new StorageError('DENIED', 'Cannot rename the root directory');
     if (from === to) return;
     if (to.startsWith(from + '/')) throw new StorageError('BAD_NAME', 'Cannot move a directory into itself');
-    await Promise.all([this.digestsPersisted(this.keys.fileKey(from)), this.digestsPersisted(this.keys.fileKey(to))]);
     const source = await this.stat(from);
     if (!source.isDirectory) {
       const toKey = this.keys.fileKey(to);
@@ -459,6 +448,19 @@ export class S3FileStore implements FileStore {
       throw classifyS3Error(err);
     }
   }
+}
+
+/**
+ * The digests a checksum S3 keeps gives for the whole object: SHA-256 and CRC32 when it covers the
+ * object's bytes (a single-request upload, or a full-object multipart checksum), not a composite one.
+ */
+function checksumDigests(head: Parameters<typeof checksumOf>[0]): StoredDigests {
+  const checksum = checksumOf(head);
+  if (!checksum || checksum.type !== 'FULL_OBJECT') return {};
+  const hex = Buffer.from(checksum.value, 'base64').toString('hex');
+  if (checksum.algorithm === 'SHA256') return { 'SHA-256': hex };
+  if (checksum.algorithm === 'CRC32') return { CRC32: hex };
+  return {};
 }
 
 function dirEntry(name: string, mtime: Date): Entry {

@@ -10,6 +10,7 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { checksumMember, createChecksum, multipartChecksumType, type ChecksumHasher, type ObjectChecksum, type S3Checksum } from './checksums.js';
 import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
@@ -54,6 +55,11 @@ export interface UploadOptions {
    * change) is copied server-side as the first parts, and the written bytes follow it.
    */
   copySource?: { size: number; etag: string };
+  /**
+   * Checksum S3 verifies on each request and keeps (s3.checksumAlgorithm), computed as the bytes
+   * are copied into the part buffers; omitted: none. None with `copySource`.
+   */
+  checksumAlgorithm?: S3Checksum;
 }
 
 /**
@@ -107,6 +113,11 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
   private readonly digests: StreamDigests | undefined;
+  private readonly checksumAlgorithm: S3Checksum | undefined;
+  /** The checksum of the part being filled (of the whole object when it ends as one PutObject). */
+  private partChecksum: ChecksumHasher | undefined;
+  /** The whole object's, for a full-object multipart checksum (CRC64NVME). */
+  private readonly objectChecksum: ChecksumHasher | undefined;
   /**
    * The part being filled, and how many bytes it holds; or the small buffer an upload starts in,
    * told apart by its length (part buffers are never shorter than partSize).
@@ -127,6 +138,8 @@ export class S3UploadSink extends Writable implements UploadSink {
     super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
+    this.checksumAlgorithm = options.copySource ? undefined : options.checksumAlgorithm;
+    if (this.checksumAlgorithm && multipartChecksumType(this.checksumAlgorithm) === 'FULL_OBJECT') this.objectChecksum = createChecksum(this.checksumAlgorithm);
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
@@ -171,6 +184,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
     this.digests?.update(chunk);
+    this.objectChecksum?.update(chunk);
     const copied = this.copyIn(chunk, 0);
     if (copied === chunk.length) return callback();
     this.copyInAsync(chunk, copied).then(() => callback(), callback);
@@ -182,6 +196,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (!current || this.fill === current.length) return offset;
     const n = chunk.copy(current, this.fill, offset);
     this.fill += n;
+    if (this.checksumAlgorithm && n > 0) (this.partChecksum ??= createChecksum(this.checksumAlgorithm)).update(chunk.subarray(offset, offset + n));
     return offset + n;
   }
 
@@ -228,6 +243,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     await this.slotFree();
     const buffer = this.current as Buffer;
     const length = this.fill;
+    const checksum = this.takePartChecksum();
     this.current = undefined;
     this.fill = 0;
     if (this.failure) {
@@ -244,10 +260,19 @@ export class S3UploadSink extends Writable implements UploadSink {
     void this.track(async () => {
       try {
         const UploadId = await uploadId;
-        const res = await this.send<{ ETag?: string }>(
-          new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length) }),
-        );
-        this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
+        const sum = checksum && { [checksumMember(checksum.algorithm)]: await checksum.hasher.digest() };
+        // ChecksumAlgorithm also names it (x-amz-sdk-checksum-algorithm); the SDK adds no checksum of its own next to a given one.
+        const part = new UploadPartCommand({
+          Bucket: this.options.bucket,
+          Key: this.options.key,
+          UploadId,
+          PartNumber: partNumber,
+          Body: buffer.subarray(0, length),
+          ...(checksum && { ChecksumAlgorithm: checksum.algorithm }),
+          ...sum,
+        });
+        const res = await this.send<{ ETag?: string }>(sum?.ChecksumSHA256 ? withPayloadSha256(part, base64ToHex(sum.ChecksumSHA256)) : part);
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag, ...sum });
       } catch (err) {
         // An aborted request may still be writing the buffer: release its bytes, never reuse it.
         this.budget.discard(buffer);
@@ -277,10 +302,21 @@ export class S3UploadSink extends Writable implements UploadSink {
     return request;
   }
 
+  /** The checksum of the bytes copied into the current part so far, handed over with it (an empty part's too). */
+  private takePartChecksum(): { algorithm: S3Checksum; hasher: ChecksumHasher } | undefined {
+    const algorithm = this.checksumAlgorithm;
+    if (!algorithm) return undefined;
+    const hasher = this.partChecksum ?? createChecksum(algorithm);
+    this.partChecksum = undefined;
+    return { algorithm, hasher };
+  }
+
   private createMultipartUpload(): Promise<string> {
     const { bucket, key, objectParams } = this.options;
+    const algorithm = this.checksumAlgorithm;
+    const checksum = algorithm && { ChecksumAlgorithm: algorithm, ChecksumType: multipartChecksumType(algorithm) };
     // Not cancellable: a create cancelled in flight may still exist on the server, with no id to abort it by.
-    const create = this.options.client.send(new CreateMultipartUploadCommand({ ...objectParams, Bucket: bucket, Key: key }));
+    const create = this.options.client.send(new CreateMultipartUploadCommand({ ...objectParams, ...checksum, Bucket: bucket, Key: key }));
     const id = create.then((res) => {
       if (!res.UploadId) throw new StorageError('INTERNAL', 'Storage returned no upload id');
       return res.UploadId;
@@ -310,17 +346,27 @@ export class S3UploadSink extends Writable implements UploadSink {
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
       this.current = undefined;
       const params = this.options.objectParams;
+      const taken = this.takePartChecksum();
+      const checksum: ObjectChecksum | undefined = taken && { algorithm: taken.algorithm, value: await taken.hasher.digest(), type: 'FULL_OBJECT' };
       let res: { ETag?: string };
       try {
-        const put = new PutObjectCommand({ ...params, Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) }, Bucket: bucket, Key: key, Body: body });
+        const put = new PutObjectCommand({
+          ...params,
+          ...(checksum && { ChecksumAlgorithm: checksum.algorithm, [checksumMember(checksum.algorithm)]: checksum.value }),
+          Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) },
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+        });
         // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
-        res = await this.send(digests?.['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
+        const sha256 = digests?.['SHA-256'] ?? (checksum?.algorithm === 'SHA256' ? base64ToHex(checksum.value) : undefined);
+        res = await this.send(sha256 ? withPayloadSha256(put, sha256) : put);
       } catch (err) {
         if (buffer) this.budget.discard(buffer);
         throw err;
       }
       if (buffer) this.budget.giveBack(buffer);
-      this.committedAs(res.ETag, digests, true);
+      this.committedAs(res.ETag, digests, true, checksum);
       return;
     }
     if (this.current) await this.sendCurrentPart();
@@ -328,18 +374,23 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) throw this.failure;
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-    const res = await this.send<{ ETag?: string }>(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts } }),
+    const algorithm = this.checksumAlgorithm;
+    // A full-object checksum is sent along, so S3 also checks the parts it assembled against the whole stream.
+    const whole = algorithm && this.objectChecksum && { ChecksumType: 'FULL_OBJECT' as const, [checksumMember(algorithm)]: await this.objectChecksum.digest() };
+    const res = await this.send<{ ETag?: string } & Partial<Record<string, string>>>(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...whole }),
     );
-    this.committedAs(res.ETag, digests, false);
+    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole?.[checksumMember(algorithm)] as string | undefined) ?? (await compositeChecksum(algorithm, Parts)));
+    const checksum: ObjectChecksum | undefined = algorithm && value ? { algorithm, value, type: multipartChecksumType(algorithm) } : undefined;
+    this.committedAs(res.ETag, digests, false, checksum);
   }
 
   /** The store holds the object: that is the truth reported, even if an abort raced with the commit. */
-  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean): void {
+  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean, checksum?: ObjectChecksum): void {
     this.isCommitted = true;
     this.releaseCurrent();
     const { bucket, key, copySource } = this.options;
-    this.resolveCommitted({ bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata });
+    this.resolveCommitted({ bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata, ...(checksum && { checksum }) });
   }
 
   private send<T>(command: { input: unknown } & object): Promise<T> {
@@ -389,4 +440,20 @@ export class S3UploadSink extends Writable implements UploadSink {
 
 function unsupported(cause?: unknown): StorageError {
   return new StorageError('APPEND_UNSUPPORTED', 'The storage cannot copy parts (UploadPartCopy); appending to this file is not possible', { cause });
+}
+
+const base64ToHex = (b64: string): string => Buffer.from(b64, 'base64').toString('hex');
+
+/**
+ * What S3 reports as a composite checksum: the checksum of the parts' checksums (raw bytes, in part
+ * order), "-<parts>"; for stores whose CompleteMultipartUpload answer leaves it out.
+ */
+async function compositeChecksum(algorithm: S3Checksum, parts: CompletedPart[]): Promise<string | undefined> {
+  const hasher = createChecksum(algorithm);
+  for (const part of parts) {
+    const value = part[checksumMember(algorithm)];
+    if (!value) return undefined;
+    hasher.update(Buffer.from(value, 'base64'));
+  }
+  return `${await hasher.digest()}-${parts.length}`;
 }

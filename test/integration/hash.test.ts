@@ -14,8 +14,8 @@ const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
-  // Digests kept in this process only (hash-persist.test.ts covers them stored as metadata).
-  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 }, s3: { persistMultipartDigests: false } });
+  // Digests of multipart uploads are kept in this process only (nothing is copied after the commit).
+  bridge = await TestBridge.start({ proxy: true, ftp: { hashMaxStreamMiB: 1 } });
 });
 afterAll(async () => {
   await bridge?.close();

@@ -49,6 +49,8 @@ export interface TestBridgeOptions {
   logLevel?: 'trace' | 'debug' | 'info';
   ftp?: Partial<NonNullable<BridgeConfigInput['ftp']>>;
   s3?: Partial<NonNullable<BridgeConfigInput['s3']>>;
+  /** An S3 server of the test file's own (e.g. moto started in its beforeAll); default: the run's. */
+  backend?: TestS3;
 }
 
 export function s3Client(s3: TestS3): S3Client {
@@ -83,7 +85,7 @@ export class TestBridge {
   ) {}
 
   static async start(options: TestBridgeOptions = {}): Promise<TestBridge> {
-    const backend = inject('s3');
+    const backend = options.backend ?? inject('s3');
     const s3 = s3Client(backend);
     const bucket = `t-${randomBytes(6).toString('hex')}`;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));

@@ -70,7 +70,15 @@ export type FaultAction =
    * connection (`reset-body`), close it cleanly short of Content-Length (`truncate-body`) or send
    * nothing more while keeping it open (`stall-body`).
    */
-  | { kind: 'reset-body' | 'truncate-body' | 'stall-body'; afterBytes?: number };
+  | { kind: 'reset-body' | 'truncate-body' | 'stall-body'; afterBytes?: number }
+  /**
+   * Forward the request with one byte of its body changed (at `atByte`, default the middle of its
+   * Content-Length; same length), and answer as S3 does when the x-amz-checksum-* the request
+   * carries does not match the bytes: 400 BadDigest, nothing stored. The stores the tests run
+   * (s3rver, moto) keep checksums without recomputing them, so the proxy checks in their place:
+   * the request goes on to the store only when its checksum header matches the bytes.
+   */
+  | { kind: 'corrupt-body'; atByte?: number };
 
 export interface FaultRule {
   /** One operation or several; omitted: any. */
@@ -133,6 +141,7 @@ const MESSAGES: Record<string, string> = {
   SlowDown: 'Please reduce your request rate.',
   InternalError: 'We encountered an internal error. Please try again.',
   ServiceUnavailable: 'Service is unable to handle request.',
+  BadDigest: 'The checksum you specified did not match the calculated checksum.',
 };
 
 /** An S3 error document as S3 sends it. */

@@ -63,5 +63,7 @@ export function hashCommands(contextOf: ContextOf): Record<string, CommandSpec> 
     XSHA1: xCommand('SHA-1', 'XSHA1'),
     XSHA512: xCommand('SHA-512', 'XSHA512'),
     XMD5: xCommand('MD5', 'XMD5'),
+    // CRC-32 (the zlib/IEEE one) in hex: from the CRC32 checksum S3 keeps for a single-request upload, else computed.
+    XCRC: xCommand('CRC32', 'XCRC'),
   };
 }

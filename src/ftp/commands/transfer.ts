@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { formatChecksum } from '../../storage/checksums.js';
 import { isStorageError } from '../../storage/errors.js';
 import type { FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
@@ -40,7 +41,7 @@ export function transferCommands(contextOf: ContextOf): Record<string, CommandSp
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
         const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, transferOf(conn));
-        report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226 });
+        report(contextOf, conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, ...(object.checksum && { checksum: formatChecksum(object.checksum) }), started, code: 226 });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
         data.destroy();

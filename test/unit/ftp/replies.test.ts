@@ -33,6 +33,7 @@ describe('replyFor: storage errors', () => {
     ['PARTIAL_RENAME', 451],
     ['APPEND_UNSUPPORTED', 504],
     ['CHANGED', 451],
+    ['CHECKSUM_MISMATCH', 451],
     ['INTERNAL', 451],
   ];
 
