@@ -49,6 +49,14 @@ export const accountSchema = z.strictObject({
   storageClass: z.string().regex(/^[A-Z][A-Z_]*$/, 'must be an S3 storage class such as STANDARD_IA').optional(),
   serverSideEncryption: z.enum(['AES256', 'aws:kms']).optional(),
   sseKmsKeyId: z.string().min(1).optional(),
+  /**
+   * Object Lock retention of every object the account uploads (and of the copies its renames make),
+   * counted from the start of the upload. The bucket must have Object Lock enabled (checked at start
+   * and by /readyz) and s3.checksumAlgorithm must not be none.
+   */
+  retention: z.strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36_500) }).optional(),
+  /** Every object the account uploads is under legal hold (same requirements as retention). */
+  legalHold: z.boolean().optional(),
   /** Object tags added on upload (S3 allows 10). */
   tags: z
     .record(z.string().min(1).max(128), z.string().max(256))

@@ -1,4 +1,4 @@
-import { StorageError, type StorageErrorCode } from '../storage/errors.js';
+import { RetainedError, StorageError, type StorageErrorCode } from '../storage/errors.js';
 import { FtpError, type FtpErrorCode } from './errors.js';
 import type { FtpConnection } from './ftp-srv-internals.js';
 
@@ -28,6 +28,7 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   PARTIAL_RENAME: { code: 451, message: 'Rename incomplete: the file now exists under both names' },
   APPEND_UNSUPPORTED: { code: 504, message: 'Appending to a file of 5 MiB or more is not supported by this storage' },
   CHANGED: { code: 451, message: 'The file changed meanwhile; try again' },
+  RETAINED: { code: 550, message: 'File is retained (Object Lock)' },
   CHECKSUM_MISMATCH: { code: 451, message: 'The storage received other bytes than were sent (checksum mismatch); nothing was stored, try again' },
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
@@ -52,6 +53,10 @@ const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' 
 
 /** The reply for any error a command handler throws. */
 export function replyFor(err: unknown): Reply {
+  // Built from the path the client named and the date S3 reported, never from S3's text.
+  if (err instanceof RetainedError) {
+    return { code: 550, message: err.until ? `${err.path}: retained until ${err.until.toISOString()}` : `${err.path}: under legal hold` };
+  }
   if (err instanceof StorageError) return STORAGE_REPLIES[err.code];
   if (err instanceof FtpError) return { code: FTP_REPLIES[err.code].code, message: err.message || FTP_REPLIES[err.code].message };
   return INTERNAL_REPLY;

@@ -6,7 +6,9 @@ import { clientKey } from '../ftp/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
+import { ConfigError } from '../config/load.js';
 import { resolveChecksumAlgorithm } from '../storage/checksums.js';
+import { objectLockProblem } from '../storage/object-lock.js';
 import { createS3Client } from '../storage/s3-client.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
@@ -17,7 +19,7 @@ import { Readiness } from './health.js';
 import { OpsHttpServer } from './http.js';
 import { BridgeMetrics } from './metrics.js';
 import { startMemoryRelief } from './memory-relief.js';
-import { startAccountServices, targetOf } from './account-services.js';
+import { startAccountServices, targetOf, type AccountTarget } from './account-services.js';
 
 export interface RunningBridge {
   /** The FTP control listener's address (its port is the real one when the config says 0). */
@@ -81,6 +83,28 @@ function startPeriodicSweep(config: BridgeConfig, sweepNow: (olderThan: Date) =>
   };
 }
 
+/**
+ * One line per account with `retention` or `legalHold` that cannot have it: its bucket lacks Object
+ * Lock (GetObjectLockConfiguration), or no checksum goes with the uploads (S3 requires one, or a
+ * Content-MD5, on requests that set Object Lock). Each bucket is asked once per target.
+ */
+async function objectLockProblems(targets: AccountTarget[], withChecksum: boolean): Promise<string[]> {
+  const asked = new Map<string, Promise<string | undefined>>();
+  const problems: string[] = [];
+  for (const target of targets) {
+    for (const account of target.accounts) {
+      if (!account.retention && !account.legalHold) continue;
+      const what = account.retention ? 'retention' : 'legalHold';
+      if (!withChecksum) problems.push(`accounts[${account.username}].${what}: needs s3.checksumAlgorithm (S3 requires a checksum with Object Lock)`);
+      const id = `${target.label ?? ''}\n${account.bucket}`;
+      if (!asked.has(id)) asked.set(id, objectLockProblem(target.client, account.bucket, AbortSignal.timeout(30_000)));
+      const problem = await asked.get(id);
+      if (problem) problems.push(`accounts[${account.username}].${what}: bucket ${account.bucket}: ${problem}`);
+    }
+  }
+  return problems;
+}
+
 /** Composition root: builds every part from the config and starts the FTP listener. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
   logger.info({ config: redactSecrets(config) }, 'effective configuration');
@@ -95,10 +119,16 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
+  const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
+  const lockProblems = await objectLockProblems(accounts.targets(), checksumAlgorithm !== undefined);
+  if (lockProblems.length) {
+    accounts.close();
+    s3.destroy();
+    throw new ConfigError(lockProblems);
+  }
   const authenticator = accounts.authenticator;
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
-  const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
   const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
@@ -117,6 +147,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
       checksumAlgorithm,
+      objectLock: account.retention || account.legalHold ? { retention: account.retention, legalHold: account.legalHold } : undefined,
     });
   const stopSweep = startPeriodicSweep(config, (olderThan) => accounts.sweep(olderThan), logger.child({ component: 'sweep' }));
   const audit = logger.child({ component: 'audit' });

@@ -20,6 +20,7 @@ export const STORAGE_ERROR_CODES = [
   'PARTIAL_RENAME', // a rename copied data but could not remove every source
   'APPEND_UNSUPPORTED', // appending to a large object needs UploadPartCopy, which the store lacks
   'CHANGED', // the object changed while an append or resume was being set up (ETag mismatch)
+  'RETAINED', // Object Lock: the object is retained or under legal hold; the message names it and the date
   'CHECKSUM_MISMATCH', // the store's checksum of the bytes it received differs from the one sent: nothing stored
   'INTERNAL',
 ] as const;
@@ -33,6 +34,19 @@ export class StorageError extends Error {
   ) {
     super(message, options);
     this.name = 'StorageError';
+  }
+}
+
+/**
+ * RETAINED, with what the reply names: the file as the client named it, and the date its
+ * retention ends (none: a legal hold, which has no end date).
+ */
+export class RetainedError extends StorageError {
+  constructor(
+    readonly path: string,
+    readonly until: Date | undefined,
+  ) {
+    super('RETAINED', until ? `${path}: retained until ${until.toISOString()}` : `${path}: under legal hold`);
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { checksumOf, type S3Checksum } from './checksums.js';
+import { objectLockParams, retainedError, type ObjectLockPolicy, type ObjectLockState } from './object-lock.js';
 import { DigestCache, createDigest, digestsFromMetadata, type DigestAlgorithm, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
 import type { CommittedObject, Entry, FileDigest, FileStore, ReadOptions, UploadSink, WriteOptions } from './object-store.js';
@@ -57,7 +58,16 @@ export interface S3FileStoreOptions {
   multipartCopyThresholdBytes?: number;
   /** Checksum S3 verifies on every upload and keeps with the object (s3.checksumAlgorithm); omitted: none. */
   checksumAlgorithm?: S3Checksum;
+  /**
+   * Object Lock of what this store creates (uploads, copies of a rename); with it, a STOR over a
+   * file, the target of a rename, each object of a renamed directory and an RMD's marker are also
+   * checked for a lock before anything is done (one HeadObject each).
+   */
+  objectLock?: ObjectLockPolicy;
 }
+
+/** A file as a HeadObject describes it, with its Object Lock state. */
+type FileEntry = Entry & { lock?: ObjectLockState };
 
 const processDigestCache = new DigestCache();
 
@@ -77,7 +87,7 @@ export class S3FileStore implements FileStore {
     return { bucket: this.bucket, key: path === '/' ? this.keys.prefix : this.keys.fileKey(path) };
   }
 
-  async stat(path: string): Promise<Entry> {
+  async stat(path: string): Promise<FileEntry> {
     if (path === '/') return dirEntry('', new Date());
     const file = await this.headFile(path);
     if (file) return file;
@@ -160,10 +170,14 @@ export class S3FileStore implements FileStore {
     // there is none: one S3 round trip less before the 150 reply.
     if (appendAt === undefined || appendAt === 0) {
       isDirectory.catch(() => undefined);
+      // A locked object is not replaced: refused before any byte flows.
+      if (this.options.objectLock) await this.refuseIfRetained(path, key);
       return this.newUpload(key, isDirectory);
     }
     await isDirectory;
     const existing = appendAt === undefined || appendAt === 0 ? undefined : await this.headFile(path);
+    const retained = retainedError(path, existing?.lock);
+    if (retained) throw retained;
     if (appendAt !== undefined && appendAt !== 'end' && appendAt !== (existing?.size ?? 0)) {
       throw new StorageError('INVALID_RANGE', `Restart offset ${appendAt} is not the file size ${existing?.size ?? 0}`);
     }
@@ -199,7 +213,8 @@ export class S3FileStore implements FileStore {
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,
       memoryOwner: this.options.memoryOwner,
-      objectParams: this.options.objectParams,
+      // The retention runs from the start of the upload.
+      objectParams: { ...this.options.objectParams, ...objectLockParams(this.options.objectLock) },
       beforeCommit,
       digestAlgorithms: this.options.uploadDigests,
       copySource,
@@ -264,10 +279,15 @@ export class S3FileStore implements FileStore {
 
   async remove(path: string): Promise<void> {
     const key = this.keys.fileKey(path);
-    if (!(await this.headFile(path))) {
+    const file = await this.headFile(path);
+    if (!file) {
       if (await this.firstUnder(this.keys.dirPrefix(path))) throw new StorageError('IS_DIRECTORY', 'Is a directory');
       throw new StorageError('NOT_FOUND', 'No such file or directory');
     }
+    // On a versioned bucket (Object Lock needs one) S3 accepts this delete as a delete marker: the
+    // file would vanish from view while its version stays. Refused here instead.
+    const retained = retainedError(path, file.lock);
+    if (retained) throw retained;
     await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
@@ -289,6 +309,7 @@ export class S3FileStore implements FileStore {
       throw new StorageError('NOT_FOUND', 'No such file or directory');
     }
     if (keys.some((k) => k !== prefix)) throw new StorageError('NOT_EMPTY', 'Directory not empty');
+    if (this.options.objectLock) await this.refuseIfRetained(path, prefix);
     await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: prefix })));
   }
 
@@ -299,10 +320,13 @@ export class S3FileStore implements FileStore {
     const source = await this.stat(from);
     if (!source.isDirectory) {
       const toKey = this.keys.fileKey(to);
+      const retained = retainedError(from, source.lock);
+      if (retained) throw retained;
       if (await this.firstUnder(this.keys.dirPrefix(to))) throw new StorageError('IS_DIRECTORY', 'A directory of that name exists');
+      if (this.options.objectLock) await this.refuseIfRetained(to, toKey);
       const fromKey = this.keys.fileKey(from);
       await this.copyObject(fromKey, toKey, source.size);
-      await this.deleteSources([fromKey]);
+      await this.deleteRenamedSource(from, fromKey, toKey);
       return;
     }
     const fromPrefix = this.keys.dirPrefix(from);
@@ -315,8 +339,47 @@ export class S3FileStore implements FileStore {
     }
     const objects = await this.listAll(fromPrefix, this.options.renameDirectoryMaxObjects);
     for (const o of objects) this.keys.fileKey('/' + (toPrefix + o.key.slice(fromPrefix.length)).slice(this.keys.prefix.length));
+    if (this.options.objectLock) {
+      await mapLimit(objects, RENAME_CONCURRENCY, (o) => this.refuseIfRetained('/' + o.key.slice(this.keys.prefix.length), o.key));
+    }
     await mapLimit(objects, RENAME_CONCURRENCY, (o) => this.copyObject(o.key, toPrefix + o.key.slice(fromPrefix.length), o.size));
     await this.deleteSources(objects.map((o) => o.key));
+  }
+
+  /**
+   * The delete that ends a file rename. Refused by the store (a lock this process could not see,
+   * or a policy): the copy is removed again, so nothing is half done, and the reply names the lock.
+   */
+  private async deleteRenamedSource(from: string, fromKey: string, toKey: string): Promise<void> {
+    try {
+      await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: fromKey })));
+    } catch (err) {
+      if (!isStorageError(err, 'DENIED')) throw new StorageError('PARTIAL_RENAME', 'Copied to the new name, but the old name could not be removed', { cause: err });
+      try {
+        await this.s3(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: toKey })));
+      } catch (undo) {
+        throw new StorageError('PARTIAL_RENAME', 'Copied to the new name, but the old name could not be removed', { cause: undo });
+      }
+      throw retainedError(from, await this.lockOf(fromKey).catch(() => undefined)) ?? err;
+    }
+  }
+
+  /** Throws RETAINED when the object at `key` is locked (a missing object is not). */
+  private async refuseIfRetained(name: string, key: string): Promise<void> {
+    const retained = retainedError(name, await this.lockOf(key));
+    if (retained) throw retained;
+  }
+
+  /** The Object Lock state of the object at `key`; undefined when there is none. */
+  private async lockOf(key: string): Promise<ObjectLockState | undefined> {
+    try {
+      const { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus };
+    } catch (err) {
+      const error = classifyS3Error(err);
+      if (error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }
   }
 
   private async deleteSources(keys: string[]): Promise<void> {
@@ -414,18 +477,20 @@ export class S3FileStore implements FileStore {
   /** A copy made by a rename keeps the source's metadata and tags, but takes the account's class and encryption. */
   private copyPolicy(): ObjectParams {
     const { StorageClass, ServerSideEncryption, SSEKMSKeyId } = this.options.objectParams ?? {};
-    return { StorageClass, ServerSideEncryption, SSEKMSKeyId };
+    return { StorageClass, ServerSideEncryption, SSEKMSKeyId, ...objectLockParams(this.options.objectLock) };
   }
 
-  private async headFile(path: string): Promise<Entry | undefined> {
+  private async headFile(path: string): Promise<FileEntry | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(path) }));
+      const { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } = res;
       return {
         name: baseName(path),
         isDirectory: false,
         size: res.ContentLength ?? 0,
         mtime: res.LastModified ?? new Date(0),
         etag: res.ETag,
+        ...(ObjectLockMode || ObjectLockLegalHoldStatus ? { lock: { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } } : {}),
       };
     } catch (err) {
       const error = classifyS3Error(err);

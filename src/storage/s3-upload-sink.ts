@@ -66,7 +66,12 @@ export interface UploadOptions {
  * What every stored object carries besides its bytes. Tags go as the x-amz-tagging header of the
  * request that creates the object, so a tagging failure can never follow a commit.
  */
-export type ObjectParams = Partial<Pick<PutObjectCommandInput, 'Metadata' | 'Tagging' | 'StorageClass' | 'ServerSideEncryption' | 'SSEKMSKeyId'>>;
+export type ObjectParams = Partial<
+  Pick<
+    PutObjectCommandInput,
+    'Metadata' | 'Tagging' | 'StorageClass' | 'ServerSideEncryption' | 'SSEKMSKeyId' | 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'ObjectLockLegalHoldStatus'
+  >
+>;
 
 /**
  * Size of part `partNumber` (from 1): `base` for the first 1,000 parts, then doubling every 1,000

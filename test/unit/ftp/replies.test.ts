@@ -34,6 +34,7 @@ describe('replyFor: storage errors', () => {
     ['APPEND_UNSUPPORTED', 504],
     ['CHANGED', 451],
     ['CHECKSUM_MISMATCH', 451],
+    ['RETAINED', 550],
     ['INTERNAL', 451],
   ];
 
