@@ -12,12 +12,14 @@ import { startBridge, type RunningBridge } from '../server/bridge.js';
 import { startEmbeddedS3 } from '../server/embedded-s3.js';
 import { accountsCommand, ACCOUNTS_USAGE } from './accounts.js';
 import { runCheck } from './check.js';
+import { probeCommand } from './probe.js';
 import { sweepUploadsCommand } from './sweep-uploads.js';
 import { createLogger } from '../server/logger.js';
 
 const USAGE = `Usage:
   ftp-s3-bridge [serve] --config FILE     run the bridge (or set FTP_S3_BRIDGE_CONFIG)
-  ftp-s3-bridge check-config --config FILE
+  ftp-s3-bridge check-config --config FILE [--probe]
+                                          --probe: what each bucket accepts (checksums, Object Lock); writes and deletes a probe object
   ftp-s3-bridge check --config FILE --user U --password P [--host H] [--port N]
                                           log in to the running bridge; store, list, retrieve, delete a file
   ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
@@ -47,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       password: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'older-than': { type: 'string' },
+      probe: { type: 'boolean' },
     },
     strict: true,
   });
@@ -57,10 +60,11 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'hash-password':
       return hashPasswordCommand(values.algorithm as string);
-    case 'check-config':
-      loadConfig({ file: values.config });
+    case 'check-config': {
+      const config = loadConfig({ file: values.config });
       process.stdout.write('configuration OK\n');
-      return 0;
+      return values.probe ? probeCommand(config, (line) => process.stdout.write(line + '\n')) : 0;
+    }
     case 'dev':
       return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'));
     case 'check':

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/accounts/passwords.js';
 import { Readiness } from '../../src/server/health.js';
+import { writeCliConfig } from '../support/cli-config.js';
+import { BIN } from '../support/cli-process.js';
 import { PASSWORD, TestBridge, USER, s3Client, sha256 } from '../support/bridge.js';
-import { RawFtp, type FtpReply } from '../support/clients.js';
+import { RawFtp, runProgram, type FtpReply } from '../support/clients.js';
 import { startBackend, type StartedBackend } from '../support/s3-backends.js';
 
 /**
@@ -200,5 +203,41 @@ describe('Object Lock retention per account', () => {
         accounts: [{ username: 'a4', password: PASSWORD, bucket: lockedBucket, policy: { retention: { mode: 'GOVERNANCE', days: 1 } } }],
       }),
     ).rejects.toMatchObject({ problems: ['accounts[a4].retention: needs s3.checksumAlgorithm (S3 requires a checksum with Object Lock)'] });
+  });
+
+  it('check-config --probe reports what each bucket accepts and whether the lock can work; exit 1 when it cannot', async () => {
+    const plain = `probe-${randomBytes(5).toString('hex')}`;
+    await s3.send(new CreateBucketCommand({ Bucket: plain }));
+    const passwordHash = await hashPassword('pw');
+    const file = writeCliConfig(moto.s3, {
+      s3: { checksumAlgorithm: 'SHA256' },
+      accounts: [
+        { username: 'locked', passwordHash, bucket: lockedBucket, prefix: 'p1/', retention: { mode: 'GOVERNANCE', days: 1 } },
+        { username: 'unlocked', passwordHash, bucket: plain, prefix: 'p2/', retention: { mode: 'GOVERNANCE', days: 1 } },
+      ],
+    });
+    const res = await runProgram(process.execPath, [BIN, 'check-config', '--probe', '--config', file], { timeoutMs: 60_000 });
+    const lines = res.stdout.toString().trim().split('\n');
+    expect(lines).toEqual([
+      'configuration OK',
+      's3.checksumAlgorithm in force: SHA256',
+      `bucket ${lockedBucket} (${moto.s3.endpoint} us-east-1):`,
+      // moto keeps the checksums it is sent, and stores bytes that do not match them.
+      '  checksum SHA256: kept (in force)',
+      '  checksum CRC64NVME: kept',
+      '  checksum CRC32C: kept',
+      '  checksum CRC32: kept',
+      '  Object Lock for locked: enabled',
+      `bucket ${plain} (${moto.s3.endpoint} us-east-1):`,
+      '  checksum SHA256: kept (in force)',
+      '  checksum CRC64NVME: kept',
+      '  checksum CRC32C: kept',
+      '  checksum CRC32: kept',
+      '  Object Lock for unlocked: Object Lock is not enabled on the bucket',
+    ]);
+    expect(res.code).toBe(1);
+    // The probe objects are gone.
+    const left = await s3.send(new ListObjectVersionsCommand({ Bucket: plain }));
+    expect((left.Versions ?? []).filter((v) => v.IsLatest)).toEqual([]);
   });
 });
