@@ -10,7 +10,15 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { checksumMember, createChecksum, multipartChecksumType, type ChecksumHasher, type ObjectChecksum, type S3Checksum } from './checksums.js';
+import {
+  checksumMember,
+  createChecksum,
+  fullObjectCrc64Nvme,
+  multipartChecksumType,
+  type ChecksumHasher,
+  type ObjectChecksum,
+  type S3Checksum,
+} from './checksums.js';
 import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
@@ -121,8 +129,8 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly checksumAlgorithm: S3Checksum | undefined;
   /** The checksum of the part being filled (of the whole object when it ends as one PutObject). */
   private partChecksum: ChecksumHasher | undefined;
-  /** The whole object's, for a full-object multipart checksum (CRC64NVME). */
-  private readonly objectChecksum: ChecksumHasher | undefined;
+  /** Bytes per part number, to combine the parts' CRC64NVMEs into the object's. */
+  private readonly partLengths = new Map<number, number>();
   /**
    * The part being filled, and how many bytes it holds; or the small buffer an upload starts in,
    * told apart by its length (part buffers are never shorter than partSize).
@@ -144,7 +152,6 @@ export class S3UploadSink extends Writable implements UploadSink {
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
     this.checksumAlgorithm = options.copySource ? undefined : options.checksumAlgorithm;
-    if (this.checksumAlgorithm && multipartChecksumType(this.checksumAlgorithm) === 'FULL_OBJECT') this.objectChecksum = createChecksum(this.checksumAlgorithm);
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
@@ -189,7 +196,6 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
     this.digests?.update(chunk);
-    this.objectChecksum?.update(chunk);
     const copied = this.copyIn(chunk, 0);
     if (copied === chunk.length) return callback();
     this.copyInAsync(chunk, copied).then(() => callback(), callback);
@@ -256,6 +262,7 @@ export class S3UploadSink extends Writable implements UploadSink {
       throw this.failure;
     }
     const partNumber = ++this.partCount;
+    this.partLengths.set(partNumber, length);
     if (partNumber > MAX_PARTS) {
       this.budget.giveBack(buffer);
       throw this.fail(new StorageError('STORAGE_FULL', `The file exceeds the largest object S3 can hold (${MAX_PARTS} parts)`));
@@ -380,12 +387,16 @@ export class S3UploadSink extends Writable implements UploadSink {
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const algorithm = this.checksumAlgorithm;
-    // A full-object checksum is sent along, so S3 also checks the parts it assembled against the whole stream.
-    const whole = algorithm && this.objectChecksum && { ChecksumType: 'FULL_OBJECT' as const, [checksumMember(algorithm)]: await this.objectChecksum.digest() };
+    // The object's CRC64NVME goes along, combined from the parts' (no second CRC over every byte):
+    // S3 checks it against the parts it assembled, and keeps it.
+    const whole = algorithm === 'CRC64NVME' && {
+      ChecksumType: 'FULL_OBJECT' as const,
+      ChecksumCRC64NVME: fullObjectCrc64Nvme(Parts.map((p) => ({ value: p.ChecksumCRC64NVME ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
+    };
     const res = await this.send<{ ETag?: string } & Partial<Record<string, string>>>(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...whole }),
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...(whole || {}) }),
     );
-    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole?.[checksumMember(algorithm)] as string | undefined) ?? (await compositeChecksum(algorithm, Parts)));
+    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole ? whole.ChecksumCRC64NVME : await compositeChecksum(algorithm, Parts)));
     const checksum: ObjectChecksum | undefined = algorithm && value ? { algorithm, value, type: multipartChecksumType(algorithm) } : undefined;
     this.committedAs(res.ETag, digests, false, checksum);
   }

@@ -80,6 +80,9 @@ describe('checksums S3 verifies', () => {
       expect(bridge.proxy!.requests.slice(reads).filter((r) => r.operation === 'GetObject')).toHaveLength(0);
       expect(auditOf('small.bin')?.checksum).toBe(`SHA256:${head.ChecksumSHA256}`);
       expect(await bridge.objectHash('small.bin')).toBe(sha256(body));
+      // An empty file carries the checksum of no bytes.
+      expect((await stor(ftp, 'empty.bin', Buffer.alloc(0))).code).toBe(226);
+      expect((await headChecksum(bridge, 'empty.bin')).ChecksumSHA256).toBe(Buffer.from(sha256(''), 'hex').toString('base64'));
     } finally {
       ftp.close();
     }

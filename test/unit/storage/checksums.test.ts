@@ -29,3 +29,20 @@ describe('checksums', () => {
     expect(checksumOf({})).toBeUndefined();
   });
 });
+
+describe('combineCrc64Nvme', () => {
+  it('the CRC64NVME of parts joined equals the CRC64NVME of the whole, whatever the part lengths', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { fullObjectCrc64Nvme } = await import('../../../src/storage/checksums.js');
+    const of = async (b: Buffer) => {
+      const h = createChecksum('CRC64NVME');
+      h.update(b);
+      return h.digest();
+    };
+    for (const lengths of [[1, 1], [5, 3, 0, 7], [1000, 65536, 33], [3 * 1024 * 1024 + 5, 17]]) {
+      const parts = lengths.map((n) => randomBytes(n));
+      const combined = fullObjectCrc64Nvme(await Promise.all(parts.map(async (p) => ({ value: await of(p), length: p.length }))));
+      expect(combined).toBe(await of(Buffer.concat(parts)));
+    }
+  });
+});
