@@ -120,6 +120,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
   const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
+  // Which checksum S3 verifies on uploads, and why: the default with a custom endpoint is none.
+  logger.info(
+    { checksumAlgorithm: checksumAlgorithm ?? 'none', source: config.s3.checksumAlgorithm ? 's3.checksumAlgorithm' : config.s3.endpoint ? 'default for a custom endpoint' : 'default on AWS' },
+    checksumAlgorithm ? 'uploads carry checksums S3 verifies' : 'uploads carry no checksum S3 verifies (check-config --probe shows what the store accepts)',
+  );
   const lockProblems = await objectLockProblems(accounts.targets(), checksumAlgorithm !== undefined);
   if (lockProblems.length) {
     accounts.close();
