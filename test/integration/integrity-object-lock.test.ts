@@ -240,4 +240,29 @@ describe('Object Lock retention per account', () => {
     const left = await s3.send(new ListObjectVersionsCommand({ Bucket: plain }));
     expect((left.Versions ?? []).filter((v) => v.IsLatest)).toEqual([]);
   });
+
+  it('a rename whose delete the store refuses removes the copy it made: 550, the file only under its old name', async () => {
+    // The run's s3rver, whose DeleteObject the proxy answers 403 AccessDenied, as S3 does for a
+    // lock the bridge could not see (no s3:GetObjectRetention) or a policy.
+    const plain = await TestBridge.start({ proxy: true });
+    try {
+      const body = randomBytes(3000);
+      await plain.put('doc.txt', body);
+      const ftp = await RawFtp.connect(plain.port);
+      try {
+        await ftp.login(USER, PASSWORD);
+        const rule = plain.proxy!.addRule({ operation: 'DeleteObject', key: 'doc.txt', times: 1, action: { kind: 'error', status: 403, code: 'AccessDenied' } });
+        expect((await ftp.command('RNFR doc.txt')).code).toBe(350);
+        expect((await ftp.command('RNTO renamed.txt')).code).toBe(550);
+        expect(rule.fired).toBe(1);
+        expect(plain.proxy!.requestsOf('CopyObject').map((r) => r.key)).toEqual(['renamed.txt']);
+        expect(await plain.keys()).toEqual(['doc.txt']);
+        expect(await plain.objectHash('doc.txt')).toBe(sha256(body));
+      } finally {
+        ftp.close();
+      }
+    } finally {
+      await plain.close();
+    }
+  });
 });

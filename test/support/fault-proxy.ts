@@ -60,7 +60,7 @@ export function classifyRequest(method: string, url: string, headers: IncomingHt
 /** What the proxy does to a request a rule matched. */
 export type FaultAction =
   /** Answer with an S3 XML error (the request body is read first, as S3 would). */
-  | { kind: 'error'; status: 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' }
+  | { kind: 'error'; status: 403 | 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' | 'AccessDenied' }
   /** Forward the request after a delay. */
   | { kind: 'latency'; ms: number }
   /** Reset the connection (TCP RST) without answering. */
@@ -142,6 +142,7 @@ const MESSAGES: Record<string, string> = {
   InternalError: 'We encountered an internal error. Please try again.',
   ServiceUnavailable: 'Service is unable to handle request.',
   BadDigest: 'The checksum you specified did not match the calculated checksum.',
+  AccessDenied: 'Access Denied',
 };
 
 /** An S3 error document as S3 sends it. */
