@@ -69,14 +69,19 @@ export function createChecksum(algorithm: S3Checksum): ChecksumHasher {
 
 /**
  * The object's checksum from a HeadObject answer with ChecksumMode ENABLED, if it has one of ours.
- * Stores that report no ChecksumType (older ones) mark a composite value by its "-<parts>" suffix.
+ * A value with a "-<parts>" suffix is composite; so is, when the store reports no ChecksumType
+ * (older ones), any checksum of a multipart object (its ETag ends in "-<parts>"): a composite
+ * checksum must never be taken for the object's.
  */
-export function checksumOf(head: Partial<Record<ChecksumMember, string>> & { ChecksumType?: ChecksumType | string }): ObjectChecksum | undefined {
+export function checksumOf(
+  head: Partial<Record<ChecksumMember, string>> & { ChecksumType?: ChecksumType | string; ETag?: string },
+): ObjectChecksum | undefined {
   for (const algorithm of S3_CHECKSUM_ALGORITHMS) {
     const value = head[checksumMember(algorithm)];
     if (!value) continue;
-    const type = (head.ChecksumType as ChecksumType | undefined) ?? (value.includes('-') ? 'COMPOSITE' : 'FULL_OBJECT');
-    return { algorithm, value, type: value.includes('-') ? 'COMPOSITE' : type };
+    const multipart = /-\d+"?$/.test(head.ETag ?? '');
+    const type: ChecksumType = value.includes('-') ? 'COMPOSITE' : ((head.ChecksumType as ChecksumType | undefined) ?? (multipart ? 'COMPOSITE' : 'FULL_OBJECT'));
+    return { algorithm, value, type };
   }
   return undefined;
 }

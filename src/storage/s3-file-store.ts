@@ -253,7 +253,9 @@ export class S3FileStore implements FileStore {
     const key = this.keys.fileKey(path);
     let head;
     try {
-      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      // Only where checksums are in use: a store that knows none need not be sent the header.
+      const ChecksumMode = this.options.checksumAlgorithm ? 'ENABLED' : undefined;
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode }));
     } catch (err) {
       const error = classifyS3Error(err);
       if (error.code === 'NOT_FOUND' && (await this.firstUnder(this.keys.dirPrefix(path)))) {

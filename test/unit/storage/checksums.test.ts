@@ -27,6 +27,9 @@ describe('checksums', () => {
     expect(checksumOf({ ChecksumCRC32: 'abc=-3' })).toEqual({ algorithm: 'CRC32', value: 'abc=-3', type: 'COMPOSITE' });
     expect(checksumOf({ ChecksumCRC64NVME: 'abc=' })?.type).toBe('FULL_OBJECT');
     expect(checksumOf({})).toBeUndefined();
+    // No ChecksumType (older stores): a multipart object's checksum is taken as composite.
+    expect(checksumOf({ ChecksumSHA256: 'abc=', ETag: '"0123-3"' })?.type).toBe('COMPOSITE');
+    expect(checksumOf({ ChecksumCRC64NVME: 'abc=', ChecksumType: 'FULL_OBJECT', ETag: '"0123-3"' })?.type).toBe('FULL_OBJECT');
   });
 });
 
