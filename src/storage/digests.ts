@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /** Digests the bridge can answer for (HASH, XSHA256, XMD5). The first is the default. */
@@ -50,6 +50,15 @@ export class StreamDigests {
 
   update(chunk: Buffer): void {
     for (const [, h] of this.hashes) h.update(chunk);
+  }
+
+  /**
+   * The hex digest of the bytes so far, without ending the stream's (a copy of its state is
+   * finished); undefined when `algorithm` is not computed.
+   */
+  digestSoFar(algorithm: StoredAlgorithm): string | undefined {
+    const hash = this.hashes.find(([a]) => a === algorithm)?.[1];
+    return hash && (hash as Hash).copy().digest('hex');
   }
 
   /** Hex digests; call once, after the last chunk. */

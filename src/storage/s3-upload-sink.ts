@@ -19,7 +19,7 @@ import {
   type ObjectChecksum,
   type S3Checksum,
 } from './checksums.js';
-import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
+import { STORED_ALGORITHMS, StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
@@ -129,6 +129,7 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly checksumAlgorithm: S3Checksum | undefined;
   /** The checksum of the part being filled (of the whole object when it ends as one PutObject). */
   private partChecksum: ChecksumHasher | undefined;
+  private readonly digestsComputeSha256: boolean;
   /** Bytes per part number, to combine the parts' CRC64NVMEs into the object's. */
   private readonly partLengths = new Map<number, number>();
   /**
@@ -152,6 +153,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
     this.checksumAlgorithm = options.copySource ? undefined : options.checksumAlgorithm;
+    this.digestsComputeSha256 = this.digests !== undefined && (options.digestAlgorithms ?? STORED_ALGORITHMS).includes('SHA-256');
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
@@ -195,7 +197,6 @@ export class S3UploadSink extends Writable implements UploadSink {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
-    this.digests?.update(chunk);
     const copied = this.copyIn(chunk, 0);
     if (copied === chunk.length) return callback();
     this.copyInAsync(chunk, copied).then(() => callback(), callback);
@@ -207,7 +208,13 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (!current || this.fill === current.length) return offset;
     const n = chunk.copy(current, this.fill, offset);
     this.fill += n;
-    if (this.checksumAlgorithm && n > 0) (this.partChecksum ??= createChecksum(this.checksumAlgorithm)).update(chunk.subarray(offset, offset + n));
+    if (n > 0) {
+      // Digests and checksum are fed the bytes as they enter the part, so the object's SHA-256 so
+      // far is the first part's (see takePartChecksum).
+      const bytes = chunk.subarray(offset, offset + n);
+      this.digests?.update(bytes);
+      if (this.checksumAlgorithm && !this.firstPartFromDigests()) (this.partChecksum ??= createChecksum(this.checksumAlgorithm)).update(bytes);
+    }
     return offset + n;
   }
 
@@ -314,10 +321,26 @@ export class S3UploadSink extends Writable implements UploadSink {
     return request;
   }
 
-  /** The checksum of the bytes copied into the current part so far, handed over with it (an empty part's too). */
-  private takePartChecksum(): { algorithm: S3Checksum; hasher: ChecksumHasher } | undefined {
+  /**
+   * Whether the part being filled is the first and its SHA256 checksum is the object's SHA-256 so
+   * far (s3.uploadDigests computes it): then no second SHA-256 runs over its bytes, which is all of
+   * them for an upload that ends as one PutObject.
+   */
+  private firstPartFromDigests(): boolean {
+    return this.checksumAlgorithm === 'SHA256' && this.partCount === 0 && this.digestsComputeSha256;
+  }
+
+  /**
+   * The checksum of the bytes copied into the current part so far, handed over with it (an empty
+   * part's too); `final`: the object's digests, once the stream has ended.
+   */
+  private takePartChecksum(final?: StoredDigests): { algorithm: S3Checksum; hasher: ChecksumHasher } | undefined {
     const algorithm = this.checksumAlgorithm;
     if (!algorithm) return undefined;
+    if (this.firstPartFromDigests()) {
+      const value = Buffer.from(final?.['SHA-256'] ?? this.digests?.digestSoFar('SHA-256') ?? '', 'hex').toString('base64');
+      return { algorithm, hasher: { update: () => undefined, digest: async () => value } };
+    }
     const hasher = this.partChecksum ?? createChecksum(algorithm);
     this.partChecksum = undefined;
     return { algorithm, hasher };
@@ -358,7 +381,7 @@ export class S3UploadSink extends Writable implements UploadSink {
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
       this.current = undefined;
       const params = this.options.objectParams;
-      const taken = this.takePartChecksum();
+      const taken = this.takePartChecksum(digests);
       const checksum: ObjectChecksum | undefined = taken && { algorithm: taken.algorithm, value: await taken.hasher.digest(), type: 'FULL_OBJECT' };
       let res: { ETag?: string };
       try {

@@ -27,7 +27,7 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-async function bridgeWith(checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' | 'CRC32'): Promise<TestBridge> {
+async function bridgeWith(checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' | 'CRC32', uploadDigests?: ('SHA-256' | 'MD5')[]): Promise<TestBridge> {
   const logStream = new PassThrough();
   let pending = '';
   logStream.on('data', (c: Buffer) => {
@@ -35,7 +35,7 @@ async function bridgeWith(checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' |
     pending = lines.pop() ?? '';
     for (const line of lines) if (line.trim()) log.push(JSON.parse(line) as Record<string, unknown>);
   });
-  const bridge = await TestBridge.start({ backend: moto.s3, proxy: true, s3: { checksumAlgorithm }, ftp: { hashMaxStreamMiB: 1 }, logStream, logLevel: 'info' });
+  const bridge = await TestBridge.start({ backend: moto.s3, proxy: true, s3: { checksumAlgorithm, ...(uploadDigests && { uploadDigests }) }, ftp: { hashMaxStreamMiB: 1 }, logStream, logLevel: 'info' });
   bridges.push(bridge);
   return bridge;
 }
@@ -120,6 +120,23 @@ describe('checksums S3 verifies', () => {
       expect(await bridge.objectHash('big.bin')).toBe(sha256(body));
       // Nothing more was written after the reply (no copy follows the commit).
       expect(bridge.proxy!.requests.slice(since).filter((r) => r.key === 'big.bin' && r.operation === 'CopyObject')).toHaveLength(0);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('SHA256 without the SHA-256 digest (s3.uploadDigests [MD5]): the parts still carry their own SHA-256', async () => {
+    const bridge = await bridgeWith('SHA256', ['MD5']);
+    const body = randomBytes(7 * MiB);
+    const ftp = await login(bridge);
+    try {
+      const since = bridge.proxy!.requests.length;
+      expect((await stor(ftp, 'md5only.bin', body)).code).toBe(226);
+      const parts = bridge.proxy!.requests.slice(since).filter((r) => r.operation === 'UploadPart' && r.key === 'md5only.bin');
+      expect(parts.map((p) => p.headers['x-amz-checksum-sha256'])).toEqual(
+        [body.subarray(0, 5 * MiB), body.subarray(5 * MiB)].map((b) => Buffer.from(sha256(b), 'hex').toString('base64')),
+      );
+      expect(await bridge.objectHash('md5only.bin')).toBe(sha256(body));
     } finally {
       ftp.close();
     }
