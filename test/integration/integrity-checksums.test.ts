@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough } from 'node:stream';
 import { HeadObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand } from '@aws-sdk/client-s3';
 import { Crc64NvmeJs } from '@aws-sdk/checksums/crc';
@@ -16,6 +19,7 @@ import { startBackend, type StartedBackend } from '../support/s3-backends.js';
 const MiB = 1024 * 1024;
 let moto: StartedBackend;
 const bridges: TestBridge[] = [];
+const after: (() => Promise<void>)[] = [];
 const log: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
@@ -24,10 +28,15 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   for (const b of bridges) await b.close();
+  for (const f of after) await f();
   await moto?.stop();
 });
 
-async function bridgeWith(checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' | 'CRC32', uploadDigests?: ('SHA-256' | 'MD5')[]): Promise<TestBridge> {
+async function bridgeWith(
+  checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' | 'CRC32',
+  uploadDigests?: ('SHA-256' | 'MD5')[],
+  webhookUrl?: string,
+): Promise<TestBridge> {
   const logStream = new PassThrough();
   let pending = '';
   logStream.on('data', (c: Buffer) => {
@@ -35,7 +44,15 @@ async function bridgeWith(checksumAlgorithm: 'SHA256' | 'CRC64NVME' | 'CRC32C' |
     pending = lines.pop() ?? '';
     for (const line of lines) if (line.trim()) log.push(JSON.parse(line) as Record<string, unknown>);
   });
-  const bridge = await TestBridge.start({ backend: moto.s3, proxy: true, s3: { checksumAlgorithm, ...(uploadDigests && { uploadDigests }) }, ftp: { hashMaxStreamMiB: 1 }, logStream, logLevel: 'info' });
+  const bridge = await TestBridge.start({
+    backend: moto.s3,
+    proxy: true,
+    s3: { checksumAlgorithm, ...(uploadDigests && { uploadDigests }) },
+    ftp: { hashMaxStreamMiB: 1 },
+    ...(webhookUrl && { config: { events: { webhook: { url: webhookUrl } } } }),
+    logStream,
+    logLevel: 'info',
+  });
   bridges.push(bridge);
   return bridge;
 }
@@ -89,7 +106,19 @@ describe('checksums S3 verifies', () => {
   });
 
   it('SHA256 multipart: each part carries its checksum, the commit lists them (composite); one write, one version, no copy', async () => {
-    const bridge = await bridgeWith('SHA256');
+    // A webhook receiver on loopback: the upload event carries the checksum too.
+    const events: Record<string, unknown>[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        events.push(JSON.parse(body) as Record<string, unknown>);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    after.push(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const bridge = await bridgeWith('SHA256', undefined, `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events`);
     await bridge.s3.send(new PutBucketVersioningCommand({ Bucket: bridge.bucket, VersioningConfiguration: { Status: 'Enabled' } }));
     const body = randomBytes(12 * MiB);
     const ftp = await login(bridge);
@@ -115,6 +144,9 @@ describe('checksums S3 verifies', () => {
       expect(head.ChecksumType).toBe('COMPOSITE');
       expect(head.ChecksumSHA256).toBe(Buffer.from(composite, 'hex').toString('base64'));
       expect(auditOf('big.bin')?.checksum).toBe(`SHA256:${head.ChecksumSHA256}-3`);
+      const deadline = Date.now() + 30_000;
+      while (!events.some((e) => e.key === 'big.bin') && Date.now() < deadline) await sleep(50);
+      expect(events.find((e) => e.key === 'big.bin')?.checksum).toBe(`SHA256:${head.ChecksumSHA256}-3`);
       // Composite: not the object's SHA-256; HASH answers from the process's cache.
       expect((await ftp.command('XSHA256 big.bin')).text).toBe(`250 ${sha256(body)}`);
       expect(await bridge.objectHash('big.bin')).toBe(sha256(body));
