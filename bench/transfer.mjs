@@ -28,7 +28,6 @@ import {
   DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadObjectCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -442,28 +441,6 @@ async function bridgeDownload(ctx, key) {
   }
 }
 
-/**
- * After a multipart upload the bridge stores the object's digests as metadata with a server-side
- * copy, in the background (s3.persistMultipartDigests). Wait for it (untimed), so that copy does not
- * load the S3 server during the next measurement; the stored SHA-256 must be the data's.
- */
-async function waitForStoredDigests(ctx, key, sha256) {
-  // BENCH_NO_DIGEST_WAIT=1: for builds that do not store the digests of multipart uploads (A/B runs).
-  if (process.env.BENCH_NO_DIGEST_WAIT === '1' || ctx.settings.sizeMiB <= ctx.settings.partSizeMiB || ctx.settings.sizeMiB > 5 * 1024) return;
-  const t0 = performance.now();
-  for (;;) {
-    const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }));
-    const stored = head.Metadata?.sha256;
-    if (stored) {
-      expectHash(`sha256 metadata of ${key}`, stored, sha256);
-      log(`digests of ${key} stored as metadata by the bridge ${((performance.now() - t0) / 1000).toFixed(1)} s after its 226 (untimed)`);
-      return;
-    }
-    if (performance.now() - t0 > ctx.settings.timeoutMs) throw new Error(`the bridge did not store the digests of ${key} within ${ctx.settings.timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 function expectHash(what, got, want) {
   if (got !== want) throw new Error(`hash mismatch: ${what} is ${got}, expected ${want}`);
 }
@@ -476,12 +453,10 @@ async function oneRound(ctx, r) {
   const up = {};
   for (const step of order('direct', 'bridge')) {
     up[step] = step === 'direct' ? await directUpload(ctx, directKey) : await bridgeUpload(ctx, bridgeKey);
-    if (step === 'bridge') await waitForStoredDigests(ctx, bridgeKey, up.bridge.sha256);
   }
   if (ctx.settings.clamdSocket) {
     const scannedKey = `round${r}-scanned.bin`;
     up.scanned = await bridgeUpload(ctx, scannedKey, true);
-    await waitForStoredDigests(ctx, scannedKey, up.scanned.sha256);
     const source = new PatternSource(ctx.base, ctx.settings.bytes);
     let verdict;
     up.clamd = await measure(ctx, `clamd alone     round${r}`, {

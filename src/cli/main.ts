@@ -12,14 +12,16 @@ import { startBridge, type RunningBridge } from '../server/bridge.js';
 import { startEmbeddedS3 } from '../server/embedded-s3.js';
 import { accountsCommand, ACCOUNTS_USAGE } from './accounts.js';
 import { runCheck } from './check.js';
+import { probeCommand } from './probe.js';
 import { sweepUploadsCommand } from './sweep-uploads.js';
 import { createLogger } from '../server/logger.js';
 
 const USAGE = `Usage:
   ftp-s3-bridge [serve] --config FILE     run the bridge (or set FTP_S3_BRIDGE_CONFIG)
-  ftp-s3-bridge check-config --config FILE
+  ftp-s3-bridge check-config --config FILE [--probe]
                                           validate the config; when it uses deprecated key paths, print
                                           it with them moved (YAML) on stdout, warnings on stderr
+                                          --probe: what each bucket accepts (checksums, Object Lock); writes and deletes a probe object
   ftp-s3-bridge check --config FILE --user U --password P [--host H] [--port N]
                                           log in to the running bridge; store, list, retrieve, delete a file
   ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
@@ -49,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       password: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'older-than': { type: 'string' },
+      probe: { type: 'boolean' },
     },
     strict: true,
   });
@@ -60,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
     case 'hash-password':
       return hashPasswordCommand(values.algorithm as string);
     case 'check-config':
-      return checkConfigCommand(values.config);
+      return checkConfigCommand(values.config, values.probe === true);
     case 'dev':
       return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'));
     case 'check':
@@ -77,10 +80,11 @@ async function main(argv: string[]): Promise<number> {
 /**
  * `check-config`: exits 2 with one line per bad field, or 0. Stdout is `configuration OK`, or,
  * when the file uses deprecated key paths, the file with them moved (ready to replace it; its
- * comments kept where they can be), with the warnings and `configuration OK` on stderr.
+ * comments kept where they can be), with the warnings and `configuration OK` on stderr. With
+ * `probe`, then what each bucket accepts (probe.ts), exit 1 when it refuses what the config needs.
  */
-function checkConfigCommand(file: string | undefined): number {
-  const { deprecations, migratedFile } = readConfig({ file });
+async function checkConfigCommand(file: string | undefined, probe: boolean): Promise<number> {
+  const { config, deprecations, migratedFile } = readConfig({ file });
   for (const d of deprecations) process.stderr.write(`config warning: ${d.message}\n`);
   if (migratedFile === undefined) {
     process.stdout.write('configuration OK\n');
@@ -88,7 +92,10 @@ function checkConfigCommand(file: string | undefined): number {
     process.stdout.write(migratedFile);
     process.stderr.write('configuration OK; stdout holds the file with the deprecated keys moved to their new paths\n');
   }
-  return 0;
+  if (!probe) return 0;
+  // Stdout already holds the migrated file, if any: the probe's lines must not end up in it.
+  const out = migratedFile === undefined ? process.stdout : process.stderr;
+  return probeCommand(config, (line) => out.write(line + '\n'));
 }
 
 async function checkCommand(values: { config?: string; host?: string; port?: string; user?: string; password?: string }): Promise<number> {

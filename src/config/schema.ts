@@ -80,6 +80,22 @@ export const accountSchema = z.strictObject({
     .meta(doc('storage class of uploaded objects (`STANDARD_IA`, `GLACIER_IR`, ...)', 'bucket default')),
   serverSideEncryption: z.enum(['AES256', 'aws:kms']).optional().meta(doc('`AES256` or `aws:kms`', 'bucket default')),
   sseKmsKeyId: z.string().min(1).optional().meta(doc('KMS key (ID or ARN) for `aws:kms`', 'AWS managed key')),
+  retention: z
+    .strictObject({
+      mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).meta(doc('`GOVERNANCE` (lifted by whoever has `s3:BypassGovernanceRetention`) or `COMPLIANCE` (by no one)')),
+      days: z.number().int().min(1).max(36_500).meta(doc('days each object is retained, counted from the start of its upload')),
+    })
+    .optional()
+    .meta(
+      doc(
+        'Object Lock retention of every object the account uploads (and of the copies its renames make); the bucket must have Object Lock enabled (checked at start and by `/readyz`) and `s3.checksumAlgorithm` must not be `none` (see [Integrity](integrity.md))',
+        'none',
+      ),
+    ),
+  legalHold: z
+    .boolean()
+    .optional()
+    .meta(doc('every object the account uploads is under legal hold (same requirements as `retention`; see [Integrity](integrity.md))', 'none')),
   tags: z
     .record(z.string().min(1).max(128), z.string().max(256))
     .refine((t) => Object.keys(t).length <= 10, 'at most 10 tags')
@@ -390,20 +406,21 @@ const s3Section = z.strictObject({
         "a rename copies objects above this size part by part (`UploadPartCopy`, in parts of up to 512 MiB), smaller ones with one `CopyObject` (S3's limit is 5 GiB; lower it for stores with a lower copy limit). The part-by-part copy is given the source's metadata, content headers and tags (`GetObjectTagging`, skipped where the store has no tagging) and the account's storage class and encryption, as `CopyObject` keeps them",
       ),
     ),
-  persistMultipartDigests: z
-    .boolean()
-    .default(true)
-    .meta(
-      doc(
-        "after a multipart upload (up to 5 GiB) commits, store its SHA-256/MD5 as `x-amz-meta-sha256`/`md5` with one server-side `CopyObject` of the object onto itself, in the background (see [Clients and devices](clients.md), *Checksums*, for the cost); `false`: those digests stay in this process's memory only",
-      ),
-    ),
   uploadDigests: z
     .array(z.enum(['SHA-256', 'MD5']))
     .default(['SHA-256', 'MD5'])
     .meta(
       doc(
         "digests computed while each upload streams in and stored with it, which `HASH`, `XSHA256` and `XMD5` answer from without reading the object (a digest not stored is computed by reading the object, up to `s3.hashMaxStreamMiB`). MD5 is the costliest step of an upload on the bridge's CPU (~1.4 CPU-s per GiB here, twice SHA-256): `[SHA-256]` where no client asks for `XMD5` or `HASH MD5` (the transfer bench's upload ratio went from ~0.85 to ~0.95)",
+      ),
+    ),
+  checksumAlgorithm: z
+    .enum(['SHA256', 'CRC64NVME', 'CRC32C', 'CRC32', 'none'])
+    .optional()
+    .meta(
+      doc(
+        'checksum S3 verifies on every upload request and keeps with the object (`x-amz-checksum-*`), computed in the same pass as `uploadDigests`; a multipart upload\'s is composite for `SHA256`/`CRC32`/`CRC32C`, full-object for `CRC64NVME`; `none`: no checksum (see [Integrity](integrity.md))',
+        '`SHA256` on AWS, `none` with a custom `endpoint`',
       ),
     ),
   requestChecksumCalculation: z

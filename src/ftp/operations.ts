@@ -14,6 +14,8 @@ export interface OperationEvent {
   key: string;
   bytes?: number;
   etag?: string;
+  /** The checksum S3 verified and keeps, `<algorithm>:<base64>` (uploads with s3.checksumAlgorithm). */
+  checksum?: string;
   durationMs: number;
   result: 'ok' | 'error';
   /** The FTP reply code sent. */

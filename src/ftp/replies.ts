@@ -1,4 +1,4 @@
-import { StorageError, type StorageErrorCode } from '../storage/errors.js';
+import { RetainedError, StorageError, type StorageErrorCode } from '../storage/errors.js';
 import { FtpError, type FtpErrorCode } from './errors.js';
 
 export interface Reply {
@@ -29,6 +29,8 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   CHANGED: { code: 451, message: 'The file changed meanwhile; try again' },
   SCAN_REJECTED: { code: 550, message: 'Rejected by the malware scanner' },
   SCAN_UNAVAILABLE: { code: 451, message: 'Malware scanner unavailable; try again' },
+  RETAINED: { code: 550, message: 'File is retained (Object Lock)' },
+  CHECKSUM_MISMATCH: { code: 451, message: 'The storage received other bytes than were sent (checksum mismatch); nothing was stored, try again' },
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
 
@@ -58,6 +60,10 @@ const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' 
 
 /** The reply for any error a command handler throws. */
 export function replyFor(err: unknown): Reply {
+  // Built from the path the client named and the date S3 reported, never from S3's text.
+  if (err instanceof RetainedError) {
+    return { code: 550, message: err.until ? `${err.path}: retained until ${err.until.toISOString()}` : `${err.path}: under legal hold` };
+  }
   if (err instanceof StorageError) {
     const reply = STORAGE_REPLIES[err.code];
     return STORAGE_DETAILED_REPLIES.has(err.code) && err.message ? { code: reply.code, message: err.message } : reply;

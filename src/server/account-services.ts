@@ -154,7 +154,14 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
     targets,
     sweep: (olderThan) => sweepTargets(sweepGroups(targets()), olderThan),
     readinessTargets: () =>
-      targets().flatMap((t) => t.accounts.map((a) => ({ client: t.client, bucket: a.bucket, ...(t.label !== undefined ? { endpoint: t.label } : {}) }))),
+      targets().flatMap((t) =>
+        t.accounts.map((a) => ({
+          client: t.client,
+          bucket: a.bucket,
+          ...(t.label !== undefined ? { endpoint: t.label } : {}),
+          ...(a.retention || a.legalHold ? { objectLock: true } : {}),
+        })),
+      ),
     close() {
       file?.close();
       // The default client belongs to the bridge, which destroys it.

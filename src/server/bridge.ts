@@ -1,14 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { clientKey } from '../ftp/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../ftp/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
+import { ConfigError } from '../config/load.js';
+import { resolveChecksumAlgorithm } from '../storage/checksums.js';
+import { objectLockProblem } from '../storage/object-lock.js';
 import { createS3Client } from '../storage/s3-client.js';
-import { DigestPersistence } from '../storage/digest-persistence.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
@@ -19,7 +20,7 @@ import { Readiness } from './health.js';
 import { OpsHttpServer } from './http.js';
 import { BridgeMetrics } from './metrics.js';
 import { startMemoryRelief } from './memory-relief.js';
-import { startAccountServices, targetOf } from './account-services.js';
+import { startAccountServices, targetOf, type AccountTarget } from './account-services.js';
 
 export interface RunningBridge {
   /** The FTP control listener's address (its port is the real one when the config says 0). */
@@ -54,6 +55,7 @@ function auditFields(e: OperationEvent) {
     result: e.result,
     replyCode: e.code,
     etag: e.etag,
+    ...(e.checksum !== undefined ? { checksum: e.checksum } : {}),
     ...(e.error !== undefined ? { error: e.error } : {}),
     ...(e.scan ? { scan: e.scan } : {}),
   };
@@ -100,22 +102,26 @@ function startPeriodicSweep(config: BridgeConfig, sweepNow: (olderThan: Date) =>
   };
 }
 
-/** Digest persistence of multipart uploads, its outcomes counted and failures logged. */
-function startDigestPersistence(metrics: BridgeMetrics, logger: Logger): DigestPersistence {
-  const outcomes = new Counter({
-    name: 's3_digest_persistence_total',
-    help: 'Multipart uploads whose digests were to be stored as metadata (CopyObject), by result (persisted, skipped, failed)',
-    labelNames: ['result'],
-    registers: [metrics.registry],
-  });
-  return new DigestPersistence({
-    onOutcome(outcome) {
-      outcomes.inc({ result: outcome.result });
-      const { result, bucket, key, size, reason, guard, durationMs } = outcome;
-      if (result === 'failed') logger.warn({ err: outcome.error, bucket, key, size, durationMs }, 'storing digests as metadata failed');
-      else logger.debug({ result, reason, guard, bucket, key, size, durationMs }, 'digests as metadata');
-    },
-  });
+/**
+ * One line per account with `retention` or `legalHold` that cannot have it: its bucket lacks Object
+ * Lock (GetObjectLockConfiguration), or no checksum goes with the uploads (S3 requires one, or a
+ * Content-MD5, on requests that set Object Lock). Each bucket is asked once per target.
+ */
+async function objectLockProblems(targets: AccountTarget[], withChecksum: boolean): Promise<string[]> {
+  const asked = new Map<string, Promise<string | undefined>>();
+  const problems: string[] = [];
+  for (const target of targets) {
+    for (const account of target.accounts) {
+      if (!account.retention && !account.legalHold) continue;
+      const what = account.retention ? 'retention' : 'legalHold';
+      if (!withChecksum) problems.push(`accounts[${account.username}].${what}: needs s3.checksumAlgorithm (S3 requires a checksum with Object Lock)`);
+      const id = `${target.label ?? ''}\n${account.bucket}`;
+      if (!asked.has(id)) asked.set(id, objectLockProblem(target.client, account.bucket, AbortSignal.timeout(30_000)));
+      const problem = await asked.get(id);
+      if (problem) problems.push(`accounts[${account.username}].${what}: bucket ${account.bucket}: ${problem}`);
+    }
+  }
+  return problems;
 }
 
 /** Composition root: builds every part from the config and starts the FTP listener. */
@@ -132,10 +138,21 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
+  const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
+  // Which checksum S3 verifies on uploads, and why: the default with a custom endpoint is none.
+  logger.info(
+    { checksumAlgorithm: checksumAlgorithm ?? 'none', source: config.s3.checksumAlgorithm ? 's3.checksumAlgorithm' : config.s3.endpoint ? 'default for a custom endpoint' : 'default on AWS' },
+    checksumAlgorithm ? 'uploads carry checksums S3 verifies' : 'uploads carry no checksum S3 verifies (check-config --probe shows what the store accepts)',
+  );
+  const lockProblems = await objectLockProblems(accounts.targets(), checksumAlgorithm !== undefined);
+  if (lockProblems.length) {
+    accounts.close();
+    s3.destroy();
+    throw new ConfigError(lockProblems);
+  }
   const authenticator = accounts.authenticator;
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
-  const digestPersistence = config.s3.persistMultipartDigests ? startDigestPersistence(metrics, logger.child({ component: 'digests' })) : undefined;
   const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
@@ -153,7 +170,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryBudget,
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
-      digestPersistence,
+      checksumAlgorithm,
+      objectLock: account.retention || account.legalHold ? { retention: account.retention, legalHold: account.legalHold } : undefined,
       scan: scanPolicyFor(account, config.scan),
     });
   const stopSweep = startPeriodicSweep(config, (olderThan) => accounts.sweep(olderThan), logger.child({ component: 'sweep' }));
@@ -200,8 +218,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryRelief?.stop();
       if (graceful) await ftp.drain(config.shutdown.drainTimeoutSeconds * 1000);
       else await ftp.close();
-      // Uploads committed during the drain may have started one.
-      await (graceful ? digestPersistence?.drain(config.shutdown.drainTimeoutSeconds * 1000) : digestPersistence?.close());
       tls?.close();
       await webhook?.close(graceful ? 5000 : 0);
       await http?.close();
@@ -232,10 +248,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     drain: () => stop(true),
     close: () => {
       // During a drain: cut it short.
-      if (stopped) {
-        void ftp.close();
-        void digestPersistence?.close();
-      }
+      if (stopped) void ftp.close();
       return stop(false);
     },
   };

@@ -25,6 +25,8 @@ export interface BridgeEvent {
   etag?: string;
   /** upload, quarantined (accounts that scan): the malware scanner's verdict. */
   scan?: { result: ScanReport['result']; action: ScanReport['action']; signature?: string };
+  /** upload: the checksum S3 verified and keeps, `<algorithm>:<base64>`. */
+  checksum?: string;
 }
 
 export const SIGNATURE_HEADER = 'X-FTP-S3-Bridge-Signature';
@@ -58,6 +60,7 @@ export function eventFor(op: OperationEvent, now = new Date()): BridgeEvent | un
     ...(op.bytes !== undefined ? { size: op.bytes } : {}),
     ...(op.etag !== undefined ? { etag: op.etag } : {}),
     ...(result && action ? { scan: { result, action, ...(signature !== undefined ? { signature } : {}) } } : {}),
+    ...(op.checksum !== undefined ? { checksum: op.checksum } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { objectLockProblem } from '../storage/object-lock.js';
 
 export interface BucketStatus {
   bucket: string;
@@ -20,6 +21,8 @@ export interface ReadinessTarget {
   bucket: string;
   /** Shown in the report for buckets on another target than the default one. */
   endpoint?: string;
+  /** An account writing with Object Lock uses the bucket: it must have Object Lock enabled. */
+  objectLock?: boolean;
 }
 
 /** HeadBucket calls in flight at once, however many buckets the accounts name. */
@@ -74,10 +77,12 @@ export class Readiness {
     return out;
   }
 
-  private async headBucket({ client, bucket, endpoint }: ReadinessTarget): Promise<BucketStatus> {
+  private async headBucket({ client, bucket, endpoint, objectLock }: ReadinessTarget): Promise<BucketStatus> {
     const where = endpoint === undefined ? { bucket } : { bucket, endpoint };
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
+      const lockProblem = objectLock ? await objectLockProblem(client, bucket, AbortSignal.timeout(this.timeoutMs)) : undefined;
+      if (lockProblem) return { ...where, ok: false, error: lockProblem };
       return { ...where, ok: true };
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -92,8 +97,10 @@ function dedupe(targets: ReadinessTarget[]): ReadinessTarget[] {
   return targets.filter((t) => {
     const buckets = seen.get(t.client) ?? new Set<string>();
     seen.set(t.client, buckets);
-    if (buckets.has(t.bucket)) return false;
-    buckets.add(t.bucket);
+    // A bucket used with and without Object Lock is checked both ways (the lock check fails alone).
+    const id = t.objectLock ? `${t.bucket}\nlock` : t.bucket;
+    if (buckets.has(id)) return false;
+    buckets.add(id);
     return true;
   });
 }

@@ -1,15 +1,23 @@
 import { createHash, type Hash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 
 /** Digests the bridge can answer for (HASH, XSHA256, XMD5). The first is the default. */
 export const DIGEST_ALGORITHMS = ['SHA-256', 'SHA-1', 'SHA-512', 'MD5'] as const;
-export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
+/** Those, and CRC32 (XCRC), which HASH does not offer. */
+export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number] | 'CRC32';
 
 /** Digests computed while an upload streams in, and stored with the object. */
 export const STORED_ALGORITHMS = ['SHA-256', 'MD5'] as const satisfies readonly DigestAlgorithm[];
 export type StoredAlgorithm = (typeof STORED_ALGORITHMS)[number];
 export type StoredDigests = Partial<Record<DigestAlgorithm, string>>;
 
-const NODE_NAMES: Record<DigestAlgorithm, string> = { 'SHA-256': 'sha256', 'SHA-1': 'sha1', 'SHA-512': 'sha512', MD5: 'md5' };
+const NODE_NAMES: Record<Exclude<DigestAlgorithm, 'CRC32'>, string> = { 'SHA-256': 'sha256', 'SHA-1': 'sha1', 'SHA-512': 'sha512', MD5: 'md5' };
+
+/** An incremental digest with a hex result. */
+export interface Digest {
+  update(chunk: Uint8Array): unknown;
+  digest(encoding: 'hex'): string;
+}
 
 /**
  * User metadata keys (x-amz-meta-<key>) holding the hex digests of the object's whole content.
@@ -23,13 +31,18 @@ export const parseDigestAlgorithm = (name: string): DigestAlgorithm | undefined 
   return (DIGEST_ALGORITHMS as readonly string[]).includes(n) ? (n as DigestAlgorithm) : alias[n];
 };
 
-export function createDigest(algorithm: DigestAlgorithm): Hash {
-  return createHash(NODE_NAMES[algorithm]);
+export function createDigest(algorithm: DigestAlgorithm): Digest {
+  if (algorithm !== 'CRC32') return createHash(NODE_NAMES[algorithm]);
+  let value = 0;
+  return {
+    update: (chunk) => (value = crc32(chunk, value)),
+    digest: () => (value >>> 0).toString(16).padStart(8, '0'),
+  };
 }
 
 /** Digests of a stream (by default SHA-256 and MD5), fed chunk by chunk as the bytes pass. */
 export class StreamDigests {
-  private readonly hashes: (readonly [StoredAlgorithm, Hash])[];
+  private readonly hashes: (readonly [StoredAlgorithm, Digest])[];
 
   constructor(algorithms: readonly StoredAlgorithm[] = STORED_ALGORITHMS) {
     this.hashes = [...new Set(algorithms)].map((a) => [a, createDigest(a)] as const);
@@ -37,6 +50,15 @@ export class StreamDigests {
 
   update(chunk: Buffer): void {
     for (const [, h] of this.hashes) h.update(chunk);
+  }
+
+  /**
+   * The hex digest of the bytes so far, without ending the stream's (a copy of its state is
+   * finished); undefined when `algorithm` is not computed.
+   */
+  digestSoFar(algorithm: StoredAlgorithm): string | undefined {
+    const hash = this.hashes.find(([a]) => a === algorithm)?.[1];
+    return hash && (hash as Hash).copy().digest('hex');
   }
 
   /** Hex digests; call once, after the last chunk. */

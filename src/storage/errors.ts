@@ -22,6 +22,8 @@ export const STORAGE_ERROR_CODES = [
   'CHANGED', // the object changed while an append or resume was being set up (ETag mismatch)
   'SCAN_REJECTED', // the malware scanner found something (or the file is too large to scan): nothing committed where asked
   'SCAN_UNAVAILABLE', // the malware scanner could not be reached or timed out: nothing committed
+  'RETAINED', // Object Lock: the object is retained or under legal hold; the message names it and the date
+  'CHECKSUM_MISMATCH', // the store's checksum of the bytes it received differs from the one sent: nothing stored
   'INTERNAL',
 ] as const;
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];
@@ -34,6 +36,19 @@ export class StorageError extends Error {
   ) {
     super(message, options);
     this.name = 'StorageError';
+  }
+}
+
+/**
+ * RETAINED, with what the reply names: the file as the client named it, and the date its
+ * retention ends (none: a legal hold, which has no end date).
+ */
+export class RetainedError extends StorageError {
+  constructor(
+    readonly path: string,
+    readonly until: Date | undefined,
+  ) {
+    super('RETAINED', until ? `${path}: retained until ${until.toISOString()}` : `${path}: under legal hold`);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { ObjectChecksum } from './checksums.js';
 import type { DigestAlgorithm, StoredDigests } from './digests.js';
 import type { ScanReport } from './scan.js';
 
@@ -24,6 +25,8 @@ export interface CommittedObject {
   digestsInMetadata?: boolean;
   /** The malware scan's verdict, for accounts that scan. */
   scan?: ScanReport;
+  /** The checksum S3 verified and keeps with the object (s3.checksumAlgorithm), as it reported it. */
+  checksum?: ObjectChecksum;
 }
 
 export interface WriteOptions {

@@ -1,4 +1,4 @@
-import { S3Client, type PutObjectCommand } from '@aws-sdk/client-s3';
+import { S3Client, type CopyObjectCommand, type PutObjectCommand, type UploadPartCommand } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BridgeConfig } from '../config/schema.js';
 import { createS3Agents } from './s3-agents.js';
@@ -39,14 +39,36 @@ export function createS3Client(s3: BridgeConfig['s3'], onRequest?: (info: S3Requ
  * and the store still checks the body against it. A wrong hash makes the request fail, never
  * stores other bytes.
  */
-export function withPayloadSha256(command: PutObjectCommand, sha256Hex: string): PutObjectCommand {
-  command.middlewareStack.add(
+export function withPayloadSha256<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256Hex: string): C {
+  (command.middlewareStack as PutObjectCommand['middlewareStack']).add(
     (next) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
       if (request.headers) request.headers['x-amz-content-sha256'] = sha256Hex;
       return next(args);
     },
     { step: 'build', name: 'ftpS3BridgePayloadSha256' },
+  );
+  return command;
+}
+
+/** Content-MD5 of an empty body. */
+const EMPTY_BODY_MD5 = '1B2M2Y8AsgTpgAmY7PhCfg==';
+
+/**
+ * A CopyObject that sets Object Lock: S3 (and moto) want a Content-MD5 or checksum header on any
+ * PUT of an object with Object Lock parameters, and a copy's request body is empty, so its
+ * Content-MD5 is that of no bytes (which the store can verify).
+ */
+export function withObjectLockContentMd5(command: CopyObjectCommand): CopyObjectCommand {
+  const { ObjectLockMode, ObjectLockLegalHoldStatus } = command.input;
+  if (!ObjectLockMode && ObjectLockLegalHoldStatus !== 'ON') return command;
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['content-md5'] = EMPTY_BODY_MD5;
+      return next(args);
+    },
+    { step: 'build', name: 'ftpS3BridgeObjectLockContentMd5' },
   );
   return command;
 }

@@ -1,8 +1,12 @@
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { StorageError } from './errors.js';
 import type { Entry } from './object-store.js';
+import { retainedError, type ObjectLockState } from './object-lock.js';
 import { KeyMapper, baseName } from './paths.js';
 import type { S3Bucket } from './s3-request.js';
+
+/** A file as a HeadObject describes it, with its Object Lock state. */
+export type FileEntry = Entry & { lock?: ObjectLockState };
 
 /**
  * Directory semantics of one account's virtual tree on `bucket/prefix`: a file is an object, a
@@ -14,9 +18,15 @@ export class S3Directories {
   constructor(
     readonly s3: S3Bucket,
     readonly keys: KeyMapper,
+    /**
+     * The account writes with Object Lock (accounts[].retention, legalHold): what would replace or
+     * delete an object (STOR over a file, the target of a rename, an RMD's marker) first checks it
+     * for a lock (one HeadObject each).
+     */
+    readonly checksLocks: boolean,
   ) {}
 
-  async stat(path: string): Promise<Entry> {
+  async stat(path: string): Promise<FileEntry> {
     if (path === '/') return dirEntry('', new Date());
     const file = await this.headFile(path);
     if (file) return file;
@@ -82,20 +92,37 @@ export class S3Directories {
       throw new StorageError('NOT_FOUND', 'No such file or directory');
     }
     if (keys.some((k) => k !== prefix)) throw new StorageError('NOT_EMPTY', 'Directory not empty');
+    if (this.checksLocks) await this.refuseIfRetained(path, prefix);
     await this.s3.send(this.s3.client.send(new DeleteObjectCommand({ Bucket: this.s3.name, Key: prefix })));
   }
 
   /** The file at `path`; undefined when there is none (there may be a directory of that name). */
-  async headFile(path: string): Promise<Entry | undefined> {
+  async headFile(path: string): Promise<FileEntry | undefined> {
     const res = await this.s3.head(this.keys.fileKey(path));
     if (!res) return undefined;
+    const { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } = res;
     return {
       name: baseName(path),
       isDirectory: false,
       size: res.ContentLength ?? 0,
       mtime: res.LastModified ?? new Date(0),
       etag: res.ETag,
+      ...(ObjectLockMode || ObjectLockLegalHoldStatus ? { lock: { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } } : {}),
     };
+  }
+
+  /** Throws RETAINED (naming `name`) when the object at `key` is locked; a missing object is not. */
+  async refuseIfRetained(name: string, key: string): Promise<void> {
+    const retained = retainedError(name, await this.lockOf(key));
+    if (retained) throw retained;
+  }
+
+  /** The Object Lock state of the object at `key`; undefined when there is none. */
+  async lockOf(key: string): Promise<ObjectLockState | undefined> {
+    const head = await this.s3.head(key);
+    if (!head) return undefined;
+    const { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus } = head;
+    return { ObjectLockMode, ObjectLockRetainUntilDate, ObjectLockLegalHoldStatus };
   }
 
   /** Whether a directory of that name exists (an object under "path/"). */

@@ -8,6 +8,8 @@ interface SdkError {
 
 const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload']);
 const DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AllAccessDisabled', 'Forbidden']);
+/** The store computed another checksum (or payload hash) of the bytes than the one the request carried. */
+const MISMATCH = new Set(['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch', 'XAmzContentSHA256Mismatch']);
 const TOO_LARGE = new Set(['EntityTooLarge', 'QuotaExceeded', 'InsufficientStorage']);
 const TRANSIENT = new Set([
   'SlowDown',
@@ -40,6 +42,10 @@ export function classifyS3Error(err: unknown): StorageError {
     return new StorageError('NOT_FOUND', 'No such file or directory', { cause: err });
   }
   if (name === 'NoSuchBucket') return new StorageError('UNAVAILABLE', 'Storage bucket unavailable', { cause: err });
+  const message = (e as { message?: unknown }).message;
+  if (MISMATCH.has(name) || (name === 'InvalidRequest' && typeof message === 'string' && /checksum/i.test(message))) {
+    return new StorageError('CHECKSUM_MISMATCH', 'The storage received other bytes than were sent; nothing was stored', { cause: err });
+  }
   if (DENIED.has(name) || status === 403) return new StorageError('DENIED', 'Storage access denied', { cause: err });
   if (name === 'PreconditionFailed' || status === 412) return new StorageError('CHANGED', 'The file changed meanwhile', { cause: err });
   if (name === 'InvalidRange' || status === 416) return new StorageError('INVALID_RANGE', 'Restart offset beyond end of file', { cause: err });

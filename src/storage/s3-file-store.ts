@@ -1,8 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { DigestPersistence } from './digest-persistence.js';
+import type { S3Checksum } from './checksums.js';
 import { DigestCache, type StoredAlgorithm } from './digests.js';
 import type { MemoryBudget, MemoryOwner } from './memory-budget.js';
 import type { FileStore } from './object-store.js';
+import type { ObjectLockPolicy } from './object-lock.js';
 import { KeyMapper } from './paths.js';
 import { S3Directories } from './s3-directories.js';
 import { S3Reads } from './s3-reads.js';
@@ -37,8 +38,14 @@ export interface S3FileStoreOptions {
   objectParams?: ObjectParams;
   /** Renames copy larger objects part by part (UploadPartCopy); at most CopyObject's 5 GiB limit. */
   multipartCopyThresholdBytes: number;
-  /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
-  digestPersistence?: DigestPersistence;
+  /** Checksum S3 verifies on every upload and keeps with the object (s3.checksumAlgorithm); omitted: none. */
+  checksumAlgorithm?: S3Checksum;
+  /**
+   * Object Lock of what this store creates (uploads, copies of a rename); with it, a STOR over a
+   * file, the target of a rename, each object of a renamed directory and an RMD's marker are also
+   * checked for a lock before anything is done (one HeadObject each).
+   */
+  objectLock?: ObjectLockPolicy;
   /** Malware scan of every upload before its commit (accounts[].scan); omitted: none. */
   scan?: AccountScanPolicy;
 }
@@ -59,12 +66,13 @@ export class S3FileStore implements FileStore {
 
   constructor(options: S3FileStoreOptions) {
     this.bucket = options.bucket;
-    this.tree = new S3Directories(new S3Bucket(options.client, options.bucket), new KeyMapper(options.prefix));
+    this.tree = new S3Directories(new S3Bucket(options.client, options.bucket), new KeyMapper(options.prefix), options.objectLock !== undefined);
     const digestCache = options.digestCache ?? processDigestCache;
     this.reads = new S3Reads(this.tree, {
       maxAttempts: options.maxAttempts,
       hashMaxStreamBytes: options.hashMaxStreamBytes,
       digestCache,
+      checksumAlgorithm: options.checksumAlgorithm,
     });
     this.writes = new S3Writes(this.tree, {
       partSizeBytes: options.partSizeBytes,
@@ -75,14 +83,15 @@ export class S3FileStore implements FileStore {
       memoryOwner: options.memoryOwner,
       digestCache,
       objectParams: options.objectParams,
-      digestPersistence: options.digestPersistence,
+      checksumAlgorithm: options.checksumAlgorithm,
+      objectLock: options.objectLock,
       scan: options.scan,
     });
     this.renames = new S3Rename(this.tree, {
       renameDirectoryMaxObjects: options.renameDirectoryMaxObjects,
       multipartCopyThresholdBytes: Math.min(options.multipartCopyThresholdBytes, MAX_COPY_OBJECT_BYTES),
       objectParams: options.objectParams,
-      digestsPersisted: (key) => this.writes.digestsPersisted(key),
+      objectLock: options.objectLock,
     });
   }
 

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { checksumOf, type S3Checksum } from './checksums.js';
 import { createDigest, digestsFromMetadata, type DigestAlgorithm, type DigestCache, type StoredDigests } from './digests.js';
 import type { FileDigest, ReadOptions } from './object-store.js';
 import type { S3Directories } from './s3-directories.js';
@@ -13,6 +14,8 @@ export interface S3ReadOptions {
   hashMaxStreamBytes: number;
   /** Digests of multipart uploads (whose metadata was sent before the data). */
   digestCache: DigestCache;
+  /** Checksum S3 verifies and keeps with uploads (s3.checksumAlgorithm); HASH/XCRC answer from it. */
+  checksumAlgorithm: S3Checksum | undefined;
 }
 
 /** Downloads (RETR, with REST) and digests (HASH) of one account's files. */
@@ -46,10 +49,15 @@ export class S3Reads {
   async digest(path: string, algorithm: DigestAlgorithm, options: { maxStreamBytes?: number } = {}): Promise<FileDigest | undefined> {
     const { s3, keys } = this.tree;
     const key = keys.fileKey(path);
-    const head = await s3.head(key);
+    const head = await s3.head(key, { checksums: this.options.checksumAlgorithm !== undefined });
     if (!head) throw await this.tree.noFileAt(path);
     const size = head.ContentLength ?? 0;
-    const stored: StoredDigests = { ...this.options.digestCache.get(s3.name, key, head.ETag), ...digestsFromMetadata(head.Metadata) };
+    // The checksum S3 keeps has the lowest precedence: the bridge's own digests are exact.
+    const stored: StoredDigests = {
+      ...checksumDigests(head),
+      ...this.options.digestCache.get(s3.name, key, head.ETag),
+      ...digestsFromMetadata(head.Metadata),
+    };
     const hex = stored[algorithm];
     if (hex) return { algorithm, hex, size, source: 'stored' };
     const max = options.maxStreamBytes ?? this.options.hashMaxStreamBytes;
@@ -63,4 +71,17 @@ export class S3Reads {
     }
     return { algorithm, hex: hash.digest('hex'), size, source: 'computed' };
   }
+}
+
+/**
+ * The digests a checksum S3 keeps gives for the whole object: SHA-256 and CRC32 when it covers the
+ * object's bytes (a single-request upload, or a full-object multipart checksum), not a composite one.
+ */
+function checksumDigests(head: Parameters<typeof checksumOf>[0]): StoredDigests {
+  const checksum = checksumOf(head);
+  if (!checksum || checksum.type !== 'FULL_OBJECT') return {};
+  const hex = Buffer.from(checksum.value, 'base64').toString('hex');
+  if (checksum.algorithm === 'SHA256') return { 'SHA-256': hex };
+  if (checksum.algorithm === 'CRC32') return { CRC32: hex };
+  return {};
 }

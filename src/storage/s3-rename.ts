@@ -10,7 +10,9 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { StorageError, isStorageError } from './errors.js';
+import { objectLockParams, retainedError, type ObjectLockPolicy } from './object-lock.js';
 import type { S3Directories } from './s3-directories.js';
+import { withObjectLockContentMd5 } from './s3-client.js';
 import { classifyS3Error } from './s3-errors.js';
 import { MAX_COPY_OBJECT_BYTES, MAX_PARTS, MIN_PART_BYTES, encodeCopySource, isNotImplemented } from './s3-request.js';
 import type { ObjectParams } from './s3-upload-sink.js';
@@ -26,8 +28,11 @@ export interface S3RenameOptions {
   multipartCopyThresholdBytes: number;
   /** The account's storage class and encryption, which copies take. */
   objectParams?: ObjectParams;
-  /** Waits until no digest persistence runs for a key or the keys under it. */
-  digestsPersisted: (key: string) => Promise<void>;
+  /**
+   * Object Lock of the copies a rename makes (accounts[].retention, legalHold); with it, the target
+   * of a file rename and each object of a renamed directory are first checked for a lock.
+   */
+  objectLock?: ObjectLockPolicy;
 }
 
 /**
@@ -45,14 +50,16 @@ export class S3Rename {
     if (from === '/' || to === '/') throw new StorageError('DENIED', 'Cannot rename the root directory');
     if (from === to) return;
     if (to.startsWith(from + '/')) throw new StorageError('BAD_NAME', 'Cannot move a directory into itself');
-    await Promise.all([this.options.digestsPersisted(keys.fileKey(from)), this.options.digestsPersisted(keys.fileKey(to))]);
     const source = await this.tree.stat(from);
     if (!source.isDirectory) {
       const toKey = keys.fileKey(to);
+      const retained = retainedError(from, source.lock);
+      if (retained) throw retained;
       if (await this.tree.isDirectory(to)) throw new StorageError('IS_DIRECTORY', 'A directory of that name exists');
+      if (this.options.objectLock) await this.tree.refuseIfRetained(to, toKey);
       const fromKey = keys.fileKey(from);
       await this.copyObject(fromKey, toKey, source.size);
-      await this.deleteSources([fromKey]);
+      await this.deleteRenamedSource(from, fromKey, toKey);
       return;
     }
     const fromPrefix = keys.dirPrefix(from);
@@ -66,8 +73,30 @@ export class S3Rename {
     const objects = await this.listAll(fromPrefix, this.options.renameDirectoryMaxObjects);
     // Every new key is checked (length, characters) before the first copy.
     for (const o of objects) keys.fileKey('/' + (toPrefix + o.key.slice(fromPrefix.length)).slice(keys.prefix.length));
+    if (this.options.objectLock) {
+      await mapLimit(objects, RENAME_CONCURRENCY, (o) => this.tree.refuseIfRetained('/' + o.key.slice(keys.prefix.length), o.key));
+    }
     await mapLimit(objects, RENAME_CONCURRENCY, (o) => this.copyObject(o.key, toPrefix + o.key.slice(fromPrefix.length), o.size));
     await this.deleteSources(objects.map((o) => o.key));
+  }
+
+  /**
+   * The delete that ends a file rename. Refused by the store (a lock this process could not see,
+   * or a policy): the copy is removed again, so nothing is half done, and the reply names the lock.
+   */
+  private async deleteRenamedSource(from: string, fromKey: string, toKey: string): Promise<void> {
+    const { s3 } = this.tree;
+    try {
+      await s3.send(s3.client.send(new DeleteObjectCommand({ Bucket: s3.name, Key: fromKey })));
+    } catch (err) {
+      if (!isStorageError(err, 'DENIED')) throw new StorageError('PARTIAL_RENAME', 'Copied to the new name, but the old name could not be removed', { cause: err });
+      try {
+        await s3.send(s3.client.send(new DeleteObjectCommand({ Bucket: s3.name, Key: toKey })));
+      } catch (undo) {
+        throw new StorageError('PARTIAL_RENAME', 'Copied to the new name, but the old name could not be removed', { cause: undo });
+      }
+      throw retainedError(from, await this.tree.lockOf(fromKey).catch(() => undefined)) ?? err;
+    }
   }
 
   private async deleteSources(keys: string[]): Promise<void> {
@@ -104,7 +133,7 @@ export class S3Rename {
     const CopySource = encodeCopySource(Bucket, fromKey);
     const threshold = Math.min(this.options.multipartCopyThresholdBytes, MAX_COPY_OBJECT_BYTES);
     if (size <= threshold) {
-      await s3.send(s3.client.send(new CopyObjectCommand({ Bucket, Key: toKey, CopySource, ...this.copyPolicy() })));
+      await s3.send(s3.client.send(withObjectLockContentMd5(new CopyObjectCommand({ Bucket, Key: toKey, CopySource, ...this.copyPolicy() }))));
       return;
     }
     // What CopyObject would carry over by itself (metadata, content headers, tags), given explicitly.
@@ -157,10 +186,10 @@ export class S3Rename {
     }
   }
 
-  /** A copy made by a rename keeps the source's metadata and tags, but takes the account's class and encryption. */
+  /** A copy made by a rename keeps the source's metadata and tags, but takes the account's class, encryption and Object Lock. */
   private copyPolicy(): ObjectParams {
     const { StorageClass, ServerSideEncryption, SSEKMSKeyId } = this.options.objectParams ?? {};
-    return { StorageClass, ServerSideEncryption, SSEKMSKeyId };
+    return { StorageClass, ServerSideEncryption, SSEKMSKeyId, ...objectLockParams(this.options.objectLock) };
   }
 }
 

@@ -50,10 +50,14 @@ export class S3Bucket {
     return s3Request(request);
   }
 
-  /** The object's headers; undefined when there is no object of that key. */
-  async head(key: string): Promise<HeadObjectCommandOutput | undefined> {
+  /**
+   * The object's headers; undefined when there is no object of that key. `checksums`: with the
+   * checksum S3 keeps (x-amz-checksum-mode), asked only where checksums are in use: a store that
+   * knows none need not be sent the header.
+   */
+  async head(key: string, options: { checksums?: boolean } = {}): Promise<HeadObjectCommandOutput | undefined> {
     try {
-      return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }));
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key, ...(options.checksums && { ChecksumMode: 'ENABLED' as const }) }));
     } catch (err) {
       const error = classifyS3Error(err);
       if (error.code === 'NOT_FOUND') return undefined;

@@ -13,13 +13,22 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
+import {
+  checksumMember,
+  createChecksum,
+  fullObjectCrc64Nvme,
+  multipartChecksumType,
+  type ChecksumHasher,
+  type ObjectChecksum,
+  type S3Checksum,
+} from './checksums.js';
+import { STORED_ALGORITHMS, StreamDigests, digestMetadata, type StoredAlgorithm, type StoredDigests } from './digests.js';
 import { StorageError } from './errors.js';
 import { MemoryBudget, type MemoryOwner } from './memory-budget.js';
 import type { CommittedObject, UploadSink } from './object-store.js';
 import { classifyS3Error } from './s3-errors.js';
 import { mergeTagging, ScanError, type ScanDecision, type UploadScan } from './scan.js';
-import { withPayloadSha256 } from './s3-client.js';
+import { withObjectLockContentMd5, withPayloadSha256 } from './s3-client.js';
 import { MAX_PARTS, MAX_PART_BYTES, encodeCopySource, isNotImplemented } from './s3-request.js';
 
 /** Parts sent at the configured size before the size starts doubling. */
@@ -58,16 +67,28 @@ export interface UploadOptions {
    * Malware scan: every chunk also goes to the scanner (the write waits for it), and its decision,
    * awaited before the commit, says where the object is committed or fails the upload. With a
    * staging key (quarantine), `bucket`/`key` are the staging place of a multipart upload, and the
-   * object is copied server-side to where the decision says. Not with `copySource`.
+   * object is copied server-side to where the decision says. Not with `copySource`. The Object
+   * Lock parameters of `objectParams` go only with the object committed where asked: neither the
+   * staged upload (deleted after its copy) nor a quarantined file is locked.
    */
   scanner?: UploadScan;
+  /**
+   * Checksum S3 verifies on each request and keeps (s3.checksumAlgorithm), computed as the bytes
+   * are copied into the part buffers; omitted: none. None with `copySource`.
+   */
+  checksumAlgorithm?: S3Checksum;
 }
 
 /**
  * What every stored object carries besides its bytes. Tags go as the x-amz-tagging header of the
  * request that creates the object, so a tagging failure can never follow a commit.
  */
-export type ObjectParams = Partial<Pick<PutObjectCommandInput, 'Metadata' | 'Tagging' | 'StorageClass' | 'ServerSideEncryption' | 'SSEKMSKeyId'>>;
+export type ObjectParams = Partial<
+  Pick<
+    PutObjectCommandInput,
+    'Metadata' | 'Tagging' | 'StorageClass' | 'ServerSideEncryption' | 'SSEKMSKeyId' | 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'ObjectLockLegalHoldStatus'
+  >
+>;
 
 /**
  * Size of part `partNumber` (from 1): `base` for the first 1,000 parts, then doubling every 1,000
@@ -114,6 +135,12 @@ export class S3UploadSink extends Writable implements UploadSink {
   private readonly budget: MemoryBudget;
   private readonly abortController = new AbortController();
   private readonly digests: StreamDigests | undefined;
+  private readonly checksumAlgorithm: S3Checksum | undefined;
+  /** The checksum of the part being filled (of the whole object when it ends as one PutObject). */
+  private partChecksum: ChecksumHasher | undefined;
+  private readonly digestsComputeSha256: boolean;
+  /** Bytes per part number, to combine the parts' CRC64NVMEs into the object's. */
+  private readonly partLengths = new Map<number, number>();
   /**
    * The part being filled, and how many bytes it holds; or the small buffer an upload starts in,
    * told apart by its length (part buffers are never shorter than partSize).
@@ -136,6 +163,8 @@ export class S3UploadSink extends Writable implements UploadSink {
     super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
+    this.checksumAlgorithm = options.copySource ? undefined : options.checksumAlgorithm;
+    this.digestsComputeSha256 = this.digests !== undefined && (options.digestAlgorithms ?? STORED_ALGORITHMS).includes('SHA-256');
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
       this.rejectCommitted = reject;
@@ -178,7 +207,6 @@ export class S3UploadSink extends Writable implements UploadSink {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure) return callback(this.failure);
     this.bytesWritten += chunk.length;
-    this.digests?.update(chunk);
     // The scanner holds the chunk until the kernel has it: the callback (after which the chunk may be freed) waits.
     const scanned = this.options.scanner?.write(chunk);
     const copied = this.copyIn(chunk, 0);
@@ -193,6 +221,13 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (!current || this.fill === current.length) return offset;
     const n = chunk.copy(current, this.fill, offset);
     this.fill += n;
+    if (n > 0) {
+      // Digests and checksum are fed the bytes as they enter the part, so the object's SHA-256 so
+      // far is the first part's (see takePartChecksum).
+      const bytes = chunk.subarray(offset, offset + n);
+      this.digests?.update(bytes);
+      if (this.checksumAlgorithm && !this.firstPartFromDigests()) (this.partChecksum ??= createChecksum(this.checksumAlgorithm)).update(bytes);
+    }
     return offset + n;
   }
 
@@ -239,6 +274,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     await this.slotFree();
     const buffer = this.current as Buffer;
     const length = this.fill;
+    const checksum = this.takePartChecksum();
     this.current = undefined;
     this.fill = 0;
     if (this.failure) {
@@ -246,6 +282,7 @@ export class S3UploadSink extends Writable implements UploadSink {
       throw this.failure;
     }
     const partNumber = ++this.partCount;
+    this.partLengths.set(partNumber, length);
     if (partNumber > MAX_PARTS) {
       this.budget.giveBack(buffer);
       throw this.fail(new StorageError('STORAGE_FULL', `The file exceeds the largest object S3 can hold (${MAX_PARTS} parts)`));
@@ -255,10 +292,19 @@ export class S3UploadSink extends Writable implements UploadSink {
     void this.track(async () => {
       try {
         const UploadId = await uploadId;
-        const res = await this.send<{ ETag?: string }>(
-          new UploadPartCommand({ Bucket: this.options.bucket, Key: this.options.key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length) }),
-        );
-        this.parts.push({ PartNumber: partNumber, ETag: res.ETag });
+        const sum = checksum && { [checksumMember(checksum.algorithm)]: await checksum.hasher.digest() };
+        // ChecksumAlgorithm also names it (x-amz-sdk-checksum-algorithm); the SDK adds no checksum of its own next to a given one.
+        const part = new UploadPartCommand({
+          Bucket: this.options.bucket,
+          Key: this.options.key,
+          UploadId,
+          PartNumber: partNumber,
+          Body: buffer.subarray(0, length),
+          ...(checksum && { ChecksumAlgorithm: checksum.algorithm }),
+          ...sum,
+        });
+        const res = await this.send<{ ETag?: string }>(sum?.ChecksumSHA256 ? withPayloadSha256(part, base64ToHex(sum.ChecksumSHA256)) : part);
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag, ...sum });
       } catch (err) {
         // An aborted request may still be writing the buffer: release its bytes, never reuse it.
         this.budget.discard(buffer);
@@ -288,10 +334,39 @@ export class S3UploadSink extends Writable implements UploadSink {
     return request;
   }
 
+  /**
+   * Whether the part being filled is the first and its SHA256 checksum is the object's SHA-256 so
+   * far (s3.uploadDigests computes it): then no second SHA-256 runs over its bytes, which is all of
+   * them for an upload that ends as one PutObject.
+   */
+  private firstPartFromDigests(): boolean {
+    return this.checksumAlgorithm === 'SHA256' && this.partCount === 0 && this.digestsComputeSha256;
+  }
+
+  /**
+   * The checksum of the bytes copied into the current part so far, handed over with it (an empty
+   * part's too); `final`: the object's digests, once the stream has ended.
+   */
+  private takePartChecksum(final?: StoredDigests): { algorithm: S3Checksum; hasher: ChecksumHasher } | undefined {
+    const algorithm = this.checksumAlgorithm;
+    if (!algorithm) return undefined;
+    if (this.firstPartFromDigests()) {
+      const value = Buffer.from(final?.['SHA-256'] ?? this.digests?.digestSoFar('SHA-256') ?? '', 'hex').toString('base64');
+      return { algorithm, hasher: { update: () => undefined, digest: async () => value } };
+    }
+    const hasher = this.partChecksum ?? createChecksum(algorithm);
+    this.partChecksum = undefined;
+    return { algorithm, hasher };
+  }
+
   private createMultipartUpload(): Promise<string> {
-    const { bucket, key, objectParams } = this.options;
+    const { bucket, key } = this.options;
+    // A staged upload (quarantine) is copied to its final key, which alone takes the Object Lock.
+    const objectParams = this.options.scanner?.stagingKey ? withoutObjectLock(this.options.objectParams) : this.options.objectParams;
+    const algorithm = this.checksumAlgorithm;
+    const checksum = algorithm && { ChecksumAlgorithm: algorithm, ChecksumType: multipartChecksumType(algorithm) };
     // Not cancellable: a create cancelled in flight may still exist on the server, with no id to abort it by.
-    const create = this.options.client.send(new CreateMultipartUploadCommand({ ...objectParams, Bucket: bucket, Key: key }));
+    const create = this.options.client.send(new CreateMultipartUploadCommand({ ...objectParams, ...checksum, Bucket: bucket, Key: key }));
     const id = create.then((res) => {
       if (!res.UploadId) throw new StorageError('INTERNAL', 'Storage returned no upload id');
       return res.UploadId;
@@ -340,24 +415,28 @@ export class S3UploadSink extends Writable implements UploadSink {
       const buffer = this.current;
       const body = buffer ? buffer.subarray(0, this.fill) : Buffer.alloc(0);
       this.current = undefined;
-      const params = decision ? { ...this.options.objectParams, Tagging: mergeTagging(decision.tags, this.options.objectParams?.Tagging) } : this.options.objectParams;
+      const params = decision ? { ...this.paramsAt(decision), Tagging: mergeTagging(decision.tags, this.options.objectParams?.Tagging) } : this.options.objectParams;
+      const taken = this.takePartChecksum(digests);
+      const checksum: ObjectChecksum | undefined = taken && { algorithm: taken.algorithm, value: await taken.hasher.digest(), type: 'FULL_OBJECT' };
       let res: { ETag?: string };
       try {
         const put = new PutObjectCommand({
           ...params,
+          ...(checksum && { ChecksumAlgorithm: checksum.algorithm, [checksumMember(checksum.algorithm)]: checksum.value }),
           Metadata: { ...params?.Metadata, ...digestMetadata(digests ?? {}) },
           Bucket: decision?.bucket ?? bucket,
           Key: decision?.key ?? key,
           Body: body,
         });
         // The body is the whole stream, whose SHA-256 is at hand: SigV4 need not hash it again.
-        res = await this.send(digests?.['SHA-256'] ? withPayloadSha256(put, digests['SHA-256']) : put);
+        const sha256 = digests?.['SHA-256'] ?? (checksum?.algorithm === 'SHA256' ? base64ToHex(checksum.value) : undefined);
+        res = await this.send(sha256 ? withPayloadSha256(put, sha256) : put);
       } catch (err) {
         if (buffer) this.budget.discard(buffer);
         throw err;
       }
       if (buffer) this.budget.giveBack(buffer);
-      this.committedAs(res.ETag, digests, true, decision);
+      this.committedAs(res.ETag, digests, true, checksum, decision);
       return;
     }
     if (this.current) await this.sendCurrentPart();
@@ -369,11 +448,21 @@ export class S3UploadSink extends Writable implements UploadSink {
     if (this.failure) throw this.failure;
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-    const res = await this.send<{ ETag?: string }>(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts } }),
+    const algorithm = this.checksumAlgorithm;
+    // The object's CRC64NVME goes along, combined from the parts' (no second CRC over every byte):
+    // S3 checks it against the parts it assembled, and keeps it.
+    const whole = algorithm === 'CRC64NVME' && {
+      ChecksumType: 'FULL_OBJECT' as const,
+      ChecksumCRC64NVME: fullObjectCrc64Nvme(Parts.map((p) => ({ value: p.ChecksumCRC64NVME ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
+    };
+    const res = await this.send<{ ETag?: string } & Partial<Record<string, string>>>(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...(whole || {}) }),
     );
+    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole ? whole.ChecksumCRC64NVME : await compositeChecksum(algorithm, Parts)));
+    const checksum: ObjectChecksum | undefined = algorithm && value ? { algorithm, value, type: multipartChecksumType(algorithm) } : undefined;
     if (decision && (decision.bucket !== bucket || decision.key !== key)) {
-      this.committedAs(await this.moveStaged(decision, digests), digests, true, decision);
+      const moved = await this.moveStaged(decision, digests, res.VersionId);
+      this.committedAs(moved.etag, digests, true, moved.checksum ?? checksum, decision);
       return;
     }
     if (decision && Object.keys(decision.tags).length) {
@@ -383,44 +472,84 @@ export class S3UploadSink extends Writable implements UploadSink {
       const TagSet = [...new URLSearchParams(Tagging)].map(([Key, Value]) => ({ Key, Value }));
       await this.options.client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: key, Tagging: { TagSet } })).catch(() => undefined);
     }
-    this.committedAs(res.ETag, digests, false, decision);
+    this.committedAs(res.ETag, digests, false, checksum, decision);
   }
 
   /**
    * A multipart upload staged under another key (quarantine mode) goes where the scan decided: one
    * server-side CopyObject (with the digests as metadata, and the decision's tags), then the
    * staged object is deleted. The staging key is unique, so no other upload's object is touched.
+   * With s3.checksumAlgorithm the copy asks S3 for that checksum of the copied bytes, which S3
+   * computes and keeps (a whole-object one, where the staged upload had a composite); the copy
+   * where asked takes the account's Object Lock (the staged upload had none). On a versioned
+   * bucket (Object Lock needs one) the staged version itself is deleted, not hidden behind a
+   * delete marker.
    */
-  private async moveStaged(decision: ScanDecision, digests: StoredDigests | undefined): Promise<string | undefined> {
+  private async moveStaged(
+    decision: ScanDecision,
+    digests: StoredDigests | undefined,
+    stagedVersion: string | undefined,
+  ): Promise<{ etag?: string; checksum?: ObjectChecksum }> {
     const { bucket, key, objectParams } = this.options;
-    const CopySource = `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+    const algorithm = this.checksumAlgorithm;
     try {
       const res = await this.options.client.send(
-        new CopyObjectCommand({
-          ...objectParams,
+        withObjectLockContentMd5(new CopyObjectCommand({
+          ...this.paramsAt(decision),
           Metadata: { ...objectParams?.Metadata, ...digestMetadata(digests ?? {}) },
           MetadataDirective: 'REPLACE',
           Tagging: mergeTagging(decision.tags, objectParams?.Tagging) ?? '',
           TaggingDirective: 'REPLACE',
           Bucket: decision.bucket,
           Key: decision.key,
-          CopySource,
-        }),
+          CopySource: encodeCopySource(bucket, key),
+          ...(algorithm && { ChecksumAlgorithm: algorithm }),
+        })),
       );
-      return res.CopyObjectResult?.ETag;
+      const result = res.CopyObjectResult;
+      const value = algorithm && result?.[checksumMember(algorithm)];
+      return { etag: result?.ETag, ...(algorithm && value && { checksum: { algorithm, value, type: result?.ChecksumType ?? 'FULL_OBJECT' } }) };
     } finally {
-      await this.options.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+      await this.options.client
+        .send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: stagedVersion }))
+        // Without s3:DeleteObjectVersion: at least out of sight (a lifecycle rule expires noncurrent versions).
+        .catch(() => (stagedVersion ? this.options.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })) : undefined))
+        .catch(() => undefined);
     }
   }
 
+  /**
+   * The object parameters of the object the scan decision commits: a quarantined file carries no
+   * Object Lock (it is the operator's to inspect and delete, and the quarantine bucket need not
+   * have Object Lock).
+   */
+  private paramsAt(decision: ScanDecision): ObjectParams | undefined {
+    return decision.error ? withoutObjectLock(this.options.objectParams) : this.options.objectParams;
+  }
+
   /** The store holds the object: that is the truth reported, even if an abort raced with the commit. */
-  private committedAs(etag: string | undefined, digests: StoredDigests | undefined, digestsInMetadata: boolean, decision?: ScanDecision): void {
+  private committedAs(
+    etag: string | undefined,
+    digests: StoredDigests | undefined,
+    digestsInMetadata: boolean,
+    checksum: ObjectChecksum | undefined,
+    decision?: ScanDecision,
+  ): void {
     this.isCommitted = true;
     this.releaseCurrent();
     const { copySource } = this.options;
     const bucket = decision?.bucket ?? this.options.bucket;
     const key = decision?.key ?? this.options.key;
-    const object: CommittedObject = { bucket, key, size: (copySource?.size ?? 0) + this.bytesWritten, etag, digests, digestsInMetadata, ...(decision ? { scan: decision.report } : {}) };
+    const object: CommittedObject = {
+      bucket,
+      key,
+      size: (copySource?.size ?? 0) + this.bytesWritten,
+      etag,
+      digests,
+      digestsInMetadata,
+      ...(checksum && { checksum }),
+      ...(decision ? { scan: decision.report } : {}),
+    };
     // Quarantined: the object is stored, and the upload fails (550).
     if (decision?.error) throw decision.error;
     this.resolveCommitted(object);
@@ -474,4 +603,27 @@ export class S3UploadSink extends Writable implements UploadSink {
 
 function unsupported(cause?: unknown): StorageError {
   return new StorageError('APPEND_UNSUPPORTED', 'The storage cannot copy parts (UploadPartCopy); appending to this file is not possible', { cause });
+}
+
+/** `params` without Object Lock (for an object that must stay deletable). */
+function withoutObjectLock(params: ObjectParams | undefined): ObjectParams | undefined {
+  if (!params) return params;
+  const { ObjectLockMode: _mode, ObjectLockRetainUntilDate: _until, ObjectLockLegalHoldStatus: _hold, ...rest } = params;
+  return rest;
+}
+
+const base64ToHex = (b64: string): string => Buffer.from(b64, 'base64').toString('hex');
+
+/**
+ * What S3 reports as a composite checksum: the checksum of the parts' checksums (raw bytes, in part
+ * order), "-<parts>"; for stores whose CompleteMultipartUpload answer leaves it out.
+ */
+async function compositeChecksum(algorithm: S3Checksum, parts: CompletedPart[]): Promise<string | undefined> {
+  const hasher = createChecksum(algorithm);
+  for (const part of parts) {
+    const value = part[checksumMember(algorithm)];
+    if (!value) return undefined;
+    hasher.update(Buffer.from(value, 'base64'));
+  }
+  return `${await hasher.digest()}-${parts.length}`;
 }

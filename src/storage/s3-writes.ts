@@ -1,11 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import type { DigestPersistence } from './digest-persistence.js';
+import type { S3Checksum } from './checksums.js';
 import type { DigestCache, StoredAlgorithm } from './digests.js';
 import { StorageError, isStorageError } from './errors.js';
 import type { MemoryBudget, MemoryOwner } from './memory-budget.js';
-import type { CommittedObject, Entry, UploadSink, WriteOptions } from './object-store.js';
-import type { S3Directories } from './s3-directories.js';
+import type { CommittedObject, UploadSink, WriteOptions } from './object-store.js';
+import { objectLockParams, retainedError, type ObjectLockPolicy } from './object-lock.js';
+import type { FileEntry, S3Directories } from './s3-directories.js';
 import { classifyS3Error } from './s3-errors.js';
 import { MIN_PART_BYTES } from './s3-request.js';
 import { S3UploadSink, type ObjectParams, type UploadOptions } from './s3-upload-sink.js';
@@ -27,8 +28,13 @@ export interface S3WriteOptions {
   digestCache: DigestCache;
   /** Sent with every object this store creates (account policy, uploader metadata). */
   objectParams?: ObjectParams;
-  /** Stores the digests of multipart uploads as metadata after the commit; omitted: cache only. */
-  digestPersistence?: DigestPersistence;
+  /** Checksum S3 verifies on every upload and keeps with the object (s3.checksumAlgorithm); omitted: none. */
+  checksumAlgorithm?: S3Checksum;
+  /**
+   * Object Lock of what this store uploads (accounts[].retention, legalHold); with it, a STOR over
+   * a file first checks that file for a lock (one HeadObject).
+   */
+  objectLock?: ObjectLockPolicy;
   /** Malware scan of every upload before its commit (accounts[].scan); omitted: none. */
   scan?: AccountScanPolicy;
 }
@@ -42,7 +48,6 @@ export class S3Writes {
 
   async write(path: string, options: WriteOptions = {}): Promise<UploadSink> {
     const key = this.tree.keys.fileKey(path);
-    await this.digestsPersisted(key);
     const isDirectory =
       this.options.storeOntoDirectory === 'allow'
         ? Promise.resolve()
@@ -54,11 +59,16 @@ export class S3Writes {
     // there is none: one S3 round trip less before the 150 reply.
     if (appendAt === undefined || appendAt === 0) {
       isDirectory.catch(() => undefined);
+      // A locked object is not replaced: refused before any byte flows.
+      if (this.options.objectLock) await this.tree.refuseIfRetained(path, key);
       return this.newUpload(key, isDirectory);
     }
     await isDirectory;
-    const seen = typeof appendAt === 'number' ? options.existing : undefined;
+    // The entry the caller saw came from this store's stat, which carries the lock (FileEntry).
+    const seen = typeof appendAt === 'number' ? (options.existing as FileEntry | undefined) : undefined;
     const existing = seen ?? (await this.tree.headFile(path));
+    const retained = retainedError(path, existing?.lock);
+    if (retained) throw retained;
     if (appendAt !== 'end' && appendAt !== (existing?.size ?? 0)) {
       throw new StorageError('INVALID_RANGE', `Restart offset ${appendAt} is not the file size ${existing?.size ?? 0}`);
     }
@@ -74,7 +84,7 @@ export class S3Writes {
   }
 
   /** An upload that starts with the bytes of `existing` (the object at `key`, if any). */
-  private async append(key: string, existing: Entry | undefined): Promise<UploadSink> {
+  private async append(key: string, existing: FileEntry | undefined): Promise<UploadSink> {
     if (!existing || existing.size === 0) return this.newUpload(key);
     // A scanned account streams the old bytes too (below): the scanner must see the whole object.
     if (existing.size >= MIN_PART_BYTES && !this.options.scan) {
@@ -102,17 +112,13 @@ export class S3Writes {
   async remove(path: string): Promise<void> {
     const { s3, keys } = this.tree;
     const key = keys.fileKey(path);
-    await this.digestsPersisted(key);
-    if (!(await this.tree.headFile(path))) throw await this.tree.noFileAt(path);
+    const file = await this.tree.headFile(path);
+    if (!file) throw await this.tree.noFileAt(path);
+    // On a versioned bucket (Object Lock needs one) S3 accepts this delete as a delete marker: the
+    // file would vanish from view while its version stays. Refused here instead.
+    const retained = retainedError(path, file.lock);
+    if (retained) throw retained;
     await s3.send(s3.client.send(new DeleteObjectCommand({ Bucket: s3.name, Key: key })));
-  }
-
-  /**
-   * Waits until no digest persistence (a copy of an object onto itself) runs for `key` or keys
-   * under it: a copy landing after a delete, rename or overwrite would bring the old bytes back.
-   */
-  async digestsPersisted(key: string): Promise<void> {
-    await this.options.digestPersistence?.idle(this.tree.s3.name, key);
   }
 
   private newUpload(key: string, beforeCommit?: Promise<void>, copySource?: UploadOptions['copySource']): S3UploadSink {
@@ -128,17 +134,18 @@ export class S3Writes {
       queueSize: this.options.queueSize,
       budget: this.options.memoryBudget,
       memoryOwner: this.options.memoryOwner,
-      objectParams: this.options.objectParams,
+      // The retention runs from the start of the upload.
+      objectParams: { ...this.options.objectParams, ...objectLockParams(this.options.objectLock) },
       beforeCommit,
       digestAlgorithms: this.options.uploadDigests,
       copySource,
+      checksumAlgorithm: this.options.checksumAlgorithm,
     });
     sink.committed.then(
       (object: CommittedObject) => {
-        // No digests (an append, or s3.uploadDigests: []): nothing to cache or persist.
+        // No digests (an append, or s3.uploadDigests: []): nothing to cache.
         if (object.digests && Object.keys(object.digests).length && !object.digestsInMetadata) {
           this.options.digestCache.set(object.bucket, object.key, object.etag, object.digests);
-          this.options.digestPersistence?.persist(s3.client, object, this.options.objectParams);
         }
       },
       () => undefined,

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
@@ -14,8 +15,8 @@ const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
-  // Digests kept in this process only (hash-persist.test.ts covers them stored as metadata).
-  bridge = await TestBridge.start({ proxy: true, s3: { hashMaxStreamMiB: 1, persistMultipartDigests: false } });
+  // Digests of multipart uploads are kept in this process only (nothing is copied after the commit).
+  bridge = await TestBridge.start({ proxy: true, s3: { hashMaxStreamMiB: 1 } });
 });
 afterAll(async () => {
   await bridge?.close();
@@ -75,6 +76,13 @@ describe('HASH, XSHA256, XMD5', () => {
       expect((await ftp.command('XSHA256 in/report.pdf')).text).toBe(`250 ${sha256(body)}`);
       expect((await ftp.command('XMD5 /in/report.pdf')).text).toBe(`250 ${md5(body)}`);
       expect(readsOf('in/report.pdf', since)).toEqual([]);
+      // No CRC stored (s3.checksumAlgorithm is none with s3rver): XCRC reads the object (2 MiB, above
+      // s3.hashMaxStreamMiB: refused) - a smaller one is read and its CRC-32 computed.
+      expect((await ftp.command('XCRC in/report.pdf')).code).toBe(550);
+      const small = randomBytes(1000);
+      await storBytes(ftp, 'in/small.txt', small);
+      expect((await ftp.command('XCRC in/small.txt')).text).toBe(`250 ${crc32(small).toString(16).padStart(8, '0')}`);
+      expect(readsOf('in/small.txt', since)).toHaveLength(1);
     } finally {
       ftp.close();
     }

@@ -1,8 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256, TestBridge } from '../support/bridge.js';
+import { s3Client, sha256, TestBridge } from '../support/bridge.js';
 import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../support/clamd.js';
 import { RawFtp } from '../support/clients.js';
 import { startMoto } from '../support/moto-s3.js';
@@ -294,5 +302,76 @@ describe('malware scan with a hung clamd (SIGSTOP)', () => {
     }
     expect(await bridge.exists('r/hung.bin')).toBe(false);
     expect((await stor(bridge.port, 'rejects', 'after.txt', Buffer.from('clamd runs again\n'))).code).toBe(226);
+  });
+});
+
+describe('malware scan with checksums and Object Lock (moto)', () => {
+  // A quarantine account on a bucket with Object Lock, uploads with SHA256 checksums: a multipart
+  // upload is staged, then copied where the verdict says (CopyObject). What is committed where
+  // asked carries a checksum S3 verified and the account's retention; a quarantined file is not
+  // locked (the operator must be able to delete it), and no staged object or version is left.
+  let clamd: TestClamd;
+  let moto: StartedBackend;
+  let s3: S3Client;
+  let bridge: TestBridge;
+  const bucket = `scanlock-${randomBytes(5).toString('hex')}`;
+  beforeAll(async () => {
+    [clamd, moto] = await Promise.all([startClamd(), startMoto()]);
+    s3 = s3Client(moto.s3);
+    await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+    bridge = await TestBridge.start({
+      backend: moto.s3,
+      s3: { checksumAlgorithm: 'SHA256' },
+      accounts: [
+        {
+          username: 'quarantines',
+          password: 'quarantines-pw',
+          bucket,
+          prefix: 'q/',
+          policy: { scan: 'quarantine', quarantine: { prefix: 'quarantine/' }, retention: { mode: 'GOVERNANCE', days: 1 } },
+        },
+      ],
+      config: { scan: { clamd: { socket: clamd.socket }, timeoutSeconds: 20, maxMiB: 16 } },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await bridge?.close();
+    s3?.destroy();
+    await Promise.all([clamd?.close(), moto?.stop()]);
+  });
+
+  const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+  const base64Sha256 = (b: Buffer) => Buffer.from(sha256(b), 'hex').toString('base64');
+  const bytesOf = async (key: string) => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray());
+
+  it('clean uploads (single request, and multipart copied from staging) are stored retained, with a SHA256 checksum S3 keeps', async () => {
+    const small = Buffer.from('a clean delivery note\n');
+    const large = randomBytes(5 * MiB + 10);
+    const started = Date.now();
+    expect((await stor(bridge.port, 'quarantines', 'small.txt', small)).code).toBe(226);
+    expect((await stor(bridge.port, 'quarantines', 'large.bin', large)).code).toBe(226);
+    for (const [key, body] of [['q/small.txt', small], ['q/large.bin', large]] as const) {
+      const res = await head(key);
+      expect(sha256(await bytesOf(key))).toBe(sha256(body));
+      expect(res.ObjectLockMode).toBe('GOVERNANCE');
+      expect(res.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThanOrEqual(started + 86_400_000 - 60_000);
+      // The single request carried the object's SHA-256; the copy of the staged upload asked S3 for it.
+      expect(res.ChecksumSHA256).toBe(base64Sha256(body));
+    }
+  });
+
+  it('infected uploads (single request and multipart) are quarantined unlocked; no staged object or version is left', async () => {
+    expect((await stor(bridge.port, 'quarantines', 'eicar.com', EICAR)).code).toBe(550);
+    const large = withPatternAtEnd(5 * MiB + 10, TEST_PATTERN);
+    expect((await stor(bridge.port, 'quarantines', 'large-infected.bin', large)).code).toBe(550);
+    for (const [key, body] of [['quarantine/eicar.com', EICAR], ['quarantine/large-infected.bin', large]] as const) {
+      const res = await head(key);
+      expect(sha256(await bytesOf(key))).toBe(sha256(body));
+      expect(res.ObjectLockMode).toBeUndefined();
+      expect(res.ObjectLockLegalHoldStatus).toBeUndefined();
+    }
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: 'quarantine/.scanning/' }));
+    expect([...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]).toEqual([]);
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
   });
 });

@@ -60,7 +60,7 @@ export function classifyRequest(method: string, url: string, headers: IncomingHt
 /** What the proxy does to a request a rule matched. */
 export type FaultAction =
   /** Answer with an S3 XML error (the request body is read first, as S3 would). */
-  | { kind: 'error'; status: 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' }
+  | { kind: 'error'; status: 403 | 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' | 'AccessDenied' }
   /** Forward the request after a delay. */
   | { kind: 'latency'; ms: number }
   /** Reset the connection (TCP RST) without answering. */
@@ -70,7 +70,15 @@ export type FaultAction =
    * connection (`reset-body`), close it cleanly short of Content-Length (`truncate-body`) or send
    * nothing more while keeping it open (`stall-body`).
    */
-  | { kind: 'reset-body' | 'truncate-body' | 'stall-body'; afterBytes?: number };
+  | { kind: 'reset-body' | 'truncate-body' | 'stall-body'; afterBytes?: number }
+  /**
+   * Forward the request with one byte of its body changed (at `atByte`, default the middle of its
+   * Content-Length; same length), and answer as S3 does when the x-amz-checksum-* the request
+   * carries does not match the bytes: 400 BadDigest, nothing stored. The stores the tests run
+   * (s3rver, moto) keep checksums without recomputing them, so the proxy checks in their place:
+   * the request goes on to the store only when its checksum header matches the bytes.
+   */
+  | { kind: 'corrupt-body'; atByte?: number };
 
 export interface FaultRule {
   /** One operation or several; omitted: any. */
@@ -133,6 +141,8 @@ const MESSAGES: Record<string, string> = {
   SlowDown: 'Please reduce your request rate.',
   InternalError: 'We encountered an internal error. Please try again.',
   ServiceUnavailable: 'Service is unable to handle request.',
+  BadDigest: 'The checksum you specified did not match the calculated checksum.',
+  AccessDenied: 'Access Denied',
 };
 
 /** An S3 error document as S3 sends it. */

@@ -121,7 +121,9 @@ export class MemoryFileStore implements FileStore {
     this.record('digest');
     const file = this.files.get(path);
     if (!file) throw new StorageError(this.directories.has(path) ? 'IS_DIRECTORY' : 'NOT_FOUND', 'No such file');
-    const hex = createDigest(algorithm).update(file.data).digest('hex');
+    const hash = createDigest(algorithm);
+    hash.update(file.data);
+    const hex = hash.digest('hex');
     return { algorithm, hex, size: file.data.length, source: 'computed' };
   }
 

@@ -1,6 +1,9 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { Crc32cJs, Crc64NvmeJs } from '@aws-sdk/checksums/crc';
 import { ActiveRule, classifyRequest, s3ErrorXml, type FaultRule, type S3Operation } from './fault-proxy.js';
 
 export interface ProxiedRequest {
@@ -85,6 +88,22 @@ export class S3Proxy {
       res.end(body);
       return;
     }
+    let corrupted: Buffer | undefined;
+    if (action?.kind === 'corrupt-body') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      const at = action.atByte ?? Math.floor(body.length / 2);
+      if (at < body.length) body[at] = (body[at] as number) ^ 0xff;
+      const header = Object.keys(req.headers).find((h) => /^x-amz-checksum-(sha256|crc32|crc32c|crc64nvme)$/.test(h));
+      if (header && (await checksumOf(header.slice('x-amz-checksum-'.length), body)) !== req.headers[header]) {
+        const xml = s3ErrorXml('BadDigest', new URL(req.url ?? '/', 'http://proxy').pathname);
+        res.writeHead(400, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) });
+        res.end(xml);
+        return;
+      }
+      corrupted = body;
+    }
     if (action?.kind === 'latency') await sleep(action.ms);
     const out = request(
       { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
@@ -122,11 +141,25 @@ export class S3Proxy {
       },
     );
     out.on('error', () => res.destroy());
-    req.pipe(out);
+    if (corrupted) out.end(corrupted);
+    else req.pipe(out);
   }
 
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** The base64 x-amz-checksum-<algorithm> of `body`, as S3 computes it. */
+async function checksumOf(algorithm: string, body: Buffer): Promise<string> {
+  if (algorithm === 'sha256') return createHash('sha256').update(body).digest('base64');
+  if (algorithm === 'crc32') {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(crc32(body) >>> 0);
+    return out.toString('base64');
+  }
+  const impl = algorithm === 'crc32c' ? new Crc32cJs() : new Crc64NvmeJs();
+  impl.update(body);
+  return Buffer.from(await impl.digest()).toString('base64');
 }

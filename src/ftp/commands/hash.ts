@@ -42,7 +42,7 @@ const xCommand = (algorithm: DigestAlgorithm, directive: string): CommandSpec =>
   );
 
 /**
- * HASH (draft-bryan-ftp-hash) and the older XSHA256/XSHA1/XSHA512/XMD5: digests of a whole file.
+ * HASH (draft-bryan-ftp-hash) and the older XSHA256/XSHA1/XSHA512/XMD5/XCRC: digests of a whole file.
  * They come from what the upload computed as the bytes streamed in; only a file written by someone
  * else is read to compute one, and only up to s3.hashMaxStreamMiB.
  */
@@ -65,4 +65,6 @@ export const hashCommands: Record<string, CommandSpec> = {
   XSHA1: xCommand('SHA-1', 'XSHA1'),
   XSHA512: xCommand('SHA-512', 'XSHA512'),
   XMD5: xCommand('MD5', 'XMD5'),
+  // CRC-32 (the zlib/IEEE one) in hex: from the CRC32 checksum S3 keeps for a single-request upload, else computed.
+  XCRC: xCommand('CRC32', 'XCRC'),
 };

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { formatChecksum } from '../../storage/checksums.js';
 import { isStorageError } from '../../storage/errors.js';
 import type { Entry, FileStore } from '../../storage/object-store.js';
 import { baseName } from '../../storage/paths.js';
@@ -41,7 +42,17 @@ const store = (op: 'STOR' | 'STOU' | 'APPE', syntax: string, help: string) =>
         });
         await conn.reply(150, stou ? `FILE: ${baseName(path)}` : 'Opening data connection');
         const object = await receiveUpload(admission ? admission.wrap(data, sink) : data, sink, conn.commandSocket, conn.transfer);
-        report(conn, session, { op, path, ...where, bytes: object.size, etag: object.etag, started, code: 226, ...scanOf(object) });
+        report(conn, session, {
+          op,
+          path,
+          ...where,
+          bytes: object.size,
+          etag: object.etag,
+          ...(object.checksum && { checksum: formatChecksum(object.checksum) }),
+          started,
+          code: 226,
+          ...scanOf(object),
+        });
         await conn.reply(226, stou ? `Transfer complete (FILE: ${baseName(path)})` : 'Transfer complete');
       } catch (error) {
         data.destroy();

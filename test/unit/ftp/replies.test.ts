@@ -37,6 +37,8 @@ describe('replyFor: storage errors', () => {
     ['CHANGED', 451],
     ['SCAN_REJECTED', 550],
     ['SCAN_UNAVAILABLE', 451],
+    ['CHECKSUM_MISMATCH', 451],
+    ['RETAINED', 550],
     ['INTERNAL', 451],
   ];
 

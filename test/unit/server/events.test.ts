@@ -27,6 +27,7 @@ describe('webhook events', () => {
     expect(eventFor(op({ bytes: 3, etag: '"e"' }), now)).toEqual({
       type: 'upload', time: '2026-01-02T03:04:05.000Z', user: 'cam01', clientIp: '127.0.0.1', bucket: 'b', key: 'a.jpg', path: '/a.jpg', size: 3, etag: '"e"',
     });
+    expect(eventFor(op({ bytes: 3, checksum: 'SHA256:abc=' }), now)).toMatchObject({ type: 'upload', checksum: 'SHA256:abc=' });
     expect(eventFor(op({ op: 'RENAME', from: '/old.jpg', code: 250 }), now)).toMatchObject({ type: 'rename', fromPath: '/old.jpg' });
     expect(eventFor(op({ op: 'DELE', code: 250 }), now)).toMatchObject({ type: 'delete' });
     expect(eventFor(op({ result: 'error', code: 451 }))).toBeUndefined();

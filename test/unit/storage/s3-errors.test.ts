@@ -82,7 +82,14 @@ describe('classifyS3Error', () => {
   });
 
   it('a 4xx without a known name is not mistaken for a transient failure', () => {
-    expect(classifyS3Error(s3Error('BadDigest', 400)).code).toBe('INTERNAL');
     expect(classifyS3Error(s3Error('MethodNotAllowed', 405)).code).toBe('INTERNAL');
+  });
+
+  it('bytes the store checksummed otherwise than the request said: CHECKSUM_MISMATCH (451, nothing stored)', () => {
+    expect(classifyS3Error(s3Error('BadDigest', 400)).code).toBe('CHECKSUM_MISMATCH');
+    expect(classifyS3Error(s3Error('XAmzContentSHA256Mismatch', 400)).code).toBe('CHECKSUM_MISMATCH');
+    const invalid = Object.assign(s3Error('InvalidRequest', 400), { message: 'Value for x-amz-checksum-sha256 header is invalid.' });
+    expect(classifyS3Error(invalid).code).toBe('CHECKSUM_MISMATCH');
+    expect(classifyS3Error(s3Error('InvalidRequest', 400)).code).toBe('INTERNAL');
   });
 });

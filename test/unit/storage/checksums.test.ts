@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { checksumOf, createChecksum, resolveChecksumAlgorithm } from '../../../src/storage/checksums.js';
+
+const hexOf = async (algorithm: Parameters<typeof createChecksum>[0], data: string, split = 4) => {
+  const h = createChecksum(algorithm);
+  for (let i = 0; i < data.length; i += split) h.update(Buffer.from(data.slice(i, i + split)));
+  return Buffer.from(await h.digest(), 'base64').toString('hex');
+};
+
+describe('checksums', () => {
+  it('computes the standard check values of "123456789", fed in pieces', async () => {
+    expect(await hexOf('CRC32', '123456789')).toBe('cbf43926');
+    expect(await hexOf('CRC32C', '123456789')).toBe('e3069283');
+    expect(await hexOf('CRC64NVME', '123456789')).toBe('ae8b14860a799888');
+    expect(await hexOf('SHA256', 'abc', 1)).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+
+  it('defaults to SHA256 on AWS and none with a custom endpoint; an explicit choice wins', () => {
+    expect(resolveChecksumAlgorithm({})).toBe('SHA256');
+    expect(resolveChecksumAlgorithm({ endpoint: 'http://127.0.0.1:9000' })).toBeUndefined();
+    expect(resolveChecksumAlgorithm({ endpoint: 'http://127.0.0.1:9000', checksumAlgorithm: 'CRC32C' })).toBe('CRC32C');
+    expect(resolveChecksumAlgorithm({ checksumAlgorithm: 'none' })).toBeUndefined();
+  });
+
+  it('reads the checksum of a HeadObject answer; a "-<parts>" value is composite whatever the type says', () => {
+    expect(checksumOf({ ChecksumSHA256: 'abc=', ChecksumType: 'FULL_OBJECT' })).toEqual({ algorithm: 'SHA256', value: 'abc=', type: 'FULL_OBJECT' });
+    expect(checksumOf({ ChecksumCRC32: 'abc=-3' })).toEqual({ algorithm: 'CRC32', value: 'abc=-3', type: 'COMPOSITE' });
+    expect(checksumOf({ ChecksumCRC64NVME: 'abc=' })?.type).toBe('FULL_OBJECT');
+    expect(checksumOf({})).toBeUndefined();
+    // No ChecksumType (older stores): a multipart object's checksum is taken as composite.
+    expect(checksumOf({ ChecksumSHA256: 'abc=', ETag: '"0123-3"' })?.type).toBe('COMPOSITE');
+    expect(checksumOf({ ChecksumCRC64NVME: 'abc=', ChecksumType: 'FULL_OBJECT', ETag: '"0123-3"' })?.type).toBe('FULL_OBJECT');
+  });
+});
+
+describe('combineCrc64Nvme', () => {
+  it('the CRC64NVME of parts joined equals the CRC64NVME of the whole, whatever the part lengths', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { fullObjectCrc64Nvme } = await import('../../../src/storage/checksums.js');
+    const of = async (b: Buffer) => {
+      const h = createChecksum('CRC64NVME');
+      h.update(b);
+      return h.digest();
+    };
+    for (const lengths of [[1, 1], [5, 3, 0, 7], [1000, 65536, 33], [3 * 1024 * 1024 + 5, 17]]) {
+      const parts = lengths.map((n) => randomBytes(n));
+      const combined = fullObjectCrc64Nvme(await Promise.all(parts.map(async (p) => ({ value: await of(p), length: p.length }))));
+      expect(combined).toBe(await of(Buffer.concat(parts)));
+    }
+  });
+});
