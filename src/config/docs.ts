@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { MOVED_KEYS } from './migrate.js';
+import { MOVED_KEYS, REMOVED_KEYS } from './migrate.js';
 import { configSchema, type KeyDoc } from './schema.js';
 
 /** One row of the reference table: a key path such as `ftp.passive.portMin` or `accounts[].bucket`. */
@@ -105,6 +105,15 @@ export function renderConfigReference(): string {
     '| old path | new path | accepted until |',
     '|---|---|---|',
     ...MOVED_KEYS.map((k) => `| ${code(k.from)} | ${code(k.to)} | ${k.removedIn} |`),
+    '',
+    '### Removed keys',
+    '',
+    'These keys no longer do anything; a config that sets them still starts, with a warning, until the',
+    'version given, then is refused like any unknown key.',
+    '',
+    '| key | why | ignored until |',
+    '|---|---|---|',
+    ...REMOVED_KEYS.map((k) => `| ${code(k.path)} | ${cell(k.why)} | ${k.removedIn} |`),
   ];
   return lines.join('\n');
 }

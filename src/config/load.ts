@@ -138,6 +138,7 @@ function applyEnvOverrides(target: JsonObject, env: NodeJS.ProcessEnv, log: Depr
     const migrated = migrateSegments(name.slice(ENV_PREFIX.length).split('__').filter(Boolean), normaliseKey);
     const segments = migrated.segments;
     const value = env[name];
+    if (migrated.removed) log.add(migrated.removed, name);
     if (!segments.length || value === undefined) continue;
     if (migrated.moved) log.add(migrated.moved, name);
     const same = segments.map(normaliseKey).join('.');

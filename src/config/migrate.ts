@@ -25,6 +25,24 @@ export const MOVED_KEYS: readonly MovedKey[] = [
   { from: 'quotaRefreshSeconds', to: 'auth.quotaRefreshSeconds', removedIn: '0.3.0' },
 ];
 
+/**
+ * A key that no longer exists. It is ignored with one warning until `removedIn` (a config that
+ * worked keeps starting), then refused like any unknown key.
+ */
+export interface RemovedKey {
+  path: string;
+  why: string;
+  removedIn: string;
+}
+
+export const REMOVED_KEYS: readonly RemovedKey[] = [
+  {
+    path: 's3.persistMultipartDigests',
+    why: 'multipart uploads carry S3-verified checksums (s3.checksumAlgorithm) instead of a second copy with digests',
+    removedIn: '0.3.0',
+  },
+];
+
 /** One old path that was used, and where (the config file's name, environment variable names). */
 export interface Deprecation {
   from: string;
@@ -36,21 +54,31 @@ export interface Deprecation {
 
 /** Collects the old paths used, one Deprecation per old path whatever the number of places. */
 export class DeprecationLog {
-  private readonly byPath = new Map<string, { key: MovedKey; sources: string[] }>();
+  private readonly byPath = new Map<string, { key: MovedKey | RemovedKey; sources: string[] }>();
 
-  add(key: MovedKey, source: string): void {
-    const entry = this.byPath.get(key.from) ?? { key, sources: [] };
+  add(key: MovedKey | RemovedKey, source: string): void {
+    const path = 'from' in key ? key.from : key.path;
+    const entry = this.byPath.get(path) ?? { key, sources: [] };
     if (!entry.sources.includes(source)) entry.sources.push(source);
-    this.byPath.set(key.from, entry);
+    this.byPath.set(path, entry);
   }
 
   get list(): Deprecation[] {
-    return [...this.byPath.values()].map(({ key, sources }) => ({
-      from: key.from,
-      to: key.to,
-      sources,
-      message: `${key.from} is deprecated: use ${key.to} (in ${sources.join(', ')}; accepted until ${key.removedIn})`,
-    }));
+    return [...this.byPath.values()].map(({ key, sources }) =>
+      'from' in key
+        ? {
+            from: key.from,
+            to: key.to,
+            sources,
+            message: `${key.from} is deprecated: use ${key.to} (in ${sources.join(', ')}; accepted until ${key.removedIn})`,
+          }
+        : {
+            from: key.path,
+            to: '',
+            sources,
+            message: `${key.path} is no longer used and is ignored: ${key.why} (in ${sources.join(', ')}; refused from ${key.removedIn})`,
+          },
+    );
   }
 }
 
@@ -59,6 +87,7 @@ interface Tree {
   has(path: string[]): boolean;
   /** Moves the value at `from` to `to`; a string when that cannot be done. */
   move(from: string[], to: string[]): string | undefined;
+  remove(path: string[]): void;
 }
 
 /**
@@ -79,6 +108,12 @@ function migrateTree(tree: Tree, source: string, log: DeprecationLog): string[] 
     if (failed) problems.push(`${key.from}: cannot be moved to ${key.to} (in ${source}): ${failed}`);
     else log.add(key, source);
   }
+  for (const key of REMOVED_KEYS) {
+    const path = key.path.split('.');
+    if (!tree.has(path)) continue;
+    tree.remove(path);
+    log.add(key, source);
+  }
   return problems;
 }
 
@@ -93,7 +128,7 @@ export function migrateObject(raw: unknown, source: string, log: DeprecationLog)
   const at = (root: unknown, path: string[]): unknown =>
     path.reduce<unknown>((node, segment) => (isMapping(node) && Object.hasOwn(node, segment) ? node[segment] : undefined), root);
   const has = (root: unknown, path: string[]) => at(root, path) !== undefined;
-  if (!MOVED_KEYS.some((k) => has(raw, k.from.split('.')))) return { raw, problems: [] };
+  if (!MOVED_KEYS.some((k) => has(raw, k.from.split('.'))) && !REMOVED_KEYS.some((k) => has(raw, k.path.split('.')))) return { raw, problems: [] };
   const copy = structuredClone(raw);
   const problems = migrateTree(
     {
@@ -111,6 +146,9 @@ export function migrateObject(raw: unknown, source: string, log: DeprecationLog)
         parent[to[to.length - 1] as string] = fromParent[name];
         delete fromParent[name];
         return undefined;
+      },
+      remove(path) {
+        delete (at(copy, path.slice(0, -1)) as Record<string, unknown>)[path[path.length - 1] as string];
       },
     },
     source,
@@ -133,6 +171,7 @@ export function migrateDocument(doc: Document, source: string, log: DeprecationL
         doc.deleteIn(from);
         return undefined;
       },
+      remove: (path) => void doc.deleteIn(path),
     },
     source,
     log,
@@ -143,7 +182,11 @@ export function migrateDocument(doc: Document, source: string, log: DeprecationL
  * The new path segments of an environment override's segments when they start with an old path
  * (`normalise` makes segments comparable: `STORE_ONTO_DIRECTORY` and `storeOntoDirectory`).
  */
-export function migrateSegments(segments: string[], normalise: (s: string) => string): { segments: string[]; moved?: MovedKey } {
+export function migrateSegments(segments: string[], normalise: (s: string) => string): { segments: string[]; moved?: MovedKey; removed?: RemovedKey } {
+  for (const key of REMOVED_KEYS) {
+    const path = key.path.split('.');
+    if (segments.length >= path.length && path.every((s, i) => normalise(s) === normalise(segments[i] as string))) return { segments: [], removed: key };
+  }
   for (const key of MOVED_KEYS) {
     const from = key.from.split('.');
     if (segments.length < from.length || !from.every((s, i) => normalise(s) === normalise(segments[i] as string))) continue;

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { hashPassword } from '../../../src/accounts/passwords.js';
@@ -190,5 +190,24 @@ describe('the parsed configuration', () => {
     // Copies stay writable.
     const copy = { ...config.s3, storeOntoDirectory: 'refuse' as const };
     expect(copy.storeOntoDirectory).toBe('refuse');
+  });
+});
+
+describe('removed keys', () => {
+  it('s3.persistMultipartDigests is ignored with one warning, in a file, the environment and an object', () => {
+    const file = write(`s3:\n  persistMultipartDigests: true\n  partSizeMiB: 8\naccounts:\n  - { username: cam01, passwordHash: "${hash}", bucket: uploads }\n`);
+    const fromFile = readConfig({ file, env: { FTP_S3_BRIDGE__S3__PERSIST_MULTIPART_DIGESTS: 'false' } });
+    expect(fromFile.config.s3.partSizeMiB).toBe(8);
+    expect('persistMultipartDigests' in fromFile.config.s3).toBe(false);
+    expect(fromFile.deprecations).toHaveLength(1);
+    expect(fromFile.deprecations[0]?.sources).toEqual([basename(file), 'FTP_S3_BRIDGE__S3__PERSIST_MULTIPART_DIGESTS']);
+    expect(fromFile.deprecations[0]?.message).toMatch(/^s3\.persistMultipartDigests is no longer used and is ignored: .*checksumAlgorithm/);
+    expect(fromFile.migratedFile).not.toContain('persistMultipartDigests');
+
+    const raw = { s3: { persistMultipartDigests: false }, accounts: [{ username: 'cam01', passwordHash: hash, bucket: 'uploads' }] };
+    const seen: Deprecation[] = [];
+    parseConfig(raw, { onDeprecation: (d) => seen.push(d) });
+    expect(seen.map((d) => d.from)).toEqual(['s3.persistMultipartDigests']);
+    expect(raw.s3.persistMultipartDigests).toBe(false);
   });
 });
