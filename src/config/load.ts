@@ -17,8 +17,8 @@ export type { Deprecation } from './migrate.js';
  *   FTP_S3_BRIDGE__FTP__PASSIVE__PORT_MIN=30000
  *   FTP_S3_BRIDGE__ACCOUNTS__0__PERMISSIONS=[list, read]
  */
-export const ENV_PREFIX = 'FTP_S3_BRIDGE__';
-export const CONFIG_FILE_ENV = 'FTP_S3_BRIDGE_CONFIG';
+const ENV_PREFIX = 'FTP_S3_BRIDGE__';
+const CONFIG_FILE_ENV = 'FTP_S3_BRIDGE_CONFIG';
 
 /** A configuration that cannot be used; `problems` holds one line per bad field. */
 export class ConfigError extends Error {

@@ -35,7 +35,7 @@ export class AddressSet {
 }
 
 /** The IPv6 prefix length that `clientKey` groups by unless told otherwise. */
-export const DEFAULT_IPV6_PREFIX_LENGTH = 64;
+const DEFAULT_IPV6_PREFIX_LENGTH = 64;
 
 /** The eight 16-bit groups of an IPv6 address (zone id dropped, embedded IPv4 tail folded in). */
 function ipv6Groups(address: string): number[] | undefined {

@@ -40,7 +40,7 @@ const SLICE_BYTES = 16 * 1024;
  * the stream upstream is paused by back-pressure (the socket stops being read, TCP's window
  * closes); nothing is buffered beyond the streams' own high-water marks.
  */
-export function throttle(buckets: TokenBucket[]): Transform {
+function throttle(buckets: TokenBucket[]): Transform {
   let timer: NodeJS.Timeout | undefined;
   return new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {

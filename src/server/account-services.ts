@@ -37,7 +37,7 @@ export interface AccountTarget {
 }
 
 /** The accounts grouped by S3 target, the `s3` section's first. */
-export function accountTargets(accounts: readonly AccountConfig[], clients: S3ClientCache, s3: BridgeConfig['s3']): AccountTarget[] {
+function accountTargets(accounts: readonly AccountConfig[], clients: S3ClientCache, s3: BridgeConfig['s3']): AccountTarget[] {
   const byClient = new Map<S3Client, AccountTarget>();
   const defaultClient = clients.get({});
   byClient.set(defaultClient, { client: defaultClient, label: undefined, accounts: [] });
@@ -51,7 +51,7 @@ export function accountTargets(accounts: readonly AccountConfig[], clients: S3Cl
 }
 
 /** What to sweep: each target's buckets and prefixes. */
-export const sweepGroups = (targets: AccountTarget[]): SweepGroup[] =>
+const sweepGroups = (targets: AccountTarget[]): SweepGroup[] =>
   targets.map((t) => ({ client: t.client, label: t.label ?? '', targets: t.accounts.map((a) => ({ bucket: a.bucket, prefix: a.prefix })) }));
 
 export interface AccountServices {

@@ -29,7 +29,7 @@ export interface BridgeEvent {
   checksum?: string;
 }
 
-export const SIGNATURE_HEADER = 'X-FTP-S3-Bridge-Signature';
+const SIGNATURE_HEADER = 'X-FTP-S3-Bridge-Signature';
 
 const EVENT_TYPES: Partial<Record<OperationEvent['op'], BridgeEvent['type']>> = {
   STOR: 'upload',

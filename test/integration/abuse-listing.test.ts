@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
-import { RawFtp, readAll } from '../support/clients.js';
+import { RawFtp, listText } from '../support/clients.js';
 
 /**
  * Keys written to the bucket by other tools may hold CR, LF and other control characters. Sent raw,
@@ -63,15 +63,7 @@ afterAll(async () => {
   await bridge?.close();
 });
 
-async function list(command: string): Promise<string> {
-  const data = await ftp.pasv();
-  const body = readAll(data);
-  ftp.send(command);
-  expect((await ftp.reply()).code).toBe(150);
-  const text = (await body).toString('utf8');
-  expect((await ftp.reply()).code).toBe(226);
-  return text;
-}
+const list = (command: string): Promise<string> => listText(ftp, command);
 
 /** The lines of a listing, after checking that only CRLF ends them and no other control character occurs. */
 function lines(text: string): string[] {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
-import { RawFtp, readAll } from '../support/clients.js';
+import { RawFtp, listText } from '../support/clients.js';
 
 /**
  * MLSD and MLST (RFC 3659 §7) next to LIST and NLST: the three listings of a directory name the
@@ -20,12 +20,7 @@ afterAll(async () => {
 });
 
 async function list(command: string): Promise<string[]> {
-  const data = await ftp.pasv();
-  const body = readAll(data);
-  ftp.send(command);
-  expect((await ftp.reply()).code).toBe(150);
-  const text = (await body).toString('utf8');
-  expect((await ftp.reply()).code).toBe(226);
+  const text = await listText(ftp, command);
   expect(text === '' || text.endsWith('\r\n')).toBe(true);
   return text.split('\r\n').filter(Boolean);
 }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { RawFtp, readAll, type FtpReply } from '../support/clients.js';
+import { RawFtp, listText, readAll, type FtpReply } from '../support/clients.js';
 
 /**
  * Device quirks, each replayed as the exact command sequence the device sends, with the public
@@ -36,16 +36,6 @@ async function store(ftp: RawFtp, command: string, body: Buffer): Promise<{ prel
   await write(data, body);
   data.end();
   return { prelim, final: await ftp.reply(60_000) };
-}
-
-async function listing(ftp: RawFtp, command: string): Promise<string> {
-  const data = await ftp.pasv();
-  const body = readAll(data);
-  ftp.send(command);
-  expect((await ftp.reply()).code).toBe(150);
-  const text = (await body).toString('utf8');
-  expect((await ftp.reply()).code).toBe(226);
-  return text;
 }
 
 describe('device quirks', () => {
@@ -199,7 +189,7 @@ describe('device quirks', () => {
       expect((await store(ftp, `STOR ${path}`, body)).final.code).toBe(226);
       expect(await bridge.objectHash(path.slice(1))).toBe(sha256(body));
       expect((await ftp.command(`SIZE ${path}`)).text).toBe('213 4096');
-      expect(await listing(ftp, `NLST /${dirs.join('/')}`)).toBe(name + '\r\n');
+      expect(await listText(ftp, `NLST /${dirs.join('/')}`)).toBe(name + '\r\n');
       const data = await ftp.pasv();
       const got = readAll(data);
       ftp.send(`RETR ${path}`);
@@ -219,7 +209,7 @@ describe('device quirks', () => {
       const body = randomBytes(1000);
       expect((await store(ftp, 'STOR Überwachung/Kamera Ä 写真 ñ.jpg', body)).final.code).toBe(226);
       expect(await bridge.objectHash('Überwachung/Kamera Ä 写真 ñ.jpg')).toBe(sha256(body));
-      expect(await listing(ftp, 'NLST Überwachung')).toBe('Kamera Ä 写真 ñ.jpg\r\n');
+      expect(await listText(ftp, 'NLST Überwachung')).toBe('Kamera Ä 写真 ñ.jpg\r\n');
     } finally {
       ftp.close();
     }

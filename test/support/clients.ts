@@ -142,6 +142,17 @@ export function readAll(socket: Socket): Promise<Buffer> {
   });
 }
 
+/** A listing command (`LIST`, `NLST`, `MLSD`, …) over a passive data connection, expecting 150 and then 226; returns the listing as UTF-8. */
+export async function listText(ftp: RawFtp, command: string): Promise<string> {
+  const data = await ftp.pasv();
+  const body = readAll(data);
+  ftp.send(command);
+  expect((await ftp.reply()).code).toBe(150);
+  const text = (await body).toString('utf8');
+  expect((await ftp.reply()).code).toBe(226);
+  return text;
+}
+
 /** STOR of `body` over a passive data connection, expecting 150 and then 226 (the commit). */
 export async function storBytes(ftp: RawFtp, name: string, body: Buffer): Promise<void> {
   const data = await ftp.pasv();

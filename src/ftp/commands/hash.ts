@@ -10,7 +10,7 @@ const DEFAULT_ALGORITHM: DigestAlgorithm = DIGEST_ALGORITHMS[0];
  * FEAT line (draft-bryan-ftp-hash §3): the algorithms, the one HASH currently uses on the connection
  * (the default until OPTS HASH picks another) marked with '*'.
  */
-export function hashFeature(conn: Connection | undefined): string {
+function hashFeature(conn: Connection | undefined): string {
   const current = conn?.hashAlgorithm ?? DEFAULT_ALGORITHM;
   return 'HASH ' + DIGEST_ALGORITHMS.map((a) => (a === current ? a + '*' : a)).join(';');
 }

@@ -8,7 +8,7 @@ import type { Session } from '../session.js';
 import { joinPath, sessionCommand, waitForData, type CommandSpec } from './context.js';
 
 /** The facts MLSD/MLST send (RFC 3659 §7): all by default, as picked by OPTS MLST per connection. */
-export const MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique'] as const;
+const MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique'] as const;
 
 /** OPTS MLST <fact>;<fact>;... : picks the facts (unknown ones ignored); the reply names those now sent. */
 export function optsMlst(conn: Connection, setting: string): string {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/accounts/passwords.js';
 import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
 import { redactSecrets } from '../../../src/config/redact.js';
+import { problemsOf } from '../../support/config-errors.js';
 
 let dir: string;
 let bcryptHash: string;
@@ -34,20 +35,6 @@ function writeConfig(text: string): string {
   const file = join(dir, `config-${++fileCounter}.yaml`);
   writeFileSync(file, text);
   return file;
-}
-
-/** Runs `fn`, expects a ConfigError and returns its problem lines. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const problems = (err as ConfigError).problems;
-    // The message carries the same lines, one per problem.
-    expect((err as ConfigError).message.split('\n').slice(1)).toEqual(problems);
-    return problems;
-  }
-  throw new Error('expected a ConfigError, but the configuration was accepted');
 }
 
 beforeAll(async () => {

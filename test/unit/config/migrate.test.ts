@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { hashPassword } from '../../../src/accounts/passwords.js';
 import { configKeyRows } from '../../../src/config/docs.js';
-import { ConfigError, loadConfig, parseConfig, readConfig, type Deprecation } from '../../../src/config/load.js';
+import { loadConfig, parseConfig, readConfig, type Deprecation } from '../../../src/config/load.js';
 import { MOVED_KEYS } from '../../../src/config/migrate.js';
+import { problemsOf } from '../../support/config-errors.js';
 
 let dir: string;
 let hash: string;
@@ -17,17 +18,6 @@ const write = (text: string): string => {
   writeFileSync(file, text);
   return file;
 };
-
-/** Runs `fn`, expects a ConfigError and returns its problem lines. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError, but the configuration was accepted');
-}
 
 /** A file that uses every old path (with a comment on a moved key). */
 const oldYaml = () => `# the bridge of site A

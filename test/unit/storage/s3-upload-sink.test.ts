@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
-import { MemoryBudget } from '../../../src/storage/memory-budget.js';
+import { MemoryBudget, type MemoryOwner } from '../../../src/storage/memory-budget.js';
 import { MAX_PARTS } from '../../../src/storage/s3-request.js';
 import { S3UploadSink, partSizeFor } from '../../../src/storage/s3-upload-sink.js';
 
@@ -89,6 +89,22 @@ function chunked(buffer: Buffer, size = 64 * 1024): Readable {
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** The part bodies a FakeS3 received, in part-number order (a PutObject body is part 1). */
+const partsOf = (s3: FakeS3): Buffer[] => [...s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
+
+/**
+ * Starts `count` uploads at once through one budget, each to its own FakeS3 (5 MiB parts, queueSize
+ * 2); upload `i` sends `size(i)` bytes in chunks of `chunkSize`. `done` settles when it is committed.
+ */
+function uploadsAtOnce(count: number, budget: MemoryBudget, size: (i: number) => number, options: { chunkSize?: number; memoryOwner?: MemoryOwner } = {}) {
+  return Array.from({ length: count }, (_, i) => {
+    const s3 = new FakeS3();
+    const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget, memoryOwner: options.memoryOwner });
+    const bytes = data(size(i), i);
+    return { s3, bytes, done: pipeline(chunked(bytes, options.chunkSize), sink).then(() => sink.committed) };
+  });
+}
+
 describe('S3UploadSink', () => {
   it('sends one PutObject, with the digests as metadata, when the data fits one part', async () => {
     const s3 = new FakeS3();
@@ -119,12 +135,7 @@ describe('S3UploadSink', () => {
 
   it('many small uploads at once: those beyond the small share take part buffers, all land, nothing is left held', async () => {
     const budget = new MemoryBudget(16 * MiB); // small share 2 MiB (4 small buffers); a part is 5 MiB
-    const uploads = Array.from({ length: 24 }, (_, i) => {
-      const s3 = new FakeS3();
-      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget });
-      const bytes = data(300 * 1024 + i * 40_000, i);
-      return { s3, bytes, done: pipeline(chunked(bytes, 16 * 1024), sink).then(() => sink.committed) };
-    });
+    const uploads = uploadsAtOnce(24, budget, (i) => 300 * 1024 + i * 40_000, { chunkSize: 16 * 1024 });
     await Promise.all(uploads.map((u) => u.done));
     for (const u of uploads) {
       expect(u.s3.names()).toEqual(['PutObject']);
@@ -136,34 +147,18 @@ describe('S3UploadSink', () => {
 
   it('an upload that outgrows its small buffers while others wait at the cap still completes (no deadlock)', async () => {
     const budget = new MemoryBudget(16 * MiB);
-    const uploads = Array.from({ length: 8 }, (_, i) => {
-      const s3 = new FakeS3();
-      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget });
-      const bytes = data(12 * MiB + i, i);
-      return { s3, bytes, done: pipeline(chunked(bytes), sink).then(() => sink.committed) };
-    });
+    const uploads = uploadsAtOnce(8, budget, (i) => 12 * MiB + i);
     await Promise.all(uploads.map((u) => u.done));
-    for (const u of uploads) {
-      const parts = [...u.s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
-      expect(sha256(Buffer.concat(parts))).toBe(sha256(u.bytes));
-    }
+    for (const u of uploads) expect(sha256(Buffer.concat(partsOf(u.s3)))).toBe(sha256(u.bytes));
     expect(budget.inUse).toBe(0);
   });
 
   it('uploads of one owner whose share is less than a part all complete, one part at a time (no deadlock)', async () => {
     const budget = new MemoryBudget(16 * MiB, { perClientPercent: 1 }); // 164 KiB: not even a small buffer
     const memoryOwner = { client: '192.0.2.1', account: 'cam' };
-    const uploads = Array.from({ length: 6 }, (_, i) => {
-      const s3 = new FakeS3();
-      const sink = new S3UploadSink({ client: s3.client, bucket: 'b', key: `k${i}`, partSize: 5 * MiB, queueSize: 2, budget, memoryOwner });
-      const bytes = data(12 * MiB + i, i);
-      return { s3, bytes, done: pipeline(chunked(bytes), sink).then(() => sink.committed) };
-    });
+    const uploads = uploadsAtOnce(6, budget, (i) => 12 * MiB + i, { memoryOwner });
     await Promise.all(uploads.map((u) => u.done));
-    for (const u of uploads) {
-      const parts = [...u.s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
-      expect(sha256(Buffer.concat(parts))).toBe(sha256(u.bytes));
-    }
+    for (const u of uploads) expect(sha256(Buffer.concat(partsOf(u.s3)))).toBe(sha256(u.bytes));
     expect(budget.peak).toBe(5 * MiB);
     expect(budget.inUse).toBe(0);
   });
@@ -199,7 +194,7 @@ describe('S3UploadSink', () => {
     expect(s3.names().filter((n) => n === 'UploadPart')).toHaveLength(5);
     expect(s3.names()[0]).toBe('CreateMultipartUpload');
     expect(s3.names().at(-1)).toBe('CompleteMultipartUpload');
-    const parts = [...s3.bodies.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
+    const parts = partsOf(s3);
     expect(parts.slice(0, 4).map((p) => p.length)).toEqual([5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB]);
     expect(sha256(Buffer.concat(parts))).toBe(sha256(bytes));
     const complete = s3.calls.at(-1)?.input.MultipartUpload as { Parts: { PartNumber: number }[] };
