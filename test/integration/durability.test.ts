@@ -116,7 +116,7 @@ describe('failures leave nothing behind', () => {
 
   /** The client is gone, so no reply comes: the audit line says the upload failed (after its abort). */
   async function expectFailedUpload(key: string): Promise<void> {
-    expect(await log.waitForOperation('STOR', `/${key}`)).toMatchObject({ result: 'error' });
+    expect(await log.waitForOperation('STOR', `/${key}`, 'error')).toMatchObject({ result: 'error' });
     expect(commitSent(key)).toBe(false);
     expect(await bridge.exists(key)).toBe(false);
   }
@@ -188,7 +188,7 @@ describe('failures leave nothing behind', () => {
     data.destroy();
     ftp.close();
     // the upload's end is reported (result error) once its abort settled
-    expect(await bLog.waitForOperation('STOR', '/shutdown.bin')).toMatchObject({ result: 'error' });
+    expect(await bLog.waitForOperation('STOR', '/shutdown.bin', 'error')).toMatchObject({ result: 'error' });
     expect(requests.some((r) => r.key === 'shutdown.bin' && (r.operation === 'CompleteMultipartUpload' || r.operation === 'PutObject'))).toBe(false);
     // the closed bridge destroyed its S3 client: look with the long-lived bridge's
     await expect(bridge.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'shutdown.bin' }))).rejects.toMatchObject({

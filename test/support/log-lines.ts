@@ -20,18 +20,18 @@ export class LogLines {
     });
   }
 
-  /** The audit line of a file operation (`event: 'operation'`) on this virtual path. */
-  operation(op: string, path: string): Record<string, unknown> | undefined {
-    return this.lines.find((l) => l.event === 'operation' && l.operation === op && l.path === path);
+  /** The first audit line of a file operation (`event: 'operation'`) on this virtual path (with this result). */
+  operation(op: string, path: string, result?: 'ok' | 'error'): Record<string, unknown> | undefined {
+    return this.lines.find((l) => l.event === 'operation' && l.operation === op && l.path === path && (result === undefined || l.result === result));
   }
 
   /** Waits (up to `timeoutMs`, generous for a loaded machine) for the audit line of `op` on `path`. */
-  async waitForOperation(op: string, path: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  async waitForOperation(op: string, path: string, result?: 'ok' | 'error', timeoutMs = 30_000): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const line = this.operation(op, path);
+      const line = this.operation(op, path, result);
       if (line) return line;
-      if (Date.now() > deadline) throw new Error(`no audit line for ${op} ${path} within ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`no audit line for ${op} ${path} ${result ?? ''} within ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
