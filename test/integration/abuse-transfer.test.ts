@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, sha256, TestBridge, USER } from '../support/bridge.js';
 import { curl, python, RawFtp, storBytes } from '../support/clients.js';
+import { LogLines } from '../support/log-lines.js';
 
 /**
  * Hostile and unusual clients during transfers (issue 14, §1a and §2): ABOR, STAT and QUIT act
@@ -13,25 +13,6 @@ import { curl, python, RawFtp, storBytes } from '../support/clients.js';
  * nothing ends its transfer after ftp.dataIdleTimeoutSeconds. Real bridge, real S3 (through the
  * recording proxy, which shows the multipart upload aborted), raw sockets, curl and ftplib.
  */
-
-/** The bridge's JSON log lines, as they come. */
-class LogLines {
-  readonly stream = new PassThrough();
-  readonly lines: Record<string, unknown>[] = [];
-  constructor() {
-    let pending = '';
-    this.stream.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        this.lines.push(JSON.parse(pending.slice(0, nl)) as Record<string, unknown>);
-        pending = pending.slice(nl + 1);
-      }
-    });
-  }
-  operation(op: string, path: string): Record<string, unknown> | undefined {
-    return this.lines.find((l) => l.event === 'operation' && l.operation === op && l.path === path);
-  }
-}
 
 const PART = 5 * 1024 * 1024;
 const BIG = randomBytes(16 * 1024 * 1024);

@@ -101,7 +101,7 @@ describe('external auth hook', () => {
     const invalid = await attempt(bridge, 'notanaccount', 'pw');
     for (const r of [denied, slow, garbled, invalid]) expect(r.code).toBe(530);
     expect(slow.ms).toBeGreaterThanOrEqual(950);
-    expect(slow.ms).toBeLessThan(2500);
+    expect(slow.ms).toBeLessThan(2900); // the hook answers at 3 s: the 1 s timeout cut the wait
     const reasons = logText
       .split('\n')
       .filter((l) => l.includes('"login failed"'))

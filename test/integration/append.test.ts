@@ -7,18 +7,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { RawFtp, curl } from '../support/clients.js';
+import { LogLines } from '../support/log-lines.js';
 
 /**
  * APPE and REST+STOR on S3: a new object made of the old one and the appended bytes, committed
  * atomically. Objects >= 5 MiB are continued with UploadPartCopy (server-side); smaller ones are
- * read and sent again (< 5 MiB).
+ * read and sent again (< 5 MiB). S3 traffic goes through the recording proxy, and the audit log is
+ * read: a test looks for an absence only once the bridge answered or reported the failure.
  */
 let bridge: TestBridge;
+let log: LogLines;
 const tmp = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-append-'));
 const MiB = 1024 * 1024;
 
 beforeAll(async () => {
-  bridge = await TestBridge.start();
+  log = new LogLines();
+  bridge = await TestBridge.start({ proxy: true, logStream: log.stream, logLevel: 'info' });
 });
 afterAll(async () => {
   await bridge?.close();
@@ -39,6 +43,20 @@ async function login(): Promise<RawFtp> {
   await ftp.login(USER, PASSWORD);
   expect((await ftp.command('TYPE I')).code).toBe(200);
   return ftp;
+}
+
+const commitSent = (key: string) =>
+  bridge.proxy!.requestsOf('CompleteMultipartUpload').some((r) => r.key === key) || bridge.proxy!.requestsOf('PutObject').some((r) => r.key === key);
+
+/** Polls STAT (213, bytes moved) during a transfer until the bridge has taken `bytes` from the data connection. */
+async function waitForBytesMoved(ftp: RawFtp, bytes: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let stat = await ftp.command('STAT');
+  while (!stat.text.includes(` ${bytes} bytes`) && Date.now() < deadline) {
+    await sleep(50); // paces the polling only
+    stat = await ftp.command('STAT');
+  }
+  expect(stat.text).toContain(` ${bytes} bytes transferred`);
 }
 
 /** Sends `body` with `command` (STOR/APPE) over a fresh PASV connection; the final reply. */
@@ -89,10 +107,12 @@ describe('APPE', () => {
       ftp.send('APPE atomic.bin');
       expect((await ftp.reply()).code).toBe(150);
       await write(data, randomBytes(300_000));
-      await sleep(300);
+      // the bridge holds every appended byte, and has not committed them
+      await waitForBytesMoved(ftp, 300_000);
       expect(await bridge.objectHash('atomic.bin')).toBe(sha256(old));
       data.resetAndDestroy();
       expect((await ftp.reply()).code).toBe(426);
+      expect(commitSent('atomic.bin')).toBe(false);
       expect(await bridge.objectHash('atomic.bin')).toBe(sha256(old));
     } finally {
       ftp.close();
@@ -134,9 +154,12 @@ describe('APPE to a large object, interrupted', () => {
         expect(prelim.code).toBe(150);
         // More than one part of new data, so parts are in flight when the connection drops.
         await write(data, randomBytes(6 * MiB)).catch(() => undefined);
-        await sleep(200);
+        await expect.poll(() => bridge.proxy!.requestsOf('UploadPart').some((r) => r.key === 'big/dropped.bin'), { timeout: 30_000 }).toBe(true);
         data.resetAndDestroy();
         expect((await ftp.reply(30_000)).code).toBe(426);
+        // 426 is sent once the abort request was answered
+        expect(bridge.proxy!.requestsOf('AbortMultipartUpload').some((r) => r.key === 'big/dropped.bin')).toBe(true);
+        expect(commitSent('big/dropped.bin')).toBe(false);
       } else {
         // The server-side copy is tried first: refused before any data is taken.
         expect(prelim.code).toBe(504);
@@ -144,13 +167,7 @@ describe('APPE to a large object, interrupted', () => {
       }
       expect(await bridge.objectHash('big/dropped.bin')).toBe(sha256(old));
       if (bridge.backend.capabilities.listMultipartUploads) {
-        const deadline = Date.now() + 10_000;
-        let pending = await bridge.pendingUploads();
-        while (pending.length && Date.now() < deadline) {
-          await sleep(200);
-          pending = await bridge.pendingUploads();
-        }
-        expect(pending).toEqual([]);
+        await expect.poll(() => bridge.pendingUploads(), { timeout: 10_000 }).toEqual([]);
       }
     } finally {
       ftp.close();
@@ -258,7 +275,8 @@ describe('REST n + STOR', () => {
     await write(data, full.subarray(MiB, 2 * MiB));
     data.resetAndDestroy();
     ftp1.socket.resetAndDestroy();
-    await sleep(300);
+    // no reply can come: the audit line reports the failed upload once its abort settled
+    expect(await log.waitForOperation('STOR', '/cam/clip.mp4', 'error')).toMatchObject({ result: 'error' });
     expect(await bridge.objectHash('cam/clip.mp4')).toBe(sha256(first));
 
     const ftp2 = await login();

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { RawFtp, curl, runProgram } from '../support/clients.js';
@@ -86,13 +85,14 @@ describe('active mode (PORT, EPRT) on IPv4', () => {
       for (const c of cases) {
         const r = await ftp.command(c);
         expect(r.code, c).toBe(504);
-        // A transfer after a refused PORT has no data connection to use.
-        await sleep(10);
+        // A transfer after a refused PORT has no data connection to use: the bridge answers
+        // without connecting anywhere.
+        expect((await ftp.command('LIST')).code, `LIST after ${c}`).toBe(425);
       }
       expect((await ftp.command('PORT 1,2,3')).code).toBe(501);
       expect((await ftp.command('EPRT |3|127.0.0.1|5000|')).code).toBe(522);
       expect((await ftp.command('NOOP')).code).toBe(200);
-      await sleep(200);
+      // every command above has been answered, the LISTs without a data connection
       expect(target.hits()).toBe(0);
       expect(logText.match(/"event":"active-refused"/g)?.length).toBeGreaterThanOrEqual(cases.length);
       expect(logText).toContain('"target":"127.0.0.2:' + p + '"');

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { RawFtp, curl, python, readAll } from '../support/clients.js';
+import { waitForPassivePortsInUse } from '../support/metrics.js';
 
 const log = new PassThrough();
 let logText = '';
@@ -77,14 +78,14 @@ describe('passive port pool (10 ports)', () => {
     const gone = holders.pop() as RawFtp;
     gone.close();
     await closed(gone.socket);
-    await sleep(100);
+    await waitForPassivePortsInUse(bridge, 9);
     expect((await extra.command('PASV')).code).toBe(227);
     // PASV issued twice on one connection keeps one port, not two.
     expect((await holders[0]!.command('PASV')).code).toBe(227);
     expect((await holders[0]!.command('EPSV')).code).toBe(229);
     for (const h of [...holders, extra]) h.close();
     await Promise.all([...holders, extra].map((h) => closed(h.socket)));
-    await sleep(100);
+    await waitForPassivePortsInUse(bridge, 0);
     await uploadAndCheck(bridge, 'after-exhaustion.bin');
   });
 
@@ -133,7 +134,8 @@ describe('passive ports and timeouts (10 ports, 1 s data-connection timeout)', (
       expect((await ftp.command('PASV')).code).toBe(227);
       holders.push(ftp);
     }
-    await sleep(1500);
+    // the clients stay connected: only the 1 s data-connection timeout can free the ports
+    await waitForPassivePortsInUse(bridge, 0);
     const ftp = await RawFtp.connect(bridge.port);
     await ftp.login(USER, PASSWORD);
     expect((await ftp.command('PASV')).code).toBe(227);
@@ -207,7 +209,8 @@ describe('passive address, overrides, PASV and EPSV with real clients', () => {
       let text = '';
       sock.on('data', (c: string) => (text += c));
       sock.write(`USER ${USER}\r\nPASS ${PASSWORD}\r\nPASV\r\n`);
-      for (let i = 0; i < 100 && !/^227 /m.test(text); i++) await sleep(50);
+      const deadline = Date.now() + 30_000;
+      while (!/^227 /m.test(text) && Date.now() < deadline) await sleep(50); // polls for the reply
       expect(text).toMatch(/^227 .*\(192,0,2,10,/m);
       sock.destroy();
       // curl and python ftplib (PASV) work through the override.

@@ -59,7 +59,7 @@ describe('graceful drain on SIGTERM (the real CLI process)', () => {
     const signalled = Date.now();
 
     // The idle session is told and closed at once.
-    const idleReply = await idle.reply(3000);
+    const idleReply = await idle.reply(10_000);
     expect(idleReply.code).toBe(421);
     await closed(idle.socket);
     // Not ready any more, while the drain runs.
@@ -73,7 +73,7 @@ describe('graceful drain on SIGTERM (the real CLI process)', () => {
     await write(finisher.data, finisherBody.subarray(1024 * 1024));
     finisher.data.end();
     expect((await finisher.ftp.reply(30_000)).code).toBe(226);
-    expect((await finisher.ftp.reply(3000)).code).toBe(421);
+    expect((await finisher.ftp.reply(10_000)).code).toBe(421);
     await closed(finisher.ftp.socket);
 
     // The rate-limited curl uploads: each one either completed (226, intact object) or failed

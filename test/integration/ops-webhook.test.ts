@@ -100,7 +100,8 @@ describe('upload events webhook', () => {
     r.delayMs = 8000;
     const started = Date.now();
     expect((await curl(['-T', '-', b.url('/slow.bin')], 'x')).code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(6000);
+    // below the receiver's 8 s delay with room for a loaded machine: the reply did not wait for it
+    expect(Date.now() - started).toBeLessThan(7000);
     expect(await b.objectHash('slow.bin')).toEqual(expect.any(String));
     await r.waitFor(5);
     expect(r.events()[4]).toMatchObject({ type: 'upload', key: 'slow.bin', size: 1 });
@@ -115,8 +116,8 @@ describe('upload events webhook', () => {
     const b = bridge;
     expect((await curl(['-T', '-', b.url('/x.bin')], 'payload')).code).toBe(0);
     expect(await b.objectHash('x.bin')).toEqual(expect.any(String));
-    await r.waitFor(2);
-    await sleep(1500);
+    // the sender reports giving up on the event: no attempt can follow
+    await expect.poll(() => b.logLines().some((l) => l.msg === 'webhook event not delivered'), { timeout: 30_000 }).toBe(true);
     // Exactly maxAttempts tries; no signature header without a secret.
     expect(r.received).toHaveLength(2);
     expect(r.received[0]?.headers['x-ftp-s3-bridge-signature']).toBeUndefined();

@@ -247,7 +247,7 @@ describe('device quirks', () => {
       // Without NOOPs the same wait ends the session: the keep-alive above is what held it.
       const other = await session();
       const closed = new Promise<void>((resolve) => other.socket.once('close', () => resolve()));
-      await Promise.race([closed, sleep(8000).then(() => Promise.reject(new Error('idle session was not closed')))]);
+      await Promise.race([closed, sleep(20_000).then(() => Promise.reject(new Error('idle session was not closed')))]);
     } finally {
       ftp.close();
     }
