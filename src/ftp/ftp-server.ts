@@ -8,13 +8,13 @@ import type { Authenticator, LoginResult } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import type { FileStore } from '../storage/object-store.js';
 import { buildCommands, type CommandContext } from './commands/index.js';
-import type { OperationListener } from './operations.js';
+import type { OperationListener } from '../sessions/operations.js';
 import { ControlChannel } from './control-channel.js';
 import { commandRegistry, installCommandReader, type FtpConnection, type FtpSrvInstance } from './ftp-srv-internals.js';
-import { Session } from './session.js';
+import { Session } from '../sessions/session.js';
 import { controlProtected, dataProtection, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
-import type { TransferPolicy } from './transfer-policy.js';
-import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from './access-control.js';
+import type { TransferPolicy } from '../sessions/transfer-policy.js';
+import { AddressSet, BruteForceGuard, ConnectionLimiter, normalizeIp, type ConnectionRefusal } from '../sessions/access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
 import { CLIENT_BANNED, guardReplies, LOGIN_REFUSED } from './replies.js';
 

@@ -1,3 +1,4 @@
+import { SessionError, type SessionErrorCode } from '../sessions/errors.js';
 import { StorageError, type StorageErrorCode } from '../storage/errors.js';
 import { FtpError, type FtpErrorCode } from './errors.js';
 import type { FtpConnection } from './ftp-srv-internals.js';
@@ -31,6 +32,10 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
   INTERNAL: { code: 451, message: 'Local error in processing' },
 };
 
+const SESSION_REPLIES: Record<SessionErrorCode, Reply> = {
+  PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
+};
+
 const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
   NO_DATA_CONNECTION: { code: 425, message: "Can't open data connection" },
@@ -52,6 +57,7 @@ const INTERNAL_REPLY: Reply = { code: 451, message: 'Local error in processing' 
 /** The reply for any error a command handler throws. */
 export function replyFor(err: unknown): Reply {
   if (err instanceof StorageError) return STORAGE_REPLIES[err.code];
+  if (err instanceof SessionError) return SESSION_REPLIES[err.code];
   if (err instanceof FtpError) return { code: FTP_REPLIES[err.code].code, message: err.message || FTP_REPLIES[err.code].message };
   return INTERNAL_REPLY;
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { splitUrlCredentials } from '../config/redact.js';
 import type { BridgeConfig } from '../config/schema.js';
-import type { OperationEvent } from '../ftp/operations.js';
+import type { OperationEvent } from '../sessions/operations.js';
 
 /** The JSON body POSTed to the webhook. */
 export interface BridgeEvent {

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { OperationEvent } from '../ftp/operations.js';
+import type { OperationEvent } from '../sessions/operations.js';
 import type { S3RequestInfo } from '../storage/s3-client.js';
 
 /** What the passive-port gauges read: the size of the configured range and the ports held now. */

@@ -1,18 +1,19 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { StorageError } from '../../storage/errors.js';
-import { normalizeIp } from '../access-control.js';
+import { normalizeIp } from '../../sessions/access-control.js';
+import { SessionError } from '../../sessions/errors.js';
 import { transferOf } from '../control-channel.js';
 import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { CommandHandler, FtpCommand, FtpConnection } from '../ftp-srv-internals.js';
-import type { OperationEvent, OperationListener } from '../operations.js';
+import type { OperationEvent, OperationListener } from '../../sessions/operations.js';
 import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { dataProtection, serverTlsSocket, type TlsCredentials } from '../tls.js';
 import { whenAborted } from '../transfer-control.js';
-import type { TransferPolicy } from '../transfer-policy.js';
+import type { TransferPolicy } from '../../sessions/transfer-policy.js';
 
 /** What the command handlers need from the server around them (one per FtpServer). */
 export interface CommandContext {
@@ -93,7 +94,7 @@ export function sessionCommand(contextOf: ContextOf, body: Body): CommandHandler
       await body(this, session, rawArgument(command), command, previous_command);
     } catch (err) {
       const reply = replyFor(err);
-      const level = err instanceof StorageError || err instanceof FtpError ? 'info' : 'error';
+      const level = err instanceof StorageError || err instanceof FtpError || err instanceof SessionError ? 'info' : 'error';
       session?.log[level]({ err, directive: command.directive, reply: reply.code }, 'command failed');
       await this.reply(reply.code, reply.message);
     } finally {

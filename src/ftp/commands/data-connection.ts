@@ -1,6 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import { ActiveConnector, BaseConnector, type Connector, type FtpConnection } from '../ftp-srv-internals.js';
-import { clientKey, normalizeIp } from '../access-control.js';
+import { clientKey, normalizeIp } from '../../sessions/access-control.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';
 import { replyFor } from '../replies.js';

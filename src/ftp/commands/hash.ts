@@ -1,7 +1,7 @@
 import { DIGEST_ALGORITHMS, parseDigestAlgorithm, type DigestAlgorithm } from '../../storage/digests.js';
 import { FtpError } from '../errors.js';
 import type { FtpConnection } from '../ftp-srv-internals.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { sessionCommand, type CommandSpec, type ContextOf } from './context.js';
 
 /** The algorithm HASH uses on a connection, as picked by OPTS HASH. */

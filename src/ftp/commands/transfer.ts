@@ -5,7 +5,7 @@ import { baseName } from '../../storage/paths.js';
 import { transferOf } from '../control-channel.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
-import type { UploadAdmission } from '../transfer-policy.js';
+import type { UploadAdmission } from '../../sessions/transfer-policy.js';
 import { report, sessionCommand, waitForData, type CommandSpec, type ContextOf } from './context.js';
 
 /** STOR, STOU, APPE and RETR: the data transfers. */

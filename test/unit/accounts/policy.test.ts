@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { objectParamsFor } from '../../../src/accounts/s3-policy.js';
 import type { AccountConfig } from '../../../src/config/schema.js';
-import { TokenBucket } from '../../../src/ftp/bandwidth.js';
+import { TokenBucket } from '../../../src/sessions/bandwidth.js';
 
 const base: AccountConfig = { username: 'ü-user', passwordHash: '', bucket: 'bucket-1', prefix: 'p/', permissions: ['write'] };
 

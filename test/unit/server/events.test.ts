@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { eventFor, signBody, WebhookPublisher, type BridgeEvent } from '../../../src/server/events.js';
-import type { OperationEvent } from '../../../src/ftp/operations.js';
+import type { OperationEvent } from '../../../src/sessions/operations.js';
 
 const op = (fields: Partial<OperationEvent>): OperationEvent => ({
   op: 'STOR',
