@@ -1,3 +1,4 @@
+import ssh2, { type ParsedKey } from 'ssh2';
 import type { AccountConfig } from '../config/schema.js';
 import { AccountStore } from './account-store.js';
 import type { AuthHook } from './auth-hook.js';
@@ -35,6 +36,21 @@ export class Authenticator {
     this.store = accounts instanceof AccountStore ? accounts : new AccountStore(accounts);
     this.dummyHash = hashPassword('not-a-real-password-' + Math.random());
     this.refusalDelayMs = hook ? Math.max(failureDelayMs, hook.timeoutMs + HOOK_TIMEOUT_MARGIN_MS) : failureDelayMs;
+  }
+
+  /**
+   * The local account `username` when `publicKey` (an SSH public key blob) is one of its
+   * `publicKeys`; the auth hook is never asked (it knows passwords only). The caller verifies
+   * the client's signature with the key.
+   */
+  publicKeyLogin(username: string, publicKey: Buffer): { account: AccountConfig; key: ParsedKey } | undefined {
+    const account = this.store.get(username);
+    for (const line of account?.publicKeys ?? []) {
+      const parsed = ssh2.utils.parseKey(line);
+      const key = Array.isArray(parsed) ? parsed[0] : parsed;
+      if (account && key && !(key instanceof Error) && key.getPublicSSH().equals(publicKey)) return { account, key };
+    }
+    return undefined;
   }
 
   async login(username: string, password: string, clientIp = ''): Promise<LoginResult> {

@@ -31,6 +31,9 @@ export interface FtpServerOptions {
   onLogin?(result: 'ok' | 'failed'): void;
   /** The FTPS certificate (ftp.tls); without it AUTH TLS is refused and there is no implicit listener. */
   tls?: TlsCredentials;
+  /** The brute-force guard and connection limits, when shared with another front end (SFTP); else its own from `ftp`. */
+  bruteForce?: BruteForceGuard;
+  limiter?: ConnectionLimiter;
 }
 
 /** ftp-srv server instance → our context. The command registry is process-wide; contexts are not. */
@@ -114,8 +117,8 @@ export class FtpServer {
     }) as unknown as FtpSrvInstance;
     this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax, ftp.passive.maxPerClient);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
-    this.bruteForce = new BruteForceGuard(ftp.bruteForce);
-    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
+    this.bruteForce = options.bruteForce ?? new BruteForceGuard(ftp.bruteForce);
+    this.limiter = options.limiter ?? new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
     contexts.set(this.srv, {
       sessionOf: (connection) => this.sessions.get(connection),
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
