@@ -77,7 +77,6 @@ export class SftpServer {
       },
       (client, info) => this.onConnection(client, info.ip),
     );
-    this.server.on('error', (err: Error) => options.logger.error({ err }, 'SFTP listener error'));
   }
 
   async listen(): Promise<AddressInfo> {
@@ -89,6 +88,7 @@ export class SftpServer {
         resolve();
       });
     });
+    this.server.on('error', (err: Error) => this.options.logger.error({ err }, 'SFTP listener error'));
     return this.server.address() as AddressInfo;
   }
 
