@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
@@ -120,9 +119,19 @@ export class OrderedUpload {
     return this.input.write(chunk);
   }
 
+  /** Waits until the stream towards the sink drains, or the upload ends or fails. */
   private async roomOrFailure(): Promise<void> {
-    const failed = new Promise<void>((resolve) => this.input.once('close', resolve));
-    await Promise.race([once(this.input, 'drain').then(() => undefined, () => undefined), failed, this.done.then(() => undefined, () => undefined)]);
+    const input = this.input;
+    let done = () => {};
+    await new Promise<void>((resolve) => {
+      done = resolve;
+      input.once('drain', resolve);
+      input.once('close', resolve);
+      void this.done.then(() => resolve(), () => resolve());
+    }).finally(() => {
+      input.off('drain', done);
+      input.off('close', done);
+    });
   }
 
   private overlapsEarly(offset: number, length: number): boolean {
