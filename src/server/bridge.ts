@@ -48,6 +48,7 @@ function auditFields(e: OperationEvent) {
     user: e.user,
     clientIp: e.clientIp,
     operation: e.op,
+    protocol: e.protocol ?? 'ftp',
     path: e.path,
     ...(e.from !== undefined ? { from: e.from } : {}),
     bucket: e.bucket,
@@ -188,7 +189,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       storeFor,
       logger: logger.child({ component: 'sftp' }),
       onOperation,
-      onLogin: (r) => metrics.onLogin(r),
+      onLogin: (r) => metrics.onLogin(r, 'sftp'),
       transferPolicy: accounts.transferPolicy,
       reorderMemory: (account, clientIp) => {
         const owner = { client: clientKey(clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username };

@@ -14,8 +14,10 @@ export interface BridgeEvent {
   clientIp: string;
   bucket: string;
   key: string;
-  /** Virtual path as the FTP client saw it. */
+  /** Virtual path as the client saw it. */
   path: string;
+  /** The protocol the client used. */
+  protocol: 'ftp' | 'sftp';
   /** rename: the old virtual path. */
   fromPath?: string;
   /** upload: object size in bytes. */
@@ -45,6 +47,7 @@ export function eventFor(op: OperationEvent, now = new Date()): BridgeEvent | un
     bucket: op.bucket,
     key: op.key,
     path: op.path,
+    protocol: op.protocol ?? 'ftp',
     ...(op.from !== undefined ? { fromPath: op.from } : {}),
     ...(op.bytes !== undefined ? { size: op.bytes } : {}),
     ...(op.etag !== undefined ? { etag: op.etag } : {}),

@@ -146,7 +146,7 @@ describe('SFTP transfers', () => {
     const handle = await open(sftp, '/unclosed.bin', 'w');
     expect(await writeAt(sftp, handle, Buffer.from('partial'), 0)).toBe(0);
     close();
-    await expect.poll(() => log.operation('STOR', '/unclosed.bin'), { timeout: 30_000 }).toMatchObject({ result: 'error', error: 'ABORTED' });
+    await expect.poll(() => log.operation('STOR', '/unclosed.bin'), { timeout: 30_000 }).toMatchObject({ result: 'error', error: 'ABORTED', protocol: 'sftp' });
     expect(completed('unclosed.bin')).toBe(false);
     expect(await bridge.exists('unclosed.bin')).toBe(false);
   });

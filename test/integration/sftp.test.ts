@@ -55,6 +55,15 @@ describe('SFTP with OpenSSH sftp', () => {
     expect(await bridge.keys('dir')).toEqual([]);
   });
 
+  it('metrics count SFTP logins and transfers under protocol="sftp"', async () => {
+    const local = join(work, 'counted.bin');
+    writeFileSync(local, 'counted');
+    expect((await sftpBatch(publicKey(), [`put ${local} /counted.bin`])).code).toBe(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${bridge.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^ftp_logins_total\{result="ok",protocol="sftp"\} [1-9]/m);
+    expect(metrics).toMatch(/^ftp_transfers_total\{operation="STOR",result="ok",protocol="sftp"\} [1-9]/m);
+  });
+
   it('scp up and down', async () => {
     const data = randomBytes(70_000);
     const local = join(work, 'scp.bin');
