@@ -226,9 +226,12 @@ export class SftpSession {
     const started = Date.now();
     if (flags & (OPEN.WRITE | OPEN.APPEND)) {
       session.require('write');
+      // A plain upload (TRUNC, as `put` sends) needs no look at the target first, like STOR: the
+      // store itself applies s3.storeOntoDirectory. EXCL, APPEND and a possible resume do.
+      const plain = (flags & OPEN.TRUNC) !== 0 && (flags & (OPEN.EXCL | OPEN.APPEND)) === 0;
       let existing: Entry | undefined;
       try {
-        existing = await session.store.stat(path);
+        if (!plain) existing = await session.store.stat(path);
       } catch (err) {
         if (!isStorageError(err, 'NOT_FOUND')) throw err;
       }
