@@ -138,7 +138,7 @@ export const accountSchema = z.strictObject({
       for (const [key, value] of Object.entries(m)) {
         const problem = !/^[a-z0-9][a-z0-9-]*$/.test(key)
           ? 'key must be lower-case letters, digits and "-"'
-          : key === 'ftp-user' || key === 'ftp-client-ip'
+          : key === 'ftp-user' || key === 'ftp-client-ip' || key === 'uploader-protocol'
             ? 'is set by the bridge'
             : !/^[\x20-\x7e]*$/.test(value)
               ? 'must be printable ASCII'
@@ -415,7 +415,7 @@ const s3Section = z.strictObject({
         .meta(doc('the same for the uploads of one account')),
     })
     .prefault({}),
-  uploaderMetadata: z.boolean().default(true).meta(doc('every stored object carries `x-amz-meta-ftp-user` and `x-amz-meta-ftp-client-ip`')),
+  uploaderMetadata: z.boolean().default(true).meta(doc('every stored object carries `x-amz-meta-ftp-user`, `x-amz-meta-ftp-client-ip` and `x-amz-meta-uploader-protocol` (`ftp`, `sftp`)')),
   multipartCopyThresholdMiB: z
     .number()
     .int()

@@ -60,7 +60,7 @@ export interface AccountServices {
   clients: S3ClientCache;
   transferPolicy: TransferPolicy;
   /** Per-session object parameters (policy, uploader metadata) for S3FileStore. */
-  objectParams(account: AccountConfig, session: { clientIp: string }): ReturnType<typeof objectParamsFor>;
+  objectParams(account: AccountConfig, session: { clientIp: string; protocol?: 'ftp' | 'sftp' }): ReturnType<typeof objectParamsFor>;
   /** Keeps quota usage current from the bridge's own operations. */
   onOperation(event: OperationEvent): void;
   /** Closes the sessions of removed accounts (with `auth.accountsReload.closeRemovedSessions`). */

@@ -125,7 +125,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
   const digestPersistence = config.s3.persistMultipartDigests ? startDigestPersistence(metrics, logger.child({ component: 'digests' })) : undefined;
-  const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
+  const storeFor = (account: AccountConfig, session: { clientIp: string; protocol?: 'ftp' | 'sftp' } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
       objectParams: accounts.objectParams(account, session),

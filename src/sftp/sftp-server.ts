@@ -25,7 +25,7 @@ export interface SftpServerOptions {
   bruteForce: BruteForceGuard;
   /** Shared with the FTP front end: one count of connections per client and in total. */
   limiter: ConnectionLimiter;
-  storeFor(account: AccountConfig, session: { clientIp: string }): FileStore;
+  storeFor(account: AccountConfig, session: { clientIp: string; protocol: 'sftp' }): FileStore;
   logger: Logger;
   onOperation: OperationListener;
   transferPolicy?: TransferPolicy;
@@ -152,7 +152,7 @@ export class SftpServer {
         session.on('sftp', (acceptSftp) => {
           const account = conn.account as AccountConfig;
           const channel = acceptSftp();
-          const fileSession = new Session(account, this.options.storeFor(account, { clientIp }), log.child({ user: account.username }));
+          const fileSession = new Session(account, this.options.storeFor(account, { clientIp, protocol: 'sftp' }), log.child({ user: account.username }));
           const served = new SftpSession(channel, {
             session: fileSession,
             sessionId: id,

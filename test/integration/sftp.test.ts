@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, sha256, TestBridge, USER } from '../support/bridge.js';
 import { scp, sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
@@ -40,6 +41,8 @@ describe('SFTP with OpenSSH sftp', () => {
     expect(r.stdout).toMatch(/up\.bin/);
     expect(await bridge.objectHash('up.bin')).toBe(sha256(data));
     expect(sha256(readFileSync(back))).toBe(sha256(data));
+    const head = await bridge.s3.send(new HeadObjectCommand({ Bucket: bridge.bucket, Key: 'up.bin' }));
+    expect(head.Metadata).toMatchObject({ 'ftp-user': USER, 'ftp-client-ip': '127.0.0.1', 'uploader-protocol': 'sftp' });
   });
 
   it('public-key login: mkdir, put into it, rename, rm, rmdir', async () => {

@@ -13,12 +13,13 @@ describe('objectParamsFor', () => {
       true,
     );
     expect(params).toEqual({
-      Metadata: { team: 'a', 'ftp-user': '%C3%BC-user', 'ftp-client-ip': '10.0.0.1' },
+      Metadata: { team: 'a', 'ftp-user': '%C3%BC-user', 'ftp-client-ip': '10.0.0.1', 'uploader-protocol': 'ftp' },
       Tagging: 'partner=acme+corp&a%26b=1%3D2',
       StorageClass: 'STANDARD_IA',
       ServerSideEncryption: 'aws:kms',
       SSEKMSKeyId: 'key-1',
     });
+    expect(objectParamsFor(base, { clientIp: '10.0.0.1', protocol: 'sftp' }, true).Metadata?.['uploader-protocol']).toBe('sftp');
     expect(objectParamsFor(base, { clientIp: '10.0.0.1' }, false)).toEqual({});
   });
 });
