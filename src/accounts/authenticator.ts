@@ -53,10 +53,10 @@ export class Authenticator {
     return undefined;
   }
 
-  async login(username: string, password: string, clientIp = ''): Promise<LoginResult> {
+  async login(username: string, password: string, clientIp = '', protocol: 'ftp' | 'sftp' = 'ftp'): Promise<LoginResult> {
     const account = this.store.get(username);
     if (!account && this.hook) {
-      const answer = await this.hook.login(username, password, clientIp);
+      const answer = await this.hook.login(username, password, clientIp, protocol);
       return answer.ok ? { ok: true, account: answer.account, source: 'hook' } : { ok: false, reason: `auth hook: ${answer.reason}` };
     }
     // A local account is decided locally: the hook is never asked about it.

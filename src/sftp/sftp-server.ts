@@ -218,7 +218,7 @@ export class SftpServer {
     let refusal: { result: string; reason?: string } | undefined;
     try {
       if (ctx.method === 'password') {
-        const result = await authenticator.login(ctx.username, ctx.password, clientIp);
+        const result = await authenticator.login(ctx.username, ctx.password, clientIp, 'sftp');
         if (result.ok) {
           account = result.account;
           source = result.source;
