@@ -55,6 +55,8 @@ interface WriteHandle {
   upload?: OrderedUpload;
   admission?: UploadAdmission;
   appendAt?: number | 'end';
+  /** CLOSE is committing it: CLOSE reports its outcome. */
+  closing?: boolean;
   started: number;
   queue: Promise<unknown>;
 }
@@ -193,6 +195,7 @@ export class SftpSession {
       if (handle.kind === 'write') {
         const err = new StorageError('ABORTED', 'Channel closed before CLOSE');
         handle.upload?.abort(err);
+        if (handle.closing) continue;
         handle.admission?.release();
         if (handle.upload) this.report({ op: this.writeOp(handle), path: handle.path, started: handle.started, error: err });
       } else if (handle.kind === 'read') {
@@ -318,23 +321,29 @@ export class SftpSession {
     const key = raw.toString('hex');
     const handle = this.handleOf(raw);
     await this.serialized(handle, async () => {
-      this.handles.delete(key);
-      if (handle.kind === 'read') {
-        handle.reader?.close();
-        if (handle.bytes > 0) this.report({ op: 'RETR', path: handle.path, bytes: handle.bytes, started: handle.started, status: SFTP_STATUS.OK });
-        return;
-      }
-      if (handle.kind === 'dir') return;
+      // The handle stays listed until the upload committed: the connection counts as busy (idle
+      // timer, drain) and a connection lost meanwhile still aborts it.
       try {
-        const upload = handle.upload ?? (await this.startUpload(handle, 0));
-        // OK only once S3 holds the object: the SFTP form of "226 means committed".
-        const object = await upload.finish();
-        this.report({ op: this.writeOp(handle), path: handle.path, bytes: object.size, etag: object.etag, started: handle.started, status: SFTP_STATUS.OK });
-      } catch (error) {
-        this.report({ op: this.writeOp(handle), path: handle.path, started: handle.started, error });
-        throw error;
+        if (handle.kind === 'read') {
+          handle.reader?.close();
+          if (handle.bytes > 0) this.report({ op: 'RETR', path: handle.path, bytes: handle.bytes, started: handle.started, status: SFTP_STATUS.OK });
+          return;
+        }
+        if (handle.kind === 'dir') return;
+        handle.closing = true;
+        try {
+          const upload = handle.upload ?? (await this.startUpload(handle, 0));
+          // OK only once S3 holds the object: the SFTP form of "226 means committed".
+          const object = await upload.finish();
+          this.report({ op: this.writeOp(handle), path: handle.path, bytes: object.size, etag: object.etag, started: handle.started, status: SFTP_STATUS.OK });
+        } catch (error) {
+          this.report({ op: this.writeOp(handle), path: handle.path, started: handle.started, error });
+          throw error;
+        } finally {
+          handle.admission?.release();
+        }
       } finally {
-        handle.admission?.release();
+        this.handles.delete(key);
       }
     });
     this.ok(reqid);

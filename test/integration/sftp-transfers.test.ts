@@ -186,3 +186,33 @@ describe('SFTP and FTP share the brute-force guard', () => {
     }
   }, 60_000);
 });
+
+describe('SFTP during a graceful drain', () => {
+  it('an upload in flight runs to its commit; new connections are refused', async () => {
+    const draining = await TestBridge.start({
+      proxy: true,
+      accounts: [{ username: 'slow', password: 'slow-pw', policy: { publicKeys: [keys.clientPublicKey], bandwidth: { uploadKiBps: 2048 } } }],
+      config: { ...sftpConfig(keys.hostKey), shutdown: { drainTimeoutSeconds: 60 } },
+    });
+    try {
+      const data = randomBytes(8 * 1024 * 1024);
+      const local = join(work, 'drained.bin');
+      writeFileSync(local, data);
+      const batch = join(work, 'drained.batch');
+      writeFileSync(batch, `put ${local} /drained.bin\n`);
+      const login = { port: draining.sftpPort as number, user: 'slow', key: keys.clientKey };
+      const child = spawnSftp(login, batch);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      // The upload is under way: its first part went to S3.
+      await expect.poll(() => draining.proxy!.requestsOf('CreateMultipartUpload').some((q) => q.key === 'drained.bin'), { timeout: 30_000 }).toBe(true);
+      const drained = draining.drain();
+      const refused = await sftpBatch(login, ['ls /']);
+      expect(refused.code).not.toBe(0);
+      expect(await exited).toBe(0);
+      await drained;
+      expect(await draining.objectHash('drained.bin')).toBe(sha256(data));
+    } finally {
+      await draining.close();
+    }
+  }, 90_000);
+});
