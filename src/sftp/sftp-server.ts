@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -38,6 +38,24 @@ export interface SftpServerOptions {
 const MAX_AUTH_FAILURES = 6;
 const AUTH_METHODS: ('publickey' | 'password')[] = ['publickey', 'password'];
 
+/** How long a connection told to go may take to close its side before its socket is destroyed. */
+const HANG_UP_GRACE_MS = 2000;
+
+/**
+ * Ends a connection: SSH disconnect and FIN, then, unless the peer closes too, the socket is
+ * destroyed (a client that never reads or never answers would otherwise keep it half-open).
+ */
+function hangUp(client: Connection): void {
+  client.end();
+  const socket = (client as unknown as { _sock?: { destroyed: boolean; destroy(): void } })._sock;
+  if (socket && !socket.destroyed) setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
+}
+
+interface PendingSocket {
+  socket: Socket;
+  loginTimer: NodeJS.Timeout;
+}
+
 /** One SSH connection and what it holds. */
 interface SftpConnection {
   id: string;
@@ -59,6 +77,9 @@ interface SftpConnection {
 export class SftpServer {
   readonly connections = new Set<SftpConnection>();
   private readonly server: ssh2.Server;
+  private listener: NetServer | undefined;
+  /** Admitted sockets until they close, by remote address and port (ssh2 reports both). */
+  private readonly accepted = new Map<string, PendingSocket>();
   private draining = false;
 
   constructor(private readonly options: SftpServerOptions) {
@@ -75,46 +96,74 @@ export class SftpServer {
         } as ssh2.Algorithms,
         ident: 'ftp-s3-bridge',
       },
-      (client, info) => this.onConnection(client, info.ip),
+      (client, info) => this.onConnection(client, info),
     );
   }
 
+  /**
+   * Listens on our own TCP server and hands each admitted socket to ssh2: ssh2 itself sees a
+   * connection only once the client sent its SSH version line, so limits, bans and the login
+   * time-out apply here, at accept, or a client that never sends it would hold a socket forever.
+   */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.sftp;
+    const listener = createNetServer((socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+      listener.once('error', reject);
+      listener.listen(port, host, () => {
+        listener.off('error', reject);
         resolve();
       });
     });
-    this.server.on('error', (err: Error) => this.options.logger.error({ err }, 'SFTP listener error'));
-    return this.server.address() as AddressInfo;
+    listener.on('error', (err: Error) => this.options.logger.error({ err }, 'SFTP listener error'));
+    this.listener = listener;
+    return listener.address() as AddressInfo;
   }
 
-  private onConnection(client: Connection, ip: string): void {
-    const { logger, bruteForce, limiter, loginTimeoutSeconds, sftp } = this.options;
-    const clientIp = normalizeIp(ip);
-    const id = randomUUID();
-    const log = logger.child({ session: id, clientIp, protocol: 'sftp' });
-    client.on('error', (err) => log.debug({ err }, 'SSH connection error'));
+  /** Admission (bans, limits) and the login time-out of a new TCP connection. */
+  private accept(socket: Socket): void {
+    const { logger, bruteForce, limiter, loginTimeoutSeconds } = this.options;
+    const clientIp = normalizeIp(socket.remoteAddress);
+    socket.on('error', () => undefined);
     const refusal = this.draining ? 'shutting-down' : bruteForce.bannedFor(clientIp) > 0 ? 'banned' : undefined;
     const admitted = refusal ? undefined : limiter.admit(clientIp);
     if (refusal || !admitted || 'refused' in admitted) {
       const reason = refusal ?? (admitted && 'refused' in admitted ? admitted.refused : 'refused');
-      log.warn({ event: 'connection-refused', reason }, 'connection refused');
-      client.end();
+      logger.warn({ event: 'connection-refused', clientIp, protocol: 'sftp', reason }, 'connection refused');
+      socket.destroy();
+      return;
+    }
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const pending: PendingSocket = {
+      socket,
+      loginTimer: setTimeout(() => {
+        logger.info({ event: 'timeout', clientIp, protocol: 'sftp', what: 'login' }, 'login timeout; closing connection');
+        socket.destroy();
+      }, loginTimeoutSeconds * 1000),
+    };
+    this.accepted.set(key, pending);
+    socket.once('close', () => {
+      clearTimeout(pending.loginTimer);
+      admitted.release();
+      this.accepted.delete(key);
+    });
+    this.server.injectSocket(socket);
+  }
+
+  private onConnection(client: Connection, info: { ip: string; port: number }): void {
+    const { logger, sftp } = this.options;
+    const clientIp = normalizeIp(info.ip);
+    const id = randomUUID();
+    const log = logger.child({ session: id, clientIp, protocol: 'sftp' });
+    client.on('error', (err) => log.debug({ err }, 'SSH connection error'));
+    const pending = this.accepted.get(`${info.ip}:${info.port}`);
+    if (!pending) {
+      hangUp(client);
       return;
     }
     const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0 };
     this.connections.add(conn);
 
-    const loginTimer = setTimeout(() => {
-      if (!conn.account) {
-        log.info({ event: 'timeout', what: 'login' }, 'login timeout; closing connection');
-        client.end();
-      }
-    }, loginTimeoutSeconds * 1000);
     let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
     const idleMs = sftp.idleTimeoutSeconds * 1000;
@@ -123,21 +172,19 @@ export class SftpServer {
       if ([...conn.channels].some((c) => c.busy)) lastActivity = Date.now();
       else if (due <= 0) {
         log.info({ event: 'timeout', what: 'idle' }, 'idle timeout; closing connection');
-        return client.end();
+        return hangUp(client);
       }
       idleTimer = setTimeout(checkIdle, Math.max(due, 1000));
     };
     client.once('close', () => {
-      clearTimeout(loginTimer);
       clearTimeout(idleTimer);
-      admitted.release();
       for (const channel of conn.channels) channel.end();
       this.connections.delete(conn);
     });
 
     client.on('authentication', (ctx) => void this.authenticate(conn, ctx));
     client.on('ready', () => {
-      clearTimeout(loginTimer);
+      clearTimeout(pending.loginTimer);
       if (idleMs > 0) idleTimer = setTimeout(checkIdle, idleMs);
       client.on('session', (accept, reject) => {
         if (conn.sessionsOpen >= sftp.maxSessionsPerConnection || this.draining) return reject();
@@ -210,7 +257,7 @@ export class SftpServer {
       log.warn({ event: 'login', result: 'banned' }, 'login refused: address banned after too many failed logins');
       await answerRefusal();
       onLogin?.('failed');
-      conn.client.end();
+      hangUp(conn.client);
       return;
     }
     let account: AccountConfig | undefined;
@@ -241,7 +288,7 @@ export class SftpServer {
       conn.authFailures++;
       if (conn.authFailures >= MAX_AUTH_FAILURES || bruteForce.bannedFor(clientIp) > 0) {
         ctx.reject();
-        conn.client.end();
+        hangUp(conn.client);
         return;
       }
       return ctx.reject(AUTH_METHODS);
@@ -260,7 +307,7 @@ export class SftpServer {
     for (const conn of this.connections) {
       if (!conn.account || conn.loginSource !== 'local' || !usernames.has(conn.account.username)) continue;
       conn.log.info({ event: 'session-closed', reason: 'account-removed' }, 'account removed; closing session');
-      conn.client.end();
+      hangUp(conn.client);
       closed++;
     }
     return closed;
@@ -273,7 +320,7 @@ export class SftpServer {
    */
   async drain(timeoutMs: number): Promise<{ cutOff: number }> {
     this.draining = true;
-    this.server.close();
+    this.listener?.close();
     for (const conn of this.connections) this.closeIfIdle(conn);
     const deadline = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadline) {
@@ -287,18 +334,20 @@ export class SftpServer {
 
   private closeIfIdle(conn: SftpConnection): void {
     if ([...conn.channels].some((c) => c.busy)) return;
-    conn.client.end();
+    hangUp(conn.client);
   }
 
   /** Stops listening and closes every connection; uploads in flight are aborted. */
   async close(): Promise<void> {
     this.draining = true;
-    this.server.close();
+    this.listener?.close();
     for (const conn of this.connections) {
       for (const channel of conn.channels) channel.end();
-      conn.client.end();
+      hangUp(conn.client);
     }
     const deadline = Date.now() + 5000;
     while (this.connections.size > 0 && Date.now() < deadline) await sleep(20);
+    // Sockets still open: not logged in yet, or a client that does not close its side.
+    for (const { socket } of this.accepted.values()) socket.destroy();
   }
 }
