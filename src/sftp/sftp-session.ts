@@ -86,7 +86,10 @@ function longnameOf(entry: Entry): string {
   const recent = Date.now() - d.getTime() < 180 * 86_400_000;
   const when = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${recent ? `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}` : ` ${d.getUTCFullYear()}`}`;
   const mode = entry.isDirectory ? 'drwxr-xr-x' : '-rw-r--r--';
-  return `${mode}    1 ftp      ftp      ${String(entry.isDirectory ? 0 : entry.size).padStart(12)} ${when} ${entry.name}`;
+  // Clients print this line as it is: a control character in a name must not reach a terminal.
+  // eslint-disable-next-line no-control-regex
+  const shown = entry.name.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+  return `${mode}    1 ftp      ftp      ${String(entry.isDirectory ? 0 : entry.size).padStart(12)} ${when} ${shown}`;
 }
 
 /** Reads an SSH string (uint32 length, bytes) from an EXTENDED request's data. */
