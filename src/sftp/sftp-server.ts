@@ -38,6 +38,8 @@ export interface SftpServerOptions {
 const MAX_AUTH_FAILURES = 6;
 const AUTH_METHODS: ('publickey' | 'password')[] = ['publickey', 'password'];
 
+/** How long a connection whose transfer just ended may stay during a drain, to leave by itself. */
+const DRAIN_GRACE_MS = 2000;
 /** How long a connection told to go may take to close its side before its socket is destroyed. */
 const HANG_UP_GRACE_MS = 2000;
 
@@ -210,6 +212,7 @@ export class SftpServer {
             reorderWindowBytes: sftp.writeReorderWindowKiB * 1024,
             maxOpenHandles: sftp.maxOpenHandlesPerSession,
             onActivity: () => (lastActivity = Date.now()),
+            isDraining: () => this.draining,
           });
           conn.channels.add(served);
           (channel as unknown as ServerChannel).once('close', () => {
@@ -332,8 +335,16 @@ export class SftpServer {
     return { cutOff };
   }
 
+  /**
+   * While draining: a connection with no file open is closed, but one whose transfer ended less
+   * than DRAIN_GRACE_MS ago is given that long to close by itself: its client has its answer and is
+   * typically leaving (a disconnect then would turn its finished batch into a failure).
+   */
   private closeIfIdle(conn: SftpConnection): void {
-    if ([...conn.channels].some((c) => c.busy)) return;
+    const channels = [...conn.channels];
+    if (channels.some((c) => c.busy)) return;
+    const lastTransfer = Math.max(0, ...channels.map((c) => c.lastTransferEnded));
+    if (Date.now() - lastTransfer < DRAIN_GRACE_MS) return;
     hangUp(conn.client);
   }
 

@@ -34,6 +34,8 @@ export interface SftpSessionOptions {
   maxOpenHandles: number;
   /** Called on every request (the connection's idle timer). */
   onActivity(): void;
+  /** The server is draining: transfers in flight run on, new ones are refused. */
+  isDraining?(): boolean;
 }
 
 interface ReadHandle {
@@ -117,6 +119,8 @@ function readStrings(data: Buffer | undefined, count: number): string[] | undefi
 export class SftpSession {
   private readonly handles = new Map<string, Handle>();
   private nextHandle = 1;
+  /** When the last read or write handle closed (ms since the epoch; 0: none yet). */
+  lastTransferEnded = 0;
   private backlog = 0;
   private held = false;
   private closed = false;
@@ -228,6 +232,7 @@ export class SftpSession {
   private async open(reqid: number, filename: string, flags: number): Promise<void> {
     const { session } = this.options;
     if (this.handles.size >= this.options.maxOpenHandles) throw new SftpError('TOO_MANY_HANDLES', 'Too many open files');
+    if (this.options.isDraining?.()) throw new SftpError('SHUTTING_DOWN', 'Server shutting down; try again later');
     const path = this.resolve(filename);
     const started = Date.now();
     if (flags & (OPEN.WRITE | OPEN.APPEND)) {
@@ -347,6 +352,7 @@ export class SftpSession {
         }
       } finally {
         this.handles.delete(key);
+        if (handle.kind !== 'dir') this.lastTransferEnded = Date.now();
       }
     });
     this.ok(reqid);

@@ -26,7 +26,7 @@ export const SFTP_ERROR_CODES = [
   'BAD_HANDLE', // a handle this session never gave out, or one already closed
   'BAD_ARGUMENT', // an OPEN without READ or WRITE, and the like
   'TOO_MANY_HANDLES', // sftp.maxOpenHandlesPerSession reached
-  'UPLOAD_FAILED', // a WRITE or CLOSE on a handle whose upload already failed (and was aborted)
+  'SHUTTING_DOWN', // an OPEN while the server drains
 ] as const;
 export type SftpErrorCode = (typeof SFTP_ERROR_CODES)[number];
 
@@ -75,7 +75,7 @@ const SFTP_ERROR_STATUS: Record<SftpErrorCode, SftpStatus> = {
   BAD_HANDLE: { code: SFTP_STATUS.FAILURE, message: 'Invalid handle' },
   BAD_ARGUMENT: { code: SFTP_STATUS.BAD_MESSAGE, message: 'Bad request' },
   TOO_MANY_HANDLES: { code: SFTP_STATUS.FAILURE, message: 'Too many open files' },
-  UPLOAD_FAILED: { code: SFTP_STATUS.FAILURE, message: 'The upload failed and was aborted' },
+  SHUTTING_DOWN: { code: SFTP_STATUS.FAILURE, message: 'Server shutting down; try again later' },
 };
 
 const INTERNAL_STATUS: SftpStatus = { code: SFTP_STATUS.FAILURE, message: 'Local error in processing' };
