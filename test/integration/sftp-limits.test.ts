@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/accounts/passwords.js';
 import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
 import { RawFtp } from '../support/clients.js';
 import { sftpConfig, SshKeys } from '../support/sftp.js';
@@ -21,16 +25,18 @@ afterAll(async () => {
   keys?.remove();
 });
 
-async function login(): Promise<ssh2.Client> {
+async function loginAs(username: string, password: string, port: number): Promise<ssh2.Client> {
   const client = new ssh2.Client();
   client.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     client.once('ready', resolve);
     client.once('error', reject);
-    client.connect({ host: '127.0.0.1', port: bridge.sftpPort, username: USER, password: PASSWORD, hostVerifier: () => true, readyTimeout: 30_000 });
+    client.connect({ host: '127.0.0.1', port, username, password, hostVerifier: () => true, readyTimeout: 30_000 });
   });
   return client;
 }
+
+const login = () => loginAs(USER, PASSWORD, bridge.sftpPort as number);
 
 const sftpOf = (client: ssh2.Client) => new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
 const closed = (client: ssh2.Client) => new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -100,4 +106,37 @@ describe('SFTP and FTP share the connection limits', () => {
       await limited.close();
     }
   });
+});
+
+describe('SFTP sessions of removed accounts', () => {
+  it('an account removed from auth.accountsFile has its SFTP connection closed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sftp-accounts-'));
+    const file = join(dir, 'accounts.yaml');
+    const hash = await hashPassword('temp-pw');
+    const bucketLine = (bucket: string) => `    bucket: ${bucket}\n`;
+    writeFileSync(file, 'accounts: []\n');
+    const withFile = await TestBridge.start({
+      accounts: [],
+      // The attempts before the reload applies are refused logins: no ban for them.
+      ftp: { bruteForce: { maxFailures: 1000 } },
+      config: { ...sftpConfig(keys.hostKey), auth: { accountsFile: file, accountsReload: { pollSeconds: 1 } } },
+    });
+    try {
+      writeFileSync(file, `accounts:\n  - username: temp\n    passwordHash: '${hash}'\n${bucketLine(withFile.bucket)}`);
+      // Reloads are asynchronous: log in once the account is there (bounded).
+      let client: ssh2.Client | undefined;
+      for (let i = 0; i < 100 && !client; i++) {
+        client = await loginAs('temp', 'temp-pw', withFile.sftpPort as number).catch(() => undefined);
+        if (!client) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(client).toBeDefined();
+      const gone = closed(client as ssh2.Client);
+      await sftpOf(client as ssh2.Client);
+      writeFileSync(file, 'accounts: []\n');
+      await gone;
+    } finally {
+      await withFile.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
