@@ -8,7 +8,7 @@ export type HookConfig = NonNullable<BridgeConfig['auth']['hook']>;
 export type HookResult = { ok: true; account: AccountConfig } | { ok: false; reason: string };
 
 /**
- * External authentication: POST {username, password, clientIp} as JSON; a 200 whose body is a
+ * External authentication: POST {username, password, clientIp, protocol} as JSON; a 200 whose body is a
  * valid account (without username and passwordHash) logs the user in, anything else refuses.
  * fetch verifies HTTPS certificates against Node's CA store; that is never turned off here.
  * Successful answers may be cached; the key holds a hash of the password, never the password.
@@ -27,8 +27,9 @@ export class AuthHook {
     return this.config.timeoutSeconds * 1000;
   }
 
-  async login(username: string, password: string, clientIp: string): Promise<HookResult> {
-    const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp) : undefined;
+  /** @param protocol the front end asking (`ftp`, `sftp`): the hook may answer differently per protocol */
+  async login(username: string, password: string, clientIp: string, protocol: 'ftp' | 'sftp' = 'ftp'): Promise<HookResult> {
+    const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp, protocol) : undefined;
     const cached = key === undefined ? undefined : this.cache.get(key);
     if (cached && cached.until > Date.now()) return { ok: true, account: cached.account };
     if (cached) this.cache.delete(key as string);
@@ -42,7 +43,7 @@ export class AuthHook {
           accept: 'application/json',
           ...(this.target.authorization ? { authorization: this.target.authorization } : {}),
         },
-        body: JSON.stringify({ username, password, clientIp }),
+        body: JSON.stringify({ username, password, clientIp, protocol }),
         signal: AbortSignal.timeout(this.config.timeoutSeconds * 1000),
         redirect: 'error',
       });
@@ -82,7 +83,7 @@ export class AuthHook {
   }
 }
 
-function cacheKey(username: string, password: string, clientIp: string): string {
+function cacheKey(username: string, password: string, clientIp: string, protocol: string): string {
   const passwordHash = createHash('sha256').update(password, 'utf8').digest('hex');
-  return JSON.stringify([username, clientIp, passwordHash]);
+  return JSON.stringify([username, clientIp, protocol, passwordHash]);
 }

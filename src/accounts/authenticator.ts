@@ -1,3 +1,4 @@
+import ssh2, { type ParsedKey } from 'ssh2';
 import type { AccountConfig } from '../config/schema.js';
 import { AccountStore } from './account-store.js';
 import type { AuthHook } from './auth-hook.js';
@@ -37,10 +38,25 @@ export class Authenticator {
     this.refusalDelayMs = hook ? Math.max(failureDelayMs, hook.timeoutMs + HOOK_TIMEOUT_MARGIN_MS) : failureDelayMs;
   }
 
-  async login(username: string, password: string, clientIp = ''): Promise<LoginResult> {
+  /**
+   * The local account `username` when `publicKey` (an SSH public key blob) is one of its
+   * `publicKeys`; the auth hook is never asked (it knows passwords only). The caller verifies
+   * the client's signature with the key.
+   */
+  publicKeyLogin(username: string, publicKey: Buffer): { account: AccountConfig; key: ParsedKey } | undefined {
+    const account = this.store.get(username);
+    for (const line of account?.publicKeys ?? []) {
+      const parsed = ssh2.utils.parseKey(line);
+      const key = Array.isArray(parsed) ? parsed[0] : parsed;
+      if (account && key && !(key instanceof Error) && key.getPublicSSH().equals(publicKey)) return { account, key };
+    }
+    return undefined;
+  }
+
+  async login(username: string, password: string, clientIp = '', protocol: 'ftp' | 'sftp' = 'ftp'): Promise<LoginResult> {
     const account = this.store.get(username);
     if (!account && this.hook) {
-      const answer = await this.hook.login(username, password, clientIp);
+      const answer = await this.hook.login(username, password, clientIp, protocol);
       return answer.ok ? { ok: true, account: answer.account, source: 'hook' } : { ok: false, reason: `auth hook: ${answer.reason}` };
     }
     // A local account is decided locally: the hook is never asked about it.

@@ -6,14 +6,15 @@ const headerSafe = (v: string) => (/^[\x20-\x7e]*$/.test(v) ? v : encodeURICompo
 
 /**
  * The request parameters every object uploaded for an account carries: its storage class,
- * encryption, tags and metadata, plus who sent it (`x-amz-meta-ftp-user`, `x-amz-meta-ftp-client-ip`)
- * unless `uploaderMetadata` is off.
+ * encryption, tags and metadata, plus who sent it and how (`x-amz-meta-ftp-user`,
+ * `x-amz-meta-ftp-client-ip`, `x-amz-meta-uploader-protocol`) unless `uploaderMetadata` is off.
  */
-export function objectParamsFor(account: AccountConfig, session: { clientIp: string }, uploaderMetadata: boolean): ObjectParams {
+export function objectParamsFor(account: AccountConfig, session: { clientIp: string; protocol?: 'ftp' | 'sftp' }, uploaderMetadata: boolean): ObjectParams {
   const metadata: Record<string, string> = { ...account.metadata };
   if (uploaderMetadata) {
     metadata['ftp-user'] = headerSafe(account.username);
     metadata['ftp-client-ip'] = session.clientIp;
+    metadata['uploader-protocol'] = session.protocol ?? 'ftp';
   }
   const tags = Object.entries(account.tags ?? {});
   return {

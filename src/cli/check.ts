@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, isIP, type AddressInfo, type Socket } from 'node:net';
-import { normalizeIp } from '../ftp/access-control.js';
+import { normalizeIp } from '../sessions/access-control.js';
 import { FtpReplyParser, type FtpReply as Reply } from '../ftp/reply-parser.js';
 
 /**

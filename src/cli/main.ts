@@ -2,9 +2,10 @@
 // First: on a too old Node.js this exits 2 with one line before any other module is evaluated.
 import './node-version.js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import ssh2 from 'ssh2';
 import { hashPassword, type HashAlgorithm } from '../accounts/passwords.js';
 import { ConfigError, loadConfig, parseConfig, readConfig, type Deprecation } from '../config/load.js';
 import type { BridgeConfig } from '../config/schema.js';
@@ -15,6 +16,7 @@ import { runCheck } from './check.js';
 import { probeCommand } from './probe.js';
 import { sweepUploadsCommand } from './sweep-uploads.js';
 import { createLogger } from '../server/logger.js';
+import { fingerprintOf, HostKeyError } from '../sftp/host-keys.js';
 
 const USAGE = `Usage:
   ftp-s3-bridge [serve] --config FILE     run the bridge (or set FTP_S3_BRIDGE_CONFIG)
@@ -27,8 +29,9 @@ const USAGE = `Usage:
   ftp-s3-bridge sweep-uploads --config FILE --older-than DURATION
                                           abort incomplete multipart uploads older than DURATION (30s, 15m, 24h)
   ftp-s3-bridge hash-password [--algorithm bcrypt|argon2id]   reads the password on stdin
-  ftp-s3-bridge dev [--data DIR] [--port N] [--http-port N]
-                                          embedded local S3 under ./data and a dev account, all on 127.0.0.1
+  ftp-s3-bridge dev [--data DIR] [--port N] [--http-port N] [--sftp-port N]
+                                          embedded local S3 under ./data and a dev account, all on 127.0.0.1;
+                                          SFTP on port 2222 with a host key generated under DIR
 ${ACCOUNTS_USAGE}`;
 
 const EXIT_CONFIG = 2;
@@ -46,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       data: { type: 'string', default: './data' },
       port: { type: 'string' },
       'http-port': { type: 'string' },
+      'sftp-port': { type: 'string' },
       host: { type: 'string' },
       user: { type: 'string' },
       password: { type: 'string' },
@@ -65,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config':
       return checkConfigCommand(values.config, values.probe === true);
     case 'dev':
-      return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'));
+      return devCommand(values.data as string, Number(values.port ?? '2121'), Number(values['http-port'] ?? '9464'), Number(values['sftp-port'] ?? '2222'));
     case 'check':
       return checkCommand(values);
     case 'sweep-uploads':
@@ -150,6 +154,8 @@ async function serve(
     await onStop?.();
     // An invalid accounts file is a configuration error: exit 2 with one line per bad field.
     if (err instanceof ConfigError) throw err;
+    // So is a host key that cannot be read or used: one line naming the file.
+    if (err instanceof HostKeyError) throw new ConfigError([err.message]);
     const line = startFailure?.(err);
     if (line) process.stderr.write(line + '\n');
     else logger.fatal({ err }, 'could not start');
@@ -179,7 +185,7 @@ async function serve(
  * `npm start`: the bridge on 127.0.0.1 with s3rver storing under ./data and a dev account. Every
  * port, the ops port included, listens on 127.0.0.1 only: the dev account's password is "dev".
  */
-async function devCommand(dataDir: string, port: number, httpPort: number): Promise<number> {
+async function devCommand(dataDir: string, port: number, httpPort: number, sftpPort: number): Promise<number> {
   // s3rver's ListObjectsV2 continuation tokens need OpenSSL's legacy provider.
   if (!process.execArgv.includes('--openssl-legacy-provider') && !process.env.NODE_OPTIONS?.includes('--openssl-legacy-provider')) {
     const child = spawn(process.execPath, ['--openssl-legacy-provider', ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
@@ -192,6 +198,7 @@ async function devCommand(dataDir: string, port: number, httpPort: number): Prom
   const s3 = await startEmbeddedS3({ directory: resolve(dataDir), buckets: [bucket] });
   const username = 'dev';
   const password = 'dev';
+  const hostKey = devHostKey(resolve(dataDir));
   const config = parseConfig({
     ftp: { host: '127.0.0.1', port, passive: { address: '127.0.0.1' } },
     http: { host: '127.0.0.1', port: httpPort },
@@ -201,21 +208,43 @@ async function devCommand(dataDir: string, port: number, httpPort: number): Prom
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     },
     accounts: [{ username, passwordHash: await hashPassword(password), bucket, prefix: '' }],
+    sftp: { enabled: true, host: '127.0.0.1', port: sftpPort, hostKeys: [hostKey.file] },
     log: { level: 'info', pretty: true },
   });
   process.stdout.write(
     `\nftp-s3-bridge dev mode: embedded S3 at ${s3.endpoint}, data under ${resolve(dataDir)}\n` +
       `  FTP: ftp://${username}:${password}@127.0.0.1:${port}/   (user "${username}", password "${password}")\n` +
-      `  try: curl -T README.md ftp://${username}:${password}@127.0.0.1:${port}/\n\n`,
+      `  try: curl -T README.md ftp://${username}:${password}@127.0.0.1:${port}/\n` +
+      `  SFTP: sftp -P ${sftpPort} ${username}@127.0.0.1   (password "${password}"; host key ${hostKey.fingerprint}${hostKey.created ? ', new' : ''}, ${hostKey.file})\n\n`,
   );
   const portInUse = (err: unknown) => {
     const { code, port: taken } = err as { code?: string; port?: number };
     if (code !== 'EADDRINUSE') return undefined;
-    return taken === httpPort
-      ? `ftp-s3-bridge dev: the ops port 127.0.0.1:${httpPort} (metrics, health) is in use; pick another with --http-port N (0: any free port)`
-      : `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken ?? port} is in use; pick another with --port N`;
+    if (taken === httpPort) return `ftp-s3-bridge dev: the ops port 127.0.0.1:${httpPort} (metrics, health) is in use; pick another with --http-port N (0: any free port)`;
+    if (taken === sftpPort && taken !== port) return `ftp-s3-bridge dev: the SFTP port 127.0.0.1:${sftpPort} is in use; pick another with --sftp-port N (0: any free port)`;
+    return `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken ?? port} is in use; pick another with --port N`;
   };
   return serve(config, () => s3.close(), portInUse);
+}
+
+/**
+ * The dev mode's SFTP host key: `<data>/ssh_host_ed25519_key`, made (ed25519, OpenSSH format,
+ * mode 0600) on the first run and kept, so clients see the same host key on every run.
+ */
+function devHostKey(dataDir: string): { file: string; fingerprint: string; created: boolean } {
+  const file = join(dataDir, 'ssh_host_ed25519_key');
+  let created = false;
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'ftp-s3-bridge dev' });
+    writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+    writeFileSync(`${file}.pub`, pair.public + '\n');
+    created = true;
+  }
+  const parsed = ssh2.utils.parseKey(readFileSync(file));
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error) throw new ConfigError([`sftp.hostKeys: ${file} is not a usable private key`]);
+  return { file, fingerprint: fingerprintOf(key.getPublicSSH()), created };
 }
 
 main(process.argv.slice(2)).then(

@@ -1,5 +1,6 @@
 /* eslint-disable no-control-regex -- names must be checked for control characters */
 import { isIP } from 'node:net';
+import ssh2 from 'ssh2';
 import { z } from 'zod';
 
 /** Per-account operations; each FTP command needs one of them (see ftp/permissions). */
@@ -19,6 +20,52 @@ export type KeyDoc = {
 export const doc = (description: string, defaultText?: string): KeyDoc => (defaultText === undefined ? { description } : { description, defaultText });
 
 const port = z.number().int().min(0).max(65535);
+
+/**
+ * SSH algorithms offered by default: those ssh2 supports minus SHA-1 (MACs, `ssh-rsa` signatures,
+ * `diffie-hellman-*-sha1`), MD5, RIPEMD, truncated MACs, CBC and 3DES ciphers, DH group 1, and
+ * group exchange (whose server side picks from a fixed set of groups anyway).
+ */
+export const SAFE_SSH_ALGORITHMS = {
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384', 'ecdh-sha2-nistp521', 'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512', 'diffie-hellman-group14-sha256'],
+  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr'],
+  hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
+  serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'],
+} as const;
+
+/**
+ * What ssh2 (1.x) can negotiate: a configured name outside it is a typo, refused at load. The unsafe
+ * ones stay configurable for a device that knows nothing better, never by default.
+ */
+const SUPPORTED_SSH_ALGORITHMS: Record<keyof typeof SAFE_SSH_ALGORITHMS, readonly string[]> = {
+  kex: [...SAFE_SSH_ALGORITHMS.kex, 'diffie-hellman-group15-sha512', 'diffie-hellman-group17-sha512', 'diffie-hellman-group-exchange-sha256', 'diffie-hellman-group14-sha1', 'diffie-hellman-group-exchange-sha1', 'diffie-hellman-group1-sha1'],
+  cipher: [...SAFE_SSH_ALGORITHMS.cipher, 'aes128-gcm', 'aes256-gcm', 'aes256-cbc', 'aes192-cbc', 'aes128-cbc', '3des-cbc'],
+  hmac: [...SAFE_SSH_ALGORITHMS.hmac, 'hmac-sha1-etm@openssh.com', 'hmac-sha1', 'hmac-md5', 'hmac-sha2-256-96', 'hmac-sha2-512-96', 'hmac-ripemd160', 'hmac-sha1-96', 'hmac-md5-96'],
+  serverHostKey: [...SAFE_SSH_ALGORITHMS.serverHostKey, 'ssh-rsa', 'ssh-dss'],
+};
+
+const sshAlgorithms = (kind: keyof typeof SAFE_SSH_ALGORITHMS, defaults: readonly string[]) =>
+  z
+    .array(z.string())
+    .min(1)
+    .default([...defaults])
+    .superRefine((names, ctx) => {
+      for (const name of names) {
+        if (!SUPPORTED_SSH_ALGORITHMS[kind].includes(name)) ctx.addIssue({ code: 'custom', message: `unknown or unsupported ${kind} algorithm "${name}" (supported: ${SUPPORTED_SSH_ALGORITHMS[kind].join(', ')})` });
+      }
+    });
+
+/** Why one `accounts[].publicKeys` line is not an OpenSSH public key; undefined when it is one. */
+function publicKeyProblem(line: string): string | undefined {
+  if (!/^(ssh-|ecdsa-sha2-|sk-)\S+ [A-Za-z0-9+/=]+( [^\r\n]*)?$/.test(line.trim())) {
+    return 'not an OpenSSH public key line ("<type> <base64> [comment]"; authorized_keys options are not supported)';
+  }
+  const parsed = ssh2.utils.parseKey(line.trim());
+  if (parsed instanceof Error) return `not a valid public key: ${parsed.message}`;
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key.isPrivateKey()) return 'not a public key';
+  return undefined;
+}
 
 const bandwidthLimits = (scope: string) =>
   z.strictObject({
@@ -107,7 +154,7 @@ export const accountSchema = z.strictObject({
       for (const [key, value] of Object.entries(m)) {
         const problem = !/^[a-z0-9][a-z0-9-]*$/.test(key)
           ? 'key must be lower-case letters, digits and "-"'
-          : key === 'ftp-user' || key === 'ftp-client-ip'
+          : key === 'ftp-user' || key === 'ftp-client-ip' || key === 'uploader-protocol'
             ? 'is set by the bridge'
             : !/^[\x20-\x7e]*$/.test(value)
               ? 'must be printable ASCII'
@@ -142,11 +189,19 @@ export const accountSchema = z.strictObject({
       bucket: z.string().min(3).max(63).optional().meta(doc('the quarantine bucket (same S3 target)', "the account's bucket")),
     })
     .optional(),
+  publicKeys: z
+    .array(z.string())
+    .optional()
+    .meta(doc('OpenSSH public keys (`authorized_keys` lines without options: `ssh-ed25519 AAAA... comment`) that may log in to this account over SFTP, besides its password (see [SFTP](sftp.md))', 'none')),
 });
 export type AccountConfig = z.infer<typeof accountSchema>;
 
 /** Checks across an account's fields (kept off accountSchema so it can still be picked from). */
 function checkAccountPolicy(a: Partial<AccountConfig>, ctx: z.RefinementCtx): void {
+  a.publicKeys?.forEach((line, i) => {
+    const problem = publicKeyProblem(line);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['publicKeys', i], message: `account "${a.username ?? '(hook)'}", line ${i + 1}: ${problem}` });
+  });
   if (a.sseKmsKeyId !== undefined && a.serverSideEncryption !== 'aws:kms') {
     ctx.addIssue({ code: 'custom', path: ['sseKmsKeyId'], message: 'only with serverSideEncryption: aws:kms' });
   }
@@ -394,7 +449,7 @@ const s3Section = z.strictObject({
         .meta(doc('the same for the uploads of one account')),
     })
     .prefault({}),
-  uploaderMetadata: z.boolean().default(true).meta(doc('every stored object carries `x-amz-meta-ftp-user` and `x-amz-meta-ftp-client-ip`')),
+  uploaderMetadata: z.boolean().default(true).meta(doc('every stored object carries `x-amz-meta-ftp-user`, `x-amz-meta-ftp-client-ip` and `x-amz-meta-uploader-protocol` (`ftp`, `sftp`)')),
   multipartCopyThresholdMiB: z
     .number()
     .int()
@@ -528,6 +583,52 @@ const eventsSection = z.strictObject({
     .optional(),
 });
 
+/** The SFTP listener (see [SFTP](sftp.md)): the same accounts, policies and storage as FTP. */
+const sftpSection = z.strictObject({
+  enabled: z.boolean().default(false).meta(doc('serve SFTP (SSH file transfer; only the `sftp` subsystem: shell, exec and forwarding are refused)')),
+  host: z.string().default('0.0.0.0').meta(doc('SFTP listener address (`::` for IPv6)')),
+  port: port.default(2222).meta(doc('SFTP port')),
+  hostKeys: z
+    .array(z.string().min(1))
+    .default([])
+    .meta(doc('private host key files (OpenSSH or PEM; ed25519, ECDSA or RSA); one per key type; needed when `enabled` (`dev` generates one); a missing or unreadable file stops the start')),
+  algorithms: z
+    .strictObject({
+      kex: sshAlgorithms('kex', SAFE_SSH_ALGORITHMS.kex).meta(doc('key exchange methods offered, in order of preference')),
+      cipher: sshAlgorithms('cipher', SAFE_SSH_ALGORITHMS.cipher).meta(doc('ciphers offered (no CBC by default)')),
+      hmac: sshAlgorithms('hmac', SAFE_SSH_ALGORITHMS.hmac).meta(doc('MACs offered (no SHA-1 or MD5 by default); unused with the GCM and ChaCha20 ciphers')),
+      serverHostKey: sshAlgorithms('serverHostKey', SAFE_SSH_ALGORITHMS.serverHostKey).meta(doc('host key signature algorithms offered (no `ssh-rsa`, which signs with SHA-1, by default)')),
+    })
+    .prefault({})
+    .meta(doc('SSH algorithms; names as OpenSSH spells them, each list limited to what the server supports')),
+  idleTimeoutSeconds: z
+    .number()
+    .min(0)
+    .default(900)
+    .meta(doc('an SFTP connection without requests is closed; never while a file is open for a transfer in flight; `0`: never')),
+  maxSessionsPerConnection: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(4)
+    .meta(doc('SSH channels (`sftp` subsystems) one connection may have open at once; more are refused')),
+  maxOpenHandlesPerSession: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(64)
+    .meta(doc('open files and directories of one SFTP session at once (`SSH_FX_FAILURE` beyond)')),
+  writeReorderWindowKiB: z
+    .number()
+    .int()
+    .min(64)
+    .max(65_536)
+    .default(4096)
+    .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),
+});
+
 export const configSchema = z
   .strictObject({
     ftp: ftpSection.prefault({}),
@@ -563,6 +664,7 @@ export const configSchema = z
           .meta(doc('clamd down, timed out or failing: `451` and nothing committed, or committed tagged `scan=unscanned`')),
       })
       .optional(),
+    sftp: sftpSection.prefault({}),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta(doc('pino level')),
@@ -571,6 +673,7 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine((c, ctx) => {
+    if (c.sftp.enabled && !c.sftp.hostKeys.length) ctx.addIssue({ code: 'custom', path: ['sftp', 'hostKeys'], message: 'at least one host key file is needed when sftp.enabled' });
     if (!c.accounts.length && !c.auth.accountsFile && !c.auth.hook) {
       ctx.addIssue({ code: 'custom', path: ['accounts'], message: 'at least one account is required (accounts, auth.accountsFile or auth.hook)' });
     }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../storage/digests.js';
 import type { CommandContext } from './commands/context.js';
 import { ControlChannel, type CommandTable } from './control-channel.js';
-import type { Session } from './session.js';
+import type { Session } from '../sessions/session.js';
 import type { DataProtection } from './tls.js';
 import type { TransferControl } from './transfer-control.js';
 

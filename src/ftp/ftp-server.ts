@@ -9,11 +9,11 @@ import type { FileStore } from '../storage/object-store.js';
 import { commandTable, type CommandContext } from './commands/index.js';
 import { Connection, type ControlPeer } from './connection.js';
 import { ControlListener } from './ftp-srv-adapter.js';
-import type { OperationListener } from './operations.js';
-import { Session } from './session.js';
+import type { OperationListener } from '../sessions/operations.js';
+import { Session } from '../sessions/session.js';
 import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
-import type { TransferPolicy } from './transfer-policy.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from './access-control.js';
+import type { TransferPolicy } from '../sessions/transfer-policy.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from '../sessions/access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
 import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
@@ -30,6 +30,9 @@ export interface FtpServerOptions {
   onLogin?(result: 'ok' | 'failed'): void;
   /** The FTPS certificate (ftp.tls); without it AUTH TLS is refused and there is no implicit listener. */
   tls?: TlsCredentials;
+  /** The brute-force guard and connection limits, when shared with another front end (SFTP); else its own from `ftp`. */
+  bruteForce?: BruteForceGuard;
+  limiter?: ConnectionLimiter;
 }
 
 /** A connection's slot in the connection limits; `release` (idempotent) when it closes. */
@@ -59,8 +62,8 @@ export class FtpServer {
     const { ftp, logger } = options;
     this.passivePorts = new PassivePortPool(ftp.passive.portMin, ftp.passive.portMax, ftp.passive.maxPerClient);
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
-    this.bruteForce = new BruteForceGuard(ftp.bruteForce);
-    this.limiter = new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
+    this.bruteForce = options.bruteForce ?? new BruteForceGuard(ftp.bruteForce);
+    this.limiter = options.limiter ?? new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
     this.context = {
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,

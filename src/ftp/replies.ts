@@ -1,3 +1,4 @@
+import { SessionError, type SessionErrorCode } from '../sessions/errors.js';
 import { RetainedError, StorageError, type StorageErrorCode } from '../storage/errors.js';
 import { FtpError, type FtpErrorCode } from './errors.js';
 
@@ -40,6 +41,10 @@ const STORAGE_REPLIES: Record<StorageErrorCode, Reply> = {
  */
 const STORAGE_DETAILED_REPLIES: ReadonlySet<StorageErrorCode> = new Set(['SCAN_REJECTED', 'SCAN_UNAVAILABLE']);
 
+const SESSION_REPLIES: Record<SessionErrorCode, Reply> = {
+  PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
+};
+
 const FTP_REPLIES: Record<FtpErrorCode, Reply> = {
   PERMISSION_DENIED: { code: 550, message: 'Permission denied' },
   NO_DATA_CONNECTION: { code: 425, message: "Can't open data connection" },
@@ -68,6 +73,7 @@ export function replyFor(err: unknown): Reply {
     const reply = STORAGE_REPLIES[err.code];
     return STORAGE_DETAILED_REPLIES.has(err.code) && err.message ? { code: reply.code, message: err.message } : reply;
   }
+  if (err instanceof SessionError) return SESSION_REPLIES[err.code];
   if (err instanceof FtpError) return { code: FTP_REPLIES[err.code].code, message: err.message || FTP_REPLIES[err.code].message };
   return INTERNAL_REPLY;
 }

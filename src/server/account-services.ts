@@ -9,9 +9,9 @@ import { QuotaTracker } from '../accounts/quota.js';
 import { objectParamsFor } from '../accounts/s3-policy.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
-import { Bandwidth } from '../ftp/bandwidth.js';
-import type { OperationEvent } from '../ftp/operations.js';
-import { TransferPolicy } from '../ftp/transfer-policy.js';
+import { Bandwidth } from '../sessions/bandwidth.js';
+import type { OperationEvent } from '../sessions/operations.js';
+import { TransferPolicy } from '../sessions/transfer-policy.js';
 import { S3ClientCache } from '../storage/s3-client-cache.js';
 import type { S3RequestInfo } from '../storage/s3-client.js';
 import { measurePrefix } from '../storage/s3-usage.js';
@@ -60,7 +60,7 @@ export interface AccountServices {
   clients: S3ClientCache;
   transferPolicy: TransferPolicy;
   /** Per-session object parameters (policy, uploader metadata) for S3FileStore. */
-  objectParams(account: AccountConfig, session: { clientIp: string }): ReturnType<typeof objectParamsFor>;
+  objectParams(account: AccountConfig, session: { clientIp: string; protocol?: 'ftp' | 'sftp' }): ReturnType<typeof objectParamsFor>;
   /** Keeps quota usage current from the bridge's own operations. */
   onOperation(event: OperationEvent): void;
   /** Closes the sessions of removed accounts (with `auth.accountsReload.closeRemovedSessions`). */

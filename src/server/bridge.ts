@@ -2,13 +2,15 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
-import { clientKey } from '../ftp/access-control.js';
+import { BruteForceGuard, clientKey, ConnectionLimiter } from '../sessions/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
-import type { OperationEvent } from '../ftp/operations.js';
+import type { OperationEvent } from '../sessions/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
 import { ConfigError } from '../config/load.js';
 import { resolveChecksumAlgorithm } from '../storage/checksums.js';
 import { objectLockProblem } from '../storage/object-lock.js';
+import { loadHostKeys } from '../sftp/host-keys.js';
+import { SftpServer } from '../sftp/sftp-server.js';
 import { createS3Client } from '../storage/s3-client.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
@@ -27,6 +29,8 @@ export interface RunningBridge {
   ftpAddress: AddressInfo;
   /** The implicit FTPS listener's address, when `ftp.tls.implicitPort` is set. */
   ftpsImplicitAddress?: AddressInfo;
+  /** The SFTP listener's address, when `sftp.enabled`. */
+  sftpAddress?: AddressInfo;
   /** The metrics/health listener's address, unless `http.enabled` is false. */
   httpAddress: AddressInfo | undefined;
   /**
@@ -46,6 +50,7 @@ function auditFields(e: OperationEvent) {
     user: e.user,
     clientIp: e.clientIp,
     operation: e.op,
+    protocol: e.protocol ?? 'ftp',
     path: e.path,
     ...(e.from !== undefined ? { from: e.from } : {}),
     bucket: e.bucket,
@@ -130,9 +135,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   // `ftp` is assigned below; the metrics only read it when scraped.
   // eslint-disable-next-line prefer-const -- used by the closures below before it is assigned
   let ftp: FtpServer;
+  // Read before anything starts: a missing or unreadable host key is a start-up error of one line.
+  const hostKeys = config.sftp.enabled ? await loadHostKeys(config.sftp.hostKeys) : [];
+  let sftp: SftpServer | undefined;
   const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024, config.s3.memoryShare);
   const metrics = new BridgeMetrics({
-    sessionsActive: () => ftp.connections.size,
+    sessionsActive: () => ftp.connections.size + (sftp?.connections.size ?? 0),
     passivePorts: () => ftp.passivePortUsage(),
     uploadMemory: () => ({ inUse: memoryBudget.inUse, waiting: memoryBudget.waiting }),
   });
@@ -153,7 +161,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const authenticator = accounts.authenticator;
   const memoryRelief = startMemoryRelief({ budgetBytes: memoryBudget.limitBytes });
   const digestCache = new DigestCache();
-  const storeFor = (account: AccountConfig, session: { clientIp: string } = { clientIp: '' }) =>
+  const storeFor = (account: AccountConfig, session: { clientIp: string; protocol?: 'ftp' | 'sftp' } = { clientIp: '' }) =>
     new S3FileStore({
       client: accounts.clients.get(targetOf(account)),
       objectParams: accounts.objectParams(account, session),
@@ -193,7 +201,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   };
   const { cert, key, minVersion, reloadCheckSeconds } = config.ftp.tls;
   const tls = cert && key ? await TlsCredentials.load({ cert, key, minVersion, reloadCheckSeconds }, logger.child({ component: 'tls' })) : undefined;
+  // One ban list and one count of connections for both front ends.
+  const bruteForce = new BruteForceGuard(config.ftp.bruteForce);
+  const limiter = new ConnectionLimiter(config.ftp.maxConnections, config.ftp.maxConnectionsPerIp, config.ftp.bruteForce.ipv6PrefixLength);
   ftp = new FtpServer({
+    bruteForce,
+    limiter,
     ftp: config.ftp,
     authenticator,
     storeFor,
@@ -203,7 +216,26 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     transferPolicy: accounts.transferPolicy,
     tls,
   });
-  accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames));
+  if (config.sftp.enabled) {
+    sftp = new SftpServer({
+      sftp: config.sftp,
+      loginTimeoutSeconds: config.ftp.loginTimeoutSeconds,
+      hostKeys,
+      authenticator,
+      bruteForce,
+      limiter,
+      storeFor,
+      logger: logger.child({ component: 'sftp' }),
+      onOperation,
+      onLogin: (r) => metrics.onLogin(r, 'sftp'),
+      transferPolicy: accounts.transferPolicy,
+      reorderMemory: (account, clientIp) => {
+        const owner = { client: clientKey(clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username };
+        return { tryTake: (bytes) => memoryBudget.tryTakeSmallBuffer(bytes, owner), discard: (buffer) => memoryBudget.discard(buffer) };
+      },
+    });
+  }
+  accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames) + (sftp?.closeSessionsOf(usernames) ?? 0));
   const onHangup = () => void accounts.reload();
   if (config.auth.accountsFile) process.on('SIGHUP', onHangup);
   const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
@@ -216,8 +248,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       readiness.startDraining();
       stopSweep?.();
       memoryRelief?.stop();
-      if (graceful) await ftp.drain(config.shutdown.drainTimeoutSeconds * 1000);
-      else await ftp.close();
+      if (graceful) await Promise.all([ftp.drain(config.shutdown.drainTimeoutSeconds * 1000), sftp?.drain(config.shutdown.drainTimeoutSeconds * 1000)]);
+      else await Promise.all([ftp.close(), sftp?.close()]);
       tls?.close();
       await webhook?.close(graceful ? 5000 : 0);
       await http?.close();
@@ -227,6 +259,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     })());
   let ftpAddress: AddressInfo;
   let ftpsImplicitAddress: AddressInfo | undefined;
+  let sftpAddress: AddressInfo | undefined;
   try {
     if (http) {
       httpAddress = await http.listen(config.http.host, config.http.port);
@@ -234,6 +267,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     }
     ftpAddress = await ftp.listen();
     ftpsImplicitAddress = await ftp.listenImplicit();
+    sftpAddress = await sftp?.listen();
   } catch (err) {
     // A port in use: everything started so far stops, so the process can exit.
     await stop(false);
@@ -241,14 +275,21 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   }
   logger.info({ address: ftpAddress.address, explicitFtps: tls !== undefined, port: ftpAddress.port }, 'FTP listening');
   if (ftpsImplicitAddress) logger.info({ address: ftpsImplicitAddress.address, port: ftpsImplicitAddress.port }, 'implicit FTPS listening');
+  if (sftpAddress) {
+    logger.info({ address: sftpAddress.address, port: sftpAddress.port, hostKeys: hostKeys.map((k) => ({ file: k.file, type: k.type, fingerprint: k.fingerprint })) }, 'SFTP listening');
+  }
   return {
     ftpAddress,
     ftpsImplicitAddress,
+    sftpAddress,
     httpAddress,
     drain: () => stop(true),
     close: () => {
       // During a drain: cut it short.
-      if (stopped) void ftp.close();
+      if (stopped) {
+        void ftp.close();
+        void sftp?.close();
+      }
       return stop(false);
     },
   };

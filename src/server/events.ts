@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { splitUrlCredentials } from '../config/redact.js';
 import type { BridgeConfig } from '../config/schema.js';
-import type { OperationEvent } from '../ftp/operations.js';
+import type { OperationEvent } from '../sessions/operations.js';
 import type { ScanReport } from '../storage/scan.js';
 
 /** The JSON body POSTed to the webhook. */
@@ -16,8 +16,10 @@ export interface BridgeEvent {
   clientIp: string;
   bucket: string;
   key: string;
-  /** Virtual path as the FTP client saw it. */
+  /** Virtual path as the client saw it. */
   path: string;
+  /** The protocol the client used. */
+  protocol: 'ftp' | 'sftp';
   /** rename: the old virtual path. */
   fromPath?: string;
   /** upload: object size in bytes. */
@@ -56,6 +58,7 @@ export function eventFor(op: OperationEvent, now = new Date()): BridgeEvent | un
     bucket: quarantined?.bucket ?? op.bucket,
     key: quarantined?.key ?? op.key,
     path: op.path,
+    protocol: op.protocol ?? 'ftp',
     ...(op.from !== undefined ? { fromPath: op.from } : {}),
     ...(op.bytes !== undefined ? { size: op.bytes } : {}),
     ...(op.etag !== undefined ? { etag: op.etag } : {}),

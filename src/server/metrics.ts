@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { OperationEvent } from '../ftp/operations.js';
+import type { OperationEvent } from '../sessions/operations.js';
 import type { S3RequestInfo } from '../storage/s3-client.js';
 
 /** What the passive-port gauges read: the size of the configured range and the ports held now. */
@@ -24,11 +24,11 @@ const UPLOAD_OPS = new Set<OperationEvent['op']>(['STOR', 'STOU', 'APPE']);
  */
 export class BridgeMetrics {
   readonly registry = new Registry();
-  private readonly logins: Counter<'result'>;
-  private readonly operations: Counter<'operation' | 'result'>;
-  private readonly transfers: Counter<'operation' | 'result'>;
+  private readonly logins: Counter<'result' | 'protocol'>;
+  private readonly operations: Counter<'operation' | 'result' | 'protocol'>;
+  private readonly transfers: Counter<'operation' | 'result' | 'protocol'>;
   private readonly bytes: Counter<'direction'>;
-  private readonly duration: Histogram<'operation' | 'result'>;
+  private readonly duration: Histogram<'operation' | 'result' | 'protocol'>;
   private readonly s3Requests: Counter<'operation'>;
   private readonly s3Errors: Counter<'operation' | 'code'>;
   private readonly multipartAborted: Counter;
@@ -74,17 +74,17 @@ export class BridgeMetrics {
         this.set(sources.uploadMemory().waiting);
       },
     });
-    this.logins = new Counter({ name: 'ftp_logins_total', help: 'Login attempts by result (ok, failed)', labelNames: ['result'], registers });
+    this.logins = new Counter({ name: 'ftp_logins_total', help: 'Login attempts by result (ok, failed) and protocol (ftp, sftp)', labelNames: ['result', 'protocol'], registers });
     this.operations = new Counter({
       name: 'ftp_operations_total',
-      help: 'Finished or failed file operations (transfers, DELE, MKD, RMD, RENAME) by operation and result',
-      labelNames: ['operation', 'result'],
+      help: 'Finished or failed file operations (transfers, DELE, MKD, RMD, RENAME) by operation, result and protocol (ftp, sftp)',
+      labelNames: ['operation', 'result', 'protocol'],
       registers,
     });
     this.transfers = new Counter({
       name: 'ftp_transfers_total',
-      help: 'Finished or failed data transfers (STOR, STOU, APPE, RETR) by operation and result',
-      labelNames: ['operation', 'result'],
+      help: 'Finished or failed data transfers (STOR, STOU, APPE, RETR) by operation, result and protocol (ftp, sftp)',
+      labelNames: ['operation', 'result', 'protocol'],
       registers,
     });
     this.bytes = new Counter({
@@ -96,7 +96,7 @@ export class BridgeMetrics {
     this.duration = new Histogram({
       name: 'ftp_transfer_duration_seconds',
       help: 'Duration of data transfers, from the command to the final reply',
-      labelNames: ['operation', 'result'],
+      labelNames: ['operation', 'result', 'protocol'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600],
       registers,
     });
@@ -128,15 +128,16 @@ export class BridgeMetrics {
     });
   }
 
-  onLogin(result: 'ok' | 'failed'): void {
-    this.logins.inc({ result });
+  onLogin(result: 'ok' | 'failed', protocol: 'ftp' | 'sftp' = 'ftp'): void {
+    this.logins.inc({ result, protocol });
   }
 
   onOperation(event: OperationEvent): void {
-    this.operations.inc({ operation: event.op, result: event.result });
+    const labels = { operation: event.op, result: event.result, protocol: event.protocol ?? 'ftp' };
+    this.operations.inc(labels);
     if (!TRANSFER_OPS.has(event.op)) return;
-    this.transfers.inc({ operation: event.op, result: event.result });
-    this.duration.observe({ operation: event.op, result: event.result }, event.durationMs / 1000);
+    this.transfers.inc(labels);
+    this.duration.observe(labels, event.durationMs / 1000);
     if (event.result === 'ok' && event.bytes) {
       this.bytes.inc({ direction: UPLOAD_OPS.has(event.op) ? 'in' : 'out' }, event.bytes);
     }

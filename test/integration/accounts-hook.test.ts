@@ -1,15 +1,19 @@
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge } from '../support/bridge.js';
 import { curl, RawFtp } from '../support/clients.js';
+import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
 
 interface HookCall {
   username: string;
   password: string;
   clientIp: string;
+  protocol: string;
 }
 
 /** The identity provider: answers by user name. */
@@ -24,6 +28,7 @@ async function body(req: IncomingMessage): Promise<string> {
 }
 
 beforeAll(async () => {
+  keys = await SshKeys.create();
   hook = createServer((req, res) => {
     void body(req).then((text) => {
       const call = JSON.parse(text) as HookCall;
@@ -45,11 +50,13 @@ beforeAll(async () => {
   hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/auth`;
 });
 afterAll(async () => {
+  keys?.remove();
   hook.closeAllConnections();
   await new Promise((resolve) => hook.close(resolve));
 });
 
 let bucketForHook = '';
+let keys: SshKeys;
 
 async function attempt(bridge: TestBridge, user: string, password: string): Promise<{ code: number; ms: number }> {
   const ftp = await RawFtp.connect(bridge.port);
@@ -72,7 +79,7 @@ describe('external auth hook', () => {
       logStream: log,
       logLevel: 'info',
       ftp: { bruteForce: { maxFailures: 1000 } },
-      config: { auth: { hook: { url: hookUrl, timeoutSeconds: 1, cacheSeconds: 30 } } },
+      config: { auth: { hook: { url: hookUrl, timeoutSeconds: 1, cacheSeconds: 30 } }, ...sftpConfig(keys.hostKey) },
     });
     bucketForHook = bridge.bucket;
   });
@@ -86,7 +93,7 @@ describe('external auth hook', () => {
     const put = await curl(['-T', '-', bridge.url('/report.csv', 'partner', 'partner-pw')], data);
     expect(put.code, put.stderr).toBe(0);
     expect(await bridge.objectHash('partners/partner/report.csv')).toBe(sha256(data));
-    expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1' }]);
+    expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1', protocol: 'ftp' }]);
     // Cached (cacheSeconds: 30): the same credentials do not ask again; another password does.
     expect((await attempt(bridge, 'partner', 'partner-pw')).code).toBe(230);
     expect(calls).toHaveLength(1);
@@ -119,6 +126,17 @@ describe('external auth hook', () => {
     expect((await attempt(bridge, 'alice', 'local-pw')).code).toBe(230);
     expect((await attempt(bridge, 'alice', 'wrong')).code).toBe(530);
     expect(calls).toEqual([]);
+  });
+
+  it('an SFTP login asks the hook with protocol "sftp" (cached apart from FTP logins) and is confined the same way', async () => {
+    expect((await attempt(bridge, 'partner', 'partner-pw')).code).toBe(230);
+    calls = [];
+    const local = join(keys.dir, 'via-sftp.txt');
+    writeFileSync(local, 'via sftp');
+    const r = await sftpBatch({ port: bridge.sftpPort as number, user: 'partner', password: 'partner-pw' }, [`put ${local} /../../via-sftp.txt`, 'ls /']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1', protocol: 'sftp' }]);
+    expect((await bridge.getObject('partners/partner/via-sftp.txt'))?.toString()).toBe('via sftp');
   });
 });
 

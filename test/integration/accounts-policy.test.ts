@@ -90,7 +90,7 @@ print(f.storbinary('STOR note.txt', io.BytesIO(b'hello')))
     );
     expect(py.stdout.toString()).toMatch(/^226/);
     const h = await head('plain/note.txt');
-    expect(h.Metadata).toEqual(expect.objectContaining({ 'ftp-user': 'plain', 'ftp-client-ip': '127.0.0.1' }));
+    expect(h.Metadata).toEqual(expect.objectContaining({ 'ftp-user': 'plain', 'ftp-client-ip': '127.0.0.1', 'uploader-protocol': 'ftp' }));
     expect(h.Metadata?.department).toBeUndefined();
   });
 

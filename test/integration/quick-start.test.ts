@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256 } from '../support/bridge.js';
 import { spawnCli } from '../support/cli-process.js';
 import { curl } from '../support/clients.js';
+import { run, sftpBatch } from '../support/sftp.js';
 
 const freePort = () =>
   new Promise<number>((done) => {
@@ -22,9 +23,10 @@ describe('quick start (npm start)', () => {
     const data = mkdtempSync(join(tmpdir(), 'ftp-s3-bridge-dev-'));
     const port = await freePort();
     const httpPort = await freePort();
-    const dev = spawnCli(['dev', '--data', data, '--port', String(port), '--http-port', String(httpPort)]);
+    const sftpPort = await freePort();
+    const dev = spawnCli(['dev', '--data', data, '--port', String(port), '--http-port', String(httpPort), '--sftp-port', String(sftpPort)]);
     try {
-      await dev.waitForOutput('FTP listening', 30_000);
+      await dev.waitForOutput('SFTP listening', 30_000);
       expect(dev.output).toContain(`ftp://dev:dev@127.0.0.1:${port}/`);
       // The ops port listens on loopback only, like the FTP port.
       // eslint-disable-next-line no-control-regex
@@ -36,6 +38,15 @@ describe('quick start (npm start)', () => {
       const down = await curl([`ftp://dev:dev@127.0.0.1:${port}/hello.bin`]);
       expect(sha256(down.stdout)).toBe(sha256(body));
       expect(readdirSync(join(data, 'ftp-s3-bridge'))).toContain('hello.bin._S3rver_object');
+      // SFTP on the same account and storage, with the host key made under the data directory.
+      const keyFile = join(data, 'ssh_host_ed25519_key');
+      const fingerprint = (await run('ssh-keygen', ['-l', '-f', keyFile])).stdout.split(' ')[1] as string;
+      expect(fingerprint).toMatch(/^SHA256:/);
+      expect(dev.output).toContain(`sftp -P ${sftpPort} dev@127.0.0.1   (password "dev"; host key ${fingerprint}, new, ${keyFile})`);
+      const back = join(data, 'back.bin');
+      const got = await sftpBatch({ port: sftpPort, user: 'dev', password: 'dev' }, [`get /hello.bin ${back}`]);
+      expect(got.code).toBe(0);
+      expect(sha256(readFileSync(back))).toBe(sha256(body));
     } finally {
       dev.process.kill('SIGTERM');
       const code = await dev.exited;
@@ -53,8 +64,9 @@ describe('quick start (npm start)', () => {
     // The ops port is tried first, so its case shows nothing else; ftp-srv logs its own listen error
     // (component ftp-srv) before the FTP port's line.
     const cases = [
-      { args: ['--port', String(free), '--http-port', String(taken)], line: `ftp-s3-bridge dev: the ops port 127.0.0.1:${taken} (metrics, health) is in use; pick another with --http-port N (0: any free port)`, quiet: true },
-      { args: ['--port', String(taken), '--http-port', '0'], line: `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken} is in use; pick another with --port N`, quiet: false },
+      { args: ['--port', String(free), '--http-port', String(taken), '--sftp-port', '0'], line: `ftp-s3-bridge dev: the ops port 127.0.0.1:${taken} (metrics, health) is in use; pick another with --http-port N (0: any free port)`, quiet: true },
+      { args: ['--port', String(taken), '--http-port', '0', '--sftp-port', '0'], line: `ftp-s3-bridge dev: the FTP port 127.0.0.1:${taken} is in use; pick another with --port N`, quiet: false },
+      { args: ['--port', String(free), '--http-port', '0', '--sftp-port', String(taken)], line: `ftp-s3-bridge dev: the SFTP port 127.0.0.1:${taken} is in use; pick another with --sftp-port N (0: any free port)`, quiet: true },
     ];
     try {
       for (const { args, line, quiet } of cases) {

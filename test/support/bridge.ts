@@ -72,6 +72,8 @@ export class TestBridge {
   ftpsImplicitPort: number | undefined;
   /** The operations HTTP listener's port (`/metrics`, `/healthz`, `/readyz`). */
   httpPort: number | undefined;
+  /** The SFTP listener's port (config `sftp.enabled`, e.g. with test/support/sftp.ts sftpConfig()). */
+  sftpPort: number | undefined;
   /** Graceful stop, as on SIGTERM (RunningBridge.drain); `close()` afterwards still cleans up. */
   drain!: () => Promise<void>;
 
@@ -130,6 +132,7 @@ export class TestBridge {
     const bridge = new TestBridge(running.ftpAddress.port, bucket, s3, backend, stop, proxy);
     bridge.ftpsImplicitPort = running.ftpsImplicitAddress?.port;
     bridge.httpPort = running.httpAddress?.port;
+    bridge.sftpPort = running.sftpAddress?.port;
     bridge.drain = () => running.drain();
     return bridge;
   }

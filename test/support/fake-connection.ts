@@ -4,9 +4,9 @@ import pino from 'pino';
 import { accountSchema, type Permission } from '../../src/config/schema.js';
 import { COMMANDS, commandTable, type CommandContext } from '../../src/ftp/commands/index.js';
 import { Connection, type ActiveDataConnector, type ControlPeer, type DataConnector, type ReplyLetter } from '../../src/ftp/connection.js';
-import type { OperationEvent } from '../../src/ftp/operations.js';
+import type { OperationEvent } from '../../src/sessions/operations.js';
 import { PassivePortPool } from '../../src/ftp/passive-ports.js';
-import { Session } from '../../src/ftp/session.js';
+import { Session } from '../../src/sessions/session.js';
 import { MemoryFileStore } from './memory-file-store.js';
 
 /** One reply as the client would read it: its code and its lines' texts. */

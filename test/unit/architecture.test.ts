@@ -3,7 +3,9 @@ import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /** The layers of src/, lowest first: a module may import its own layer and lower ones only. */
-const LAYERS = ['config', 'storage', 'accounts', 'ftp', 'server', 'cli'];
+const LAYERS = ['config', 'storage', 'accounts', 'sessions', 'ftp', 'sftp', 'server', 'cli'];
+/** Front ends: peers on one level, neither imports the other (both build on sessions/). */
+const FRONT_ENDS = ['ftp', 'sftp'];
 const SRC = resolve('src');
 
 function sourceFiles(dir: string): string[] {
@@ -34,11 +36,32 @@ describe('architecture', () => {
     expect(violations).toEqual([]);
   });
 
+  it('front ends never import each other', () => {
+    const violations: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const from = layerOf(file);
+      if (!FRONT_ENDS.includes(from)) continue;
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g)) {
+        const spec = (m[1] ?? m[2]) as string;
+        const to = layerOf(resolve(dirname(file), spec));
+        if (FRONT_ENDS.includes(to) && to !== from) violations.push(`${relative(SRC, file)} imports ${spec}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('sessions know nothing of FTP or SFTP', () => {
+    for (const file of sourceFiles(join(SRC, 'sessions'))) {
+      expect(readFileSync(file, 'utf8'), file).not.toMatch(/from '\.\.\/(ftp|sftp)\//);
+    }
+  });
+
   it('storage knows nothing of FTP reply codes, and ftp nothing of the AWS SDK', () => {
     for (const file of sourceFiles(join(SRC, 'storage'))) {
       expect(readFileSync(file, 'utf8'), file).not.toMatch(/from '\.\.\/ftp\//);
     }
-    for (const file of sourceFiles(join(SRC, 'ftp'))) {
+    for (const file of [...sourceFiles(join(SRC, 'ftp')), ...sourceFiles(join(SRC, 'sftp'))]) {
       expect(readFileSync(file, 'utf8'), file).not.toMatch(/@aws-sdk\//);
     }
   });

@@ -172,6 +172,17 @@ must match the server's config schema (src/config/schema.ts, strict: unknown key
 {{- $_ := set $ftp "tls" $tls }}
 {{- end }}
 {{- $_ := set $cfg "ftp" $ftp }}
+{{- if .Values.sftp.enabled }}
+{{- $sftp := get $cfg "sftp" | default dict }}
+{{- $_ := set $sftp "enabled" true }}
+{{- $_ := set $sftp "port" (.Values.sftp.containerPort | int) }}
+{{- $files := list }}
+{{- range .Values.sftp.hostKeys }}
+{{- $files = append $files (printf "/etc/ftp-s3-bridge/ssh/%s" .) }}
+{{- end }}
+{{- $_ := set $sftp "hostKeys" $files }}
+{{- $_ := set $cfg "sftp" $sftp }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 

@@ -3,17 +3,18 @@ import { TLSSocket } from 'node:tls';
 import type { Permission } from '../../config/schema.js';
 import type { FileStore } from '../../storage/object-store.js';
 import { StorageError } from '../../storage/errors.js';
-import { normalizeIp } from '../access-control.js';
+import { normalizeIp } from '../../sessions/access-control.js';
+import { SessionError } from '../../sessions/errors.js';
 import type { Connection } from '../connection.js';
 import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
-import type { OperationEvent, OperationListener } from '../operations.js';
+import type { OperationEvent, OperationListener } from '../../sessions/operations.js';
 import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { serverTlsSocket, type TlsCredentials } from '../tls.js';
 import { whenAborted } from '../transfer-control.js';
-import type { TransferPolicy } from '../transfer-policy.js';
+import type { TransferPolicy } from '../../sessions/transfer-policy.js';
 
 /** What the command handlers need from the server around them (one per FtpServer). */
 export interface CommandContext {
@@ -114,7 +115,7 @@ export function sessionCommand(
         await body(connection, session, arg);
       } catch (err) {
         const reply = replyFor(err);
-        const level = err instanceof StorageError || err instanceof FtpError ? 'info' : 'error';
+        const level = err instanceof StorageError || err instanceof FtpError || err instanceof SessionError ? 'info' : 'error';
         session?.log[level]({ err, directive: connection.directive, reply: reply.code }, 'command failed');
         await connection.reply(reply.code, reply.message);
       } finally {

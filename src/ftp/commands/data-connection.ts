@@ -1,5 +1,5 @@
 import { isIP, type Socket } from 'node:net';
-import { clientKey, normalizeIp } from '../access-control.js';
+import { clientKey, normalizeIp } from '../../sessions/access-control.js';
 import type { Connection, DataConnector } from '../connection.js';
 import { FtpError } from '../errors.js';
 import { PoolExhaustedError, type PassiveLease } from '../passive-ports.js';

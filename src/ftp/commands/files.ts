@@ -3,7 +3,7 @@ import { parentPath } from '../../storage/paths.js';
 import type { Connection } from '../connection.js';
 import { FtpError } from '../errors.js';
 import { formatTimeVal } from '../listing.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { quotePath, report, sessionCommand, type CommandSpec } from './context.js';
 
 /** An operation that reports to the audit/metrics listener whether it worked or not. */

@@ -1,7 +1,7 @@
 import { DIGEST_ALGORITHMS, parseDigestAlgorithm, type DigestAlgorithm } from '../../storage/digests.js';
 import type { Connection } from '../connection.js';
 import { FtpError } from '../errors.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { sessionCommand, type CommandSpec } from './context.js';
 
 const DEFAULT_ALGORITHM: DigestAlgorithm = DIGEST_ALGORITHMS[0];

@@ -4,7 +4,7 @@ import { closeData, writeLines } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import { formatFacts, formatListLine, formatNameLine, listableEntries } from '../listing.js';
 import type { Connection } from '../connection.js';
-import type { Session } from '../session.js';
+import type { Session } from '../../sessions/session.js';
 import { joinPath, sessionCommand, waitForData, type CommandSpec } from './context.js';
 
 /** The facts MLSD/MLST send (RFC 3659 §7): all by default, as picked by OPTS MLST per connection. */

@@ -6,7 +6,7 @@ import { baseName } from '../../storage/paths.js';
 import type { ScanReport } from '../../storage/scan.js';
 import { receiveUpload, sendStream } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
-import type { UploadAdmission } from '../transfer-policy.js';
+import type { UploadAdmission } from '../../sessions/transfer-policy.js';
 import { report, sessionCommand, waitForData, type CommandSpec } from './context.js';
 
 const store = (op: 'STOR' | 'STOU' | 'APPE', syntax: string, help: string) =>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { objectParamsFor } from '../../../src/accounts/s3-policy.js';
 import type { AccountConfig } from '../../../src/config/schema.js';
-import { TokenBucket } from '../../../src/ftp/bandwidth.js';
+import { TokenBucket } from '../../../src/sessions/bandwidth.js';
 
 const base: AccountConfig = { username: 'ü-user', passwordHash: '', bucket: 'bucket-1', prefix: 'p/', permissions: ['write'] };
 
@@ -13,12 +13,13 @@ describe('objectParamsFor', () => {
       true,
     );
     expect(params).toEqual({
-      Metadata: { team: 'a', 'ftp-user': '%C3%BC-user', 'ftp-client-ip': '10.0.0.1' },
+      Metadata: { team: 'a', 'ftp-user': '%C3%BC-user', 'ftp-client-ip': '10.0.0.1', 'uploader-protocol': 'ftp' },
       Tagging: 'partner=acme+corp&a%26b=1%3D2',
       StorageClass: 'STANDARD_IA',
       ServerSideEncryption: 'aws:kms',
       SSEKMSKeyId: 'key-1',
     });
+    expect(objectParamsFor(base, { clientIp: '10.0.0.1', protocol: 'sftp' }, true).Metadata?.['uploader-protocol']).toBe('sftp');
     expect(objectParamsFor(base, { clientIp: '10.0.0.1' }, false)).toEqual({});
   });
 });

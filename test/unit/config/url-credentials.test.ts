@@ -52,7 +52,7 @@ describe('URLs with credentials', () => {
       { url: `http://hook%20user:p%40ss%3Aw%2Frd@${base}/events`, timeoutSeconds: 5, maxAttempts: 1, queueSize: 10 },
       pino({ level: 'silent' }),
     );
-    publisher.publish({ type: 'delete', time: '', user: 'u', clientIp: '', bucket: 'b', key: 'k', path: '/k' });
+    publisher.publish({ type: 'delete', time: '', user: 'u', clientIp: '', bucket: 'b', key: 'k', path: '/k', protocol: 'ftp' });
     for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(20);
     await publisher.close(1000);
     expect(seen.map((s) => s.url)).toEqual(['/events']);

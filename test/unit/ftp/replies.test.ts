@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FTP_ERROR_CODES, FtpError, type FtpErrorCode } from '../../../src/ftp/errors.js';
 import { replyFor, safeReplyLetter, safeReplyText } from '../../../src/ftp/replies.js';
+import { SessionError } from '../../../src/sessions/errors.js';
 import { STORAGE_ERROR_CODES, StorageError, type StorageErrorCode } from '../../../src/storage/errors.js';
 
 const SECRET = 'SECRET';
@@ -62,6 +63,12 @@ describe('replyFor: storage errors', () => {
     expect(replyFor(new StorageError('UNAVAILABLE', 'x')).code).toBeLessThan(500);
     expect(replyFor(new StorageError('NOT_FOUND', 'x')).code).toBeGreaterThanOrEqual(500);
     expect(replyFor(new StorageError('BAD_NAME', 'x')).code).toBeGreaterThanOrEqual(500);
+  });
+});
+
+describe('replyFor: session errors', () => {
+  it('PERMISSION_DENIED of the session layer → 550', () => {
+    expect(replyFor(new SessionError('PERMISSION_DENIED', 'Permission denied'))).toEqual({ code: 550, message: 'Permission denied' });
   });
 });
 

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { eventFor, signBody, WebhookPublisher, type BridgeEvent } from '../../../src/server/events.js';
-import type { OperationEvent } from '../../../src/ftp/operations.js';
+import type { OperationEvent } from '../../../src/sessions/operations.js';
 
 const op = (fields: Partial<OperationEvent>): OperationEvent => ({
   op: 'STOR',
@@ -25,9 +25,10 @@ describe('webhook events', () => {
   it('are made only for successful uploads, deletes and renames', () => {
     const now = new Date('2026-01-02T03:04:05Z');
     expect(eventFor(op({ bytes: 3, etag: '"e"' }), now)).toEqual({
-      type: 'upload', time: '2026-01-02T03:04:05.000Z', user: 'cam01', clientIp: '127.0.0.1', bucket: 'b', key: 'a.jpg', path: '/a.jpg', size: 3, etag: '"e"',
+      type: 'upload', time: '2026-01-02T03:04:05.000Z', user: 'cam01', clientIp: '127.0.0.1', bucket: 'b', key: 'a.jpg', path: '/a.jpg', protocol: 'ftp', size: 3, etag: '"e"',
     });
     expect(eventFor(op({ bytes: 3, checksum: 'SHA256:abc=' }), now)).toMatchObject({ type: 'upload', checksum: 'SHA256:abc=' });
+    expect(eventFor(op({ protocol: 'sftp', code: 0 }), now)).toMatchObject({ type: 'upload', protocol: 'sftp' });
     expect(eventFor(op({ op: 'RENAME', from: '/old.jpg', code: 250 }), now)).toMatchObject({ type: 'rename', fromPath: '/old.jpg' });
     expect(eventFor(op({ op: 'DELE', code: 250 }), now)).toMatchObject({ type: 'delete' });
     expect(eventFor(op({ result: 'error', code: 451 }))).toBeUndefined();
@@ -79,7 +80,7 @@ describe('webhook events', () => {
       onFailed: () => {},
       onDropped: () => dropped++,
     });
-    const event = (key: string): BridgeEvent => ({ type: 'upload', time: '', user: 'u', clientIp: '', bucket: 'b', key, path: '/' + key });
+    const event = (key: string): BridgeEvent => ({ type: 'upload', time: '', user: 'u', clientIp: '', bucket: 'b', key, path: '/' + key, protocol: 'ftp' });
     publisher.publish(event('1'));
     while (bodies.length < 1) await sleep(10);
     // '1' is in flight; the queue holds two: 2 and 3 are pushed out by 4 and 5.

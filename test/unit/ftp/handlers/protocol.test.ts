@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../../src/ftp/commands/index.js';
 import { NO_DATA_CONNECTION } from '../../../../src/ftp/connection.js';
-import { Session } from '../../../../src/ftp/session.js';
+import { Session } from '../../../../src/sessions/session.js';
 import { fakeConnection, ReadyDataConnector } from '../../../support/fake-connection.js';
 
 /** USER/PASS, QUIT, REST, TYPE, MODE, STRU, NOOP, SYST, OPTS, SITE, STAT, ABOR, FEAT and HELP through the command table. */

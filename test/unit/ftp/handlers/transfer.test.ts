@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NO_DATA_CONNECTION } from '../../../../src/ftp/connection.js';
-import type { UploadAdmission } from '../../../../src/ftp/transfer-policy.js';
+import type { UploadAdmission } from '../../../../src/sessions/transfer-policy.js';
 import { fakeConnection, readAll, ReadyDataConnector, socketPair } from '../../../support/fake-connection.js';
 
 type Fake = ReturnType<typeof fakeConnection>;

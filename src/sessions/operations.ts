@@ -18,8 +18,10 @@ export interface OperationEvent {
   checksum?: string;
   durationMs: number;
   result: 'ok' | 'error';
-  /** The FTP reply code sent. */
+  /** The reply sent: the FTP reply code, or with protocol 'sftp' the SFTP status code (0: OK). */
   code: number;
+  /** The front end that served it; absent means FTP. */
+  protocol?: 'ftp' | 'sftp';
   /** Our error code (StorageErrorCode / FtpErrorCode) when result is 'error'. */
   error?: string;
   /** Uploads of accounts that scan: the malware scanner's verdict and what was done. */

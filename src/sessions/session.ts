@@ -3,9 +3,12 @@ import type { AccountConfig, Permission } from '../config/schema.js';
 import { Permissions } from '../accounts/permissions.js';
 import type { FileStore } from '../storage/object-store.js';
 import { resolveVirtualPath } from '../storage/paths.js';
-import { FtpError } from './errors.js';
+import { SessionError } from './errors.js';
 
-/** The state of one logged-in FTP session: who, where, and what it is allowed to touch. */
+/**
+ * The state of one logged-in session (FTP or SFTP): who, where, and what it is allowed to touch.
+ * `restOffset` and `renameFrom` are used by FTP only.
+ */
 export class Session {
   cwd = '/';
   /** Offset from the last REST; taken (and reset) by the next transfer command. */
@@ -30,7 +33,7 @@ export class Session {
   /** Throws PERMISSION_DENIED unless the account holds one of `permissions`. */
   require(...permissions: Permission[]): void {
     if (!this.permissions.hasAny(...permissions)) {
-      throw new FtpError('PERMISSION_DENIED', 'Permission denied');
+      throw new SessionError('PERMISSION_DENIED', 'Permission denied');
     }
   }
 

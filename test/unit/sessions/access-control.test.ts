@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type LoginAttempt } from '../../../src/ftp/access-control.js';
+import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type LoginAttempt } from '../../../src/sessions/access-control.js';
 import { parseEprt, parsePort } from '../../../src/ftp/commands/data-connection.js';
 
 describe('AddressSet', () => {
