@@ -107,20 +107,18 @@ async function startSwift(): Promise<StartedBackend> {
 
 /** MinIO in a container, where a Docker engine runs (testcontainers). */
 async function startMinio(): Promise<StartedBackend> {
-  let mod: { MinioContainer: new (image: string) => { start(): Promise<{ getConnectionUrl(): string; getUsername?(): string; getPassword?(): string; stop(): Promise<unknown> }> } };
-  try {
-    mod = (await import('@testcontainers/minio' as string)) as typeof mod;
-  } catch {
-    throw new Error('S3_TEST_BACKEND=minio needs @testcontainers/minio (a dev dependency) and a Docker engine');
-  }
-  const container = await new mod.MinioContainer('minio/minio:RELEASE.2025-04-22T22-12-26Z').start();
+  // Loaded only for this backend: testcontainers is heavy and the default backend needs none of it.
+  const { MinioContainer } = await import('@testcontainers/minio');
+  const container = await new MinioContainer('minio/minio:RELEASE.2025-04-22T22-12-26Z').start().catch((err: unknown) => {
+    throw new Error('S3_TEST_BACKEND=minio needs a Docker engine that testcontainers can reach', { cause: err });
+  });
   return {
     s3: {
       backend: 'minio',
       endpoint: container.getConnectionUrl(),
       region: 'us-east-1',
-      accessKeyId: container.getUsername?.() ?? 'minioadmin',
-      secretAccessKey: container.getPassword?.() ?? 'minioadmin',
+      accessKeyId: container.getUsername(),
+      secretAccessKey: container.getPassword(),
       capabilities: { abortMultipartUpload: true, listMultipartUploads: true, uploadPartCopy: true, copySourceIfMatch: true },
     },
     async stop() {
