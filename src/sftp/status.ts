@@ -63,7 +63,7 @@ const STORAGE_STATUS: Record<StorageErrorCode, SftpStatus> = {
   PARTIAL_RENAME: { code: SFTP_STATUS.FAILURE, message: 'Rename incomplete: the file now exists under both names' },
   APPEND_UNSUPPORTED: { code: SFTP_STATUS.OP_UNSUPPORTED, message: 'Appending to a file of 5 MiB or more is not supported by this storage' },
   CHANGED: { code: SFTP_STATUS.FAILURE, message: 'The file changed meanwhile; try again' },
-  SCAN_REJECTED: { code: SFTP_STATUS.PERMISSION_DENIED, message: 'Rejected by the malware scanner' },
+  SCAN_REJECTED: { code: SFTP_STATUS.FAILURE, message: 'Rejected by the malware scanner' },
   SCAN_UNAVAILABLE: { code: SFTP_STATUS.FAILURE, message: 'Malware scanner unavailable; try again' },
   RETAINED: { code: SFTP_STATUS.PERMISSION_DENIED, message: 'File is retained (Object Lock)' },
   CHECKSUM_MISMATCH: { code: SFTP_STATUS.FAILURE, message: 'The storage received other bytes than were sent (checksum mismatch); nothing was stored, try again' },

@@ -9,12 +9,14 @@ import {
   ListObjectVersionsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client, sha256, TestBridge } from '../support/bridge.js';
 import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../support/clamd.js';
 import { RawFtp } from '../support/clients.js';
 import { startMoto } from '../support/moto-s3.js';
 import { startBackend, type StartedBackend } from '../support/s3-backends.js';
+import { sftpConfig, SshKeys } from '../support/sftp.js';
 
 /*
  * Malware scan before the commit, with a real clamd (Debian's clamav-daemon, started here on a
@@ -48,6 +50,26 @@ async function stor(port: number, user: string, name: string, body: Buffer, comm
   }
 }
 
+/** An SFTP upload (ssh2 client, password login): OPEN, one WRITE, CLOSE; the CLOSE status (0: OK) and its text. */
+async function sftpPut(port: number, user: string, path: string, body: Buffer): Promise<{ code: number; text: string }> {
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port, username: user, password: `${user}-pw`, hostVerifier: () => true, readyTimeout: 30_000 });
+  });
+  try {
+    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    const handle = await new Promise<Buffer>((resolve, reject) => sftp.open(path, 'w', (err, h) => (err ? reject(err) : resolve(h))));
+    await new Promise<void>((resolve, reject) => sftp.write(handle, body, 0, body.length, 0, (err) => (err ? reject(err) : resolve())));
+    return await new Promise((resolve) =>
+      sftp.close(handle, (err) => resolve(err ? { code: (err as { code?: number }).code ?? -1, text: err.message } : { code: 0, text: '' })),
+    );
+  } finally {
+    client.end();
+  }
+}
+
 /** The audit lines of the bridge's log (JSON, level info). */
 function auditLog(): { stream: PassThrough; operations: () => Record<string, unknown>[] } {
   const stream = new PassThrough();
@@ -67,9 +89,10 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
   let clamd: TestClamd;
   let s3rver: StartedBackend;
   let bridge: TestBridge;
+  let keys: SshKeys;
   const log = auditLog();
   beforeAll(async () => {
-    [clamd, s3rver] = await Promise.all([startClamd(), startBackend('s3rver')]);
+    [clamd, s3rver, keys] = await Promise.all([startClamd(), startBackend('s3rver'), SshKeys.create()]);
     bridge = await TestBridge.start({
       backend: s3rver.s3,
       proxy: true,
@@ -78,7 +101,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
         { username: 'quarantines', password: 'quarantines-pw', prefix: 'q/', policy: { scan: 'quarantine', quarantine: { prefix: 'quarantine/' } } },
         { username: 'plain', password: 'plain-pw', prefix: 'p/' },
       ],
-      config: { scan: { clamd: { socket: clamd.socket }, timeoutSeconds: 20, maxMiB: 8 } },
+      config: { scan: { clamd: { socket: clamd.socket }, timeoutSeconds: 20, maxMiB: 8 }, ...sftpConfig(keys.hostKey) },
       logStream: log.stream,
       logLevel: 'info',
     });
@@ -86,6 +109,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
   afterAll(async () => {
     await bridge?.close();
     await Promise.all([clamd?.close(), s3rver?.stop()]);
+    keys?.remove();
   });
 
   it('commits clean files (single request and multipart) with 226, the bytes intact', async () => {
@@ -114,6 +138,24 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
       replyCode: 550,
       error: 'SCAN_REJECTED',
       scan: { result: 'infected', signature: PATTERN_SIGNATURE, action: 'rejected' },
+    });
+  });
+
+  it('SFTP uploads are scanned too: EICAR refused at CLOSE with the signature, nothing stored; a clean file committed; the audit carries the verdict', async () => {
+    const clean = Buffer.from('a clean sftp invoice\n');
+    expect(await sftpPut(bridge.sftpPort!, 'rejects', '/sftp-clean.txt', clean)).toEqual({ code: 0, text: '' });
+    expect(await bridge.objectHash('r/sftp-clean.txt')).toBe(sha256(clean));
+    expect(log.operations().find((o) => o.key === 'r/sftp-clean.txt')).toMatchObject({ protocol: 'sftp', replyCode: 0, scan: { result: 'clean', action: 'committed' } });
+
+    const eicar = await sftpPut(bridge.sftpPort!, 'rejects', '/sftp-eicar.com', EICAR);
+    expect(eicar).toEqual({ code: 4, text: `sftp-eicar.com: rejected by the malware scanner (${EICAR_SIGNATURE})` });
+    expect(await bridge.keys('r/sftp-')).toEqual(['r/sftp-clean.txt']);
+    expect(bridge.proxy!.requestsOf('PutObject').map((r) => r.key)).not.toContain('r/sftp-eicar.com');
+    expect(log.operations().find((o) => o.key === 'r/sftp-eicar.com')).toMatchObject({
+      protocol: 'sftp',
+      result: 'error',
+      error: 'SCAN_REJECTED',
+      scan: { result: 'infected', signature: EICAR_SIGNATURE, action: 'rejected' },
     });
   });
 
@@ -186,7 +228,7 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
 
   it('counts verdicts and scan latency in /metrics', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${bridge.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 5/);
+    expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="rejected"\} 6/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="infected",action="quarantined"\} 2/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="error",action="rejected"\} 1/);
     expect(metrics).toMatch(/scan_verdicts_total\{result="oversize",action="rejected"\} 1/);

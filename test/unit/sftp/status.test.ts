@@ -18,7 +18,7 @@ describe('statusFor', () => {
   });
 
   it('scanner refusals carry the text the bridge wrote; retention names the file and its date', () => {
-    expect(statusFor(new StorageError('SCAN_REJECTED', '/a.bin: Eicar-Signature'))).toEqual({ code: SFTP_STATUS.PERMISSION_DENIED, message: '/a.bin: Eicar-Signature' });
+    expect(statusFor(new StorageError('SCAN_REJECTED', '/a.bin: Eicar-Signature'))).toEqual({ code: SFTP_STATUS.FAILURE, message: '/a.bin: Eicar-Signature' });
     expect(statusFor(new StorageError('SCAN_UNAVAILABLE', ''))).toEqual({ code: SFTP_STATUS.FAILURE, message: 'Malware scanner unavailable; try again' });
     expect(statusFor(new RetainedError('/r.txt', new Date('2030-01-01T00:00:00Z')))).toEqual({
       code: SFTP_STATUS.PERMISSION_DENIED,
