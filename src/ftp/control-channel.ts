@@ -6,6 +6,8 @@ import { TransferControl } from './transfer-control.js';
 
 /** Commands waiting to run beyond which the client is no longer read (until half have run). */
 const MAX_QUEUED = 256;
+/** Reply bytes a client may leave unread before its commands wait for them to drain. */
+const MAX_UNSENT_REPLY_BYTES = 64 * 1024;
 
 /** A command line as parsed: the directive upper-cased, the argument verbatim (null when none). */
 export interface FtpCommand {
@@ -136,6 +138,7 @@ export class ControlChannel {
           continue;
         }
         try {
+          await this.repliesFlushed();
           await item.run();
         } catch (err) {
           conn.log.error({ err }, 'command handler failed');
@@ -144,6 +147,25 @@ export class ControlChannel {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Replies a client does not read pile up in the socket's buffer (a reply's write completes once
+   * the kernel takes it, and handlers need not wait for that): no further command runs until they
+   * drain, so the queue fills and reading stops (MAX_QUEUED) instead of memory growing per reply.
+   */
+  private async repliesFlushed(): Promise<void> {
+    const socket = this.connection.commandSocket;
+    if (socket.destroyed || socket.writableLength <= MAX_UNSENT_REPLY_BYTES) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   }
 
   private unthrottle(): void {
