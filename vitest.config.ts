@@ -10,7 +10,5 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     pool: 'forks',
-    // Memory bounds are measured after a full collection (global.gc), not with garbage in the heap.
-    execArgv: ['--expose-gc'],
   },
 });
