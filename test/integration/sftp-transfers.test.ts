@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, sha256, TestBridge, USER } from '../support/bridge.js';
-import { LogLines, run, sftpBatch, sftpConfig, spawnSftp, SshKeys, SSH_OPTIONS } from '../support/sftp.js';
+import { LogLines } from '../support/log-lines.js';
+import { run, sftpBatch, sftpConfig, spawnSftp, SshKeys, SSH_OPTIONS } from '../support/sftp.js';
 
 let keys: SshKeys;
 let bridge: TestBridge;

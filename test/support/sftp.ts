@@ -2,7 +2,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 
 /** A directory of keys made with ssh-keygen: a host key for the bridge and a client key pair. */
 export class SshKeys {
@@ -114,25 +113,4 @@ export function scp(login: SftpLogin, from: string, to: string): Promise<RunResu
 export function spawnSftp(login: SftpLogin, batchFile: string): ChildProcess {
   const { command, args, env } = client('sftp', login);
   return spawn(command, [...args, '-b', batchFile, `${login.user}@127.0.0.1`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** The bridge's JSON log lines as they come (TestBridge `logStream`), to wait for an operation's event. */
-export class LogLines {
-  readonly stream = new PassThrough();
-  readonly lines: Record<string, unknown>[] = [];
-  constructor() {
-    let pending = '';
-    this.stream.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        this.lines.push(JSON.parse(pending.slice(0, nl)) as Record<string, unknown>);
-        pending = pending.slice(nl + 1);
-      }
-    });
-  }
-
-  /** The audit line of an operation on `path`, once logged. */
-  operation(op: string, path: string): Record<string, unknown> | undefined {
-    return this.lines.find((l) => l.event === 'operation' && l.operation === op && l.path === path);
-  }
 }
