@@ -71,8 +71,15 @@ async function startS3rver(): Promise<StartedBackend> {
       capabilities: { abortMultipartUpload: false, listMultipartUploads: false, uploadPartCopy: false, copySourceIfMatch: false },
     },
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      // Already gone: its 'exit' has been emitted and would never come again.
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        // A graceful close waits for keep-alive connections; it never holds a test's teardown.
+        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(killer);
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
