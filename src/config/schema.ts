@@ -629,6 +629,46 @@ const sftpSection = z.strictObject({
     .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),
 });
 
+const clusterSection = z.strictObject({
+  redis: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL')
+        .meta(doc('the shared Redis (`redis://[:password@]host:port[/db]`; `rediss://` for TLS); give it through `FTP_S3_BRIDGE__CLUSTER__REDIS__URL` from a Secret, as it may hold a password')),
+      keyPrefix: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+        .default('{ftp-s3-bridge}:')
+        .meta(doc('prefix of every key the bridge writes; the `{...}` hash tag keeps them in one slot so the scripts that touch several keys run on a clustered Redis too; replicas that must share state use the same prefix')),
+      tls: z
+        .strictObject({
+          ca: z.string().optional().meta(doc('PEM file of the CA that signed the Redis server certificate (default: the system CAs)')),
+          rejectUnauthorized: z.boolean().default(true).meta(doc('verify the server certificate; `false` only for tests')),
+        })
+        .optional()
+        .meta(doc('TLS options for a `rediss://` URL')),
+      commandTimeoutMs: z
+        .number()
+        .int()
+        .min(50)
+        .max(10_000)
+        .default(500)
+        .meta(doc('a Redis command not answered in time counts as Redis being down for that decision: the replica decides on its own state')),
+    })
+    .optional()
+    .meta(doc('shared state of all replicas (bans, connection limits, quota reservations, bandwidth); without it each replica keeps its own (see [Kubernetes](kubernetes.md))')),
+  replicaId: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+    .optional()
+    .meta(doc("this replica's name in the shared state", 'the host name and process id')),
+});
+
 export const configSchema = z
   .strictObject({
     ftp: ftpSection.prefault({}),
@@ -665,6 +705,7 @@ export const configSchema = z
       })
       .optional(),
     sftp: sftpSection.prefault({}),
+    cluster: clusterSection.prefault({}),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta(doc('pino level')),

@@ -1,3 +1,4 @@
+import { LOCAL_STATE, RedisSharedState, type SharedState } from '../cluster/shared-state.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
@@ -139,11 +140,16 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const hostKeys = config.sftp.enabled ? await loadHostKeys(config.sftp.hostKeys) : [];
   let sftp: SftpServer | undefined;
   const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024, config.s3.memoryShare);
+  // Bans, limits, quota reservations and bandwidth shared by every replica (cluster.redis), else this replica's own.
+  const redisState = config.cluster.redis ? new RedisSharedState(config.cluster.redis, config.cluster.replicaId, logger.child({ component: 'cluster' })) : undefined;
+  const shared: SharedState = redisState ?? LOCAL_STATE;
   const metrics = new BridgeMetrics({
     sessionsActive: () => ftp.connections.size + (sftp?.connections.size ?? 0),
     passivePorts: () => ftp.passivePortUsage(),
     uploadMemory: () => ({ inUse: memoryBudget.inUse, waiting: memoryBudget.waiting }),
+    ...(redisState ? { cluster: () => ({ up: shared.available(), fallbacks: shared.fallbacks }) } : {}),
   });
+  redisState?.start();
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
   const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
@@ -156,6 +162,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   if (lockProblems.length) {
     accounts.close();
     s3.destroy();
+    await redisState?.stop();
     throw new ConfigError(lockProblems);
   }
   const authenticator = accounts.authenticator;
@@ -256,6 +263,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       process.off('SIGHUP', onHangup);
       accounts.close();
       s3.destroy();
+      await redisState?.stop();
     })());
   let ftpAddress: AddressInfo;
   let ftpsImplicitAddress: AddressInfo | undefined;

@@ -13,6 +13,8 @@ export interface MetricsSources {
   passivePorts(): PassivePortUsage;
   /** The upload memory budget: bytes held by uploads, and uploads waiting for budget. */
   uploadMemory(): { inUse: number; waiting: number };
+  /** The shared state on Redis (cluster.redis): whether it is in use, and decisions taken without it. */
+  cluster?(): { up: boolean; fallbacks: number };
 }
 
 const TRANSFER_OPS = new Set<OperationEvent['op']>(['STOR', 'STOU', 'APPE', 'RETR']);
@@ -74,6 +76,26 @@ export class BridgeMetrics {
         this.set(sources.uploadMemory().waiting);
       },
     });
+    if (sources.cluster) {
+      const cluster = sources.cluster;
+      new Gauge({
+        name: 'cluster_redis_up',
+        help: "1 while the shared state on Redis (cluster.redis) is in use; 0 while each replica decides on its own state",
+        registers,
+        collect() {
+          this.set(cluster().up ? 1 : 0);
+        },
+      });
+      new Counter({
+        name: 'cluster_redis_fallbacks_total',
+        help: "Decisions (bans, limits, quota, bandwidth) taken on this replica's own state because Redis was unavailable",
+        registers,
+        collect() {
+          this.reset();
+          this.inc(cluster().fallbacks);
+        },
+      });
+    }
     this.logins = new Counter({ name: 'ftp_logins_total', help: 'Login attempts by result (ok, failed) and protocol (ftp, sftp)', labelNames: ['result', 'protocol'], registers });
     this.operations = new Counter({
       name: 'ftp_operations_total',

@@ -3,7 +3,7 @@ import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /** The layers of src/, lowest first: a module may import its own layer and lower ones only. */
-const LAYERS = ['config', 'storage', 'accounts', 'sessions', 'ftp', 'sftp', 'server', 'cli'];
+const LAYERS = ['config', 'storage', 'cluster', 'accounts', 'sessions', 'ftp', 'sftp', 'server', 'cli'];
 /** Front ends: peers on one level, neither imports the other (both build on sessions/). */
 const FRONT_ENDS = ['ftp', 'sftp'];
 const SRC = resolve('src');
