@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/accounts/passwords.js';
@@ -124,6 +124,28 @@ describe('loadConfig: environment overrides', () => {
     expect(config.ftp.passive.portMin).toBe(31000);
     expect(config.ftp.passive.portMax).toBe(31049);
     expect(config.ftp.passive.address).toBe('203.0.113.10');
+  });
+
+  it('passive.addressByHostname: the entry of this host\'s name replaces address; other hosts keep address', () => {
+    const file = writeConfig(
+      specYaml(bcryptHash).replace(
+        '  passive: { address: 203.0.113.10, portMin: 30000, portMax: 30049 }\n',
+        `  passive:\n    address: 203.0.113.10\n    addressByHostname: { ${JSON.stringify(hostname())}: 198.51.100.7, other-pod-1: 198.51.100.8 }\n`,
+      ),
+    );
+    expect(loadConfig({ file, env: {} }).ftp.passive.address).toBe('198.51.100.7');
+    // The map wins over an address from the environment too: the chart sets one or the other.
+    expect(loadConfig({ file, env: { FTP_S3_BRIDGE__FTP__PASSIVE__ADDRESS: '192.0.2.1' } }).ftp.passive.address).toBe('198.51.100.7');
+    const elsewhere = writeConfig(
+      specYaml(bcryptHash).replace(
+        '  passive: { address: 203.0.113.10, portMin: 30000, portMax: 30049 }\n',
+        '  passive:\n    address: 203.0.113.10\n    addressByHostname: { other-pod-0: 198.51.100.7 }\n',
+      ),
+    );
+    expect(loadConfig({ file: elsewhere, env: {} }).ftp.passive.address).toBe('203.0.113.10');
+    expect(problemsOf(() => parseConfig({ ftp: { passive: { addressByHostname: { [hostname()]: '' } } } }))).toContainEqual(
+      expect.stringMatching(/^ftp\.passive\.addressByHostname\./),
+    );
   });
 
   it('a PORT_MIN above the file\'s portMax is reported against ftp.passive', () => {
