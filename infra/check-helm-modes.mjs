@@ -10,10 +10,13 @@
 //   hostPort  every passive port, the control port (and FTPS/SFTP) are host ports, the pod
 //             announces its node's address and has a required anti-affinity per node.
 // In every mode the control port (and the implicit FTPS and SFTP ports when on) are exposed and
-// point at the ports the config listens on. Also checks that bad perPod values fail to render.
+// point at the ports the config listens on. Also checks that bad perPod values fail to render, and
+// that PROXY protocol and Redis settings reach the config (the Redis URL only from its Secret).
 //   node infra/check-helm-modes.mjs HELM CHART
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 
 const [helm, chart] = process.argv.slice(2);
@@ -194,6 +197,32 @@ for (const c of cases) {
     );
   }
   console.log(`${c.name}: ${workload.kind}, ${pods.length} pod(s), passive ${pods.map((p) => `${p.ports[0]}-${p.ports.at(-1)}@${p.address ?? '(the reached address)'}`).join(' ')}`);
+}
+
+// PROXY protocol and Redis reach the config only when set; the Redis URL only from its Secret.
+{
+  const configOf = (args) => {
+    const run = render(args);
+    if (run.status !== 0) throw new Error(`helm template ${args.join(' ')} failed: ${run.stderr}`);
+    const docs = parseAllDocuments(run.stdout).map((d) => d.toJS()).filter(Boolean);
+    const text = docs.find((d) => d.kind === 'ConfigMap' && d.data?.['config.yaml']).data['config.yaml'];
+    const workload = docs.find((d) => d.kind === 'Deployment' || d.kind === 'StatefulSet');
+    return { config: parse(text), text, env: workload.spec.template.spec.containers[0].env ?? [] };
+  };
+  const plain = configOf(['--set-json', ACCOUNT]);
+  check(!plain.config.ftp.proxyProtocol && !plain.config.sftp?.proxyProtocol && !plain.config.cluster, 'defaults: proxyProtocol or cluster in the config');
+  const file = join(chart, 'ci', 'proxy-redis-values.yaml');
+  const values = parse(readFileSync(file, 'utf8'));
+  const withBoth = configOf(['-f', file]);
+  check(isDeepStrictEqual(withBoth.config.ftp.proxyProtocol, values.proxyProtocol.ftp), 'proxy-redis: config.ftp.proxyProtocol differs from proxyProtocol.ftp');
+  check(isDeepStrictEqual(withBoth.config.sftp?.proxyProtocol, values.proxyProtocol.sftp), 'proxy-redis: config.sftp.proxyProtocol differs from proxyProtocol.sftp');
+  const redis = values.cluster.redis;
+  check(withBoth.config.cluster?.redis?.keyPrefix === redis.keyPrefix, 'proxy-redis: cluster.redis.keyPrefix not in the config');
+  check(withBoth.config.cluster?.redis?.tls?.ca === '/etc/ftp-s3-bridge/redis/ca.crt', 'proxy-redis: cluster.redis.tls.ca is not the mounted CA');
+  check(withBoth.config.cluster?.redis?.url === undefined && !/redis:\/\//.test(withBoth.text), 'proxy-redis: a Redis URL in the ConfigMap');
+  const urlEnv = withBoth.env.find((e) => e.name === 'FTP_S3_BRIDGE__CLUSTER__REDIS__URL');
+  check(urlEnv?.valueFrom?.secretKeyRef?.name === redis.existingSecret && urlEnv.valueFrom.secretKeyRef.key === redis.urlKey, 'proxy-redis: FTP_S3_BRIDGE__CLUSTER__REDIS__URL is not from cluster.redis.existingSecret/urlKey');
+  console.log('proxy-redis: proxyProtocol and cluster.redis in the config, the Redis URL from its Secret');
 }
 
 for (const r of refusals) {
