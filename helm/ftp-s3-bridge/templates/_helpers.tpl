@@ -272,6 +272,9 @@ cluster. Fails on a bad service type or an address list that does not match the 
 {{- fail (printf "passive.perPod NodePort: pod %d's range %d-%d passes 65535: fewer replicas or a smaller ftp.passive range" $i $lo $hi) }}
 {{- end }}
 {{- $pod := dict "name" (printf "%s-%d" (include "ftp-s3-bridge.fullname" $) $i) "portMin" $lo "portMax" $hi }}
+{{- if gt (len (printf "%s-passive" $pod.name)) 63 }}
+{{- fail (printf "passive.perPod: the Service name %s-passive is longer than 63 characters: set a shorter fullnameOverride" $pod.name) }}
+{{- end }}
 {{- if $addresses }}
 {{- $_ := set $pod "address" (toString (index $addresses $i)) }}
 {{- end }}
