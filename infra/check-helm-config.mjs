@@ -6,7 +6,9 @@
 // auth.accountsFile), so that the accounts are checked against the schema too. The chart must use
 // the current key paths: a deprecation warning of check-config fails the check. The container's
 // FTP_S3_BRIDGE__* environment overrides (plain values, and config secrets from the chart's Secret)
-// are applied as the server applies them. Secrets in the ConfigMap are refused.
+// are applied as the server applies them; a value the cluster fills in (a Downward API field, a key
+// of a Secret the chart does not create) gets a stand-in of the right form, when one is known here.
+// Secrets in the ConfigMap are refused.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,13 +34,19 @@ if (config.auth?.accountsFile && secret) {
 }
 const env = { ...process.env };
 for (const name of Object.keys(env)) if (name.startsWith('FTP_S3_BRIDGE')) delete env[name];
-const deployment = docs.find((d) => d.kind === 'Deployment');
+// Stand-ins for values only the cluster knows (the node's address, the Redis URL of an existing Secret).
+const standIns = {
+  FTP_S3_BRIDGE__FTP__PASSIVE__ADDRESS: '192.0.2.1',
+  FTP_S3_BRIDGE__CLUSTER__REDIS__URL: 'redis://redis.check-helm-config.invalid:6379',
+};
+const deployment = docs.find((d) => d.kind === 'Deployment' || d.kind === 'StatefulSet');
 const ownSecret = docs.find((d) => d.kind === 'Secret' && d.metadata?.name === deployment?.metadata?.name);
 for (const entry of deployment?.spec.template.spec.containers[0].env ?? []) {
   if (!entry.name.startsWith('FTP_S3_BRIDGE__')) continue;
   const ref = entry.valueFrom?.secretKeyRef;
   if (entry.value !== undefined) env[entry.name] = String(entry.value);
   else if (ref && ref.name === ownSecret?.metadata.name) env[entry.name] = ownSecret.stringData[ref.key];
+  else if (standIns[entry.name] !== undefined) env[entry.name] = standIns[entry.name];
 }
 const configText = configMap.data['config.yaml'];
 for (const secret of [ownSecret?.stringData?.['events-webhook-secret'], ownSecret?.stringData?.['auth-hook-url'], ownSecret?.stringData?.['events-webhook-url']]) {

@@ -1,5 +1,6 @@
 /* eslint-disable no-control-regex -- names must be checked for control characters */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import ssh2 from 'ssh2';
 import { z } from 'zod';
 
@@ -234,6 +235,10 @@ const ftpSection = z.strictObject({
         .min(1)
         .optional()
         .meta(doc('address announced in `PASV` replies: an IP, or a hostname resolved (IPv4) each time `PASV` is answered', 'the address the client connected to')),
+      byHostname: z
+        .record(z.string().min(1), z.strictObject({ address: z.string().min(1).optional(), portMin: port.optional(), portMax: port.optional() }))
+        .optional()
+        .meta(doc('`{ hostname: { address, portMin, portMax } }`: on a host (pod) whose hostname is listed, these keys replace the ones here, so that one config (one StatefulSet pod template) gives every pod its own announced address or port range (the Helm chart\'s `passive.mode: perPod`)')),
       portMin: port.default(30000).meta(doc('lowest passive data port (`PASV`/`EPSV`); one port per waiting data connection, `425` when all are taken')),
       portMax: port.default(30049).meta(doc('highest passive data port')),
       overrides: z
@@ -258,6 +263,8 @@ const ftpSection = z.strictObject({
         ),
     })
     .prefault({})
+    // This host's own entry first, so that the range check and maxPerClient see its values.
+    .transform((p) => ({ ...p, ...p.byHostname?.[hostname()] }))
     .refine((p) => p.portMin <= p.portMax, 'portMin must be <= portMax')
     .transform((p) => ({ ...p, maxPerClient: p.maxPerClient ?? Math.max(4, Math.floor((p.portMax - p.portMin + 1) / 4)) })),
   greeting: z.string().default('ftp-s3-bridge ready').meta(doc('first line of the `220` greeting')),

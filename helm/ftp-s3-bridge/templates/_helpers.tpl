@@ -171,7 +171,44 @@ must match the server's config schema (src/config/schema.ts, strict: unknown key
 {{- end }}
 {{- $_ := set $ftp "tls" $tls }}
 {{- end }}
+{{- if eq (include "ftp-s3-bridge.passiveMode" .) "perPod" }}
+{{- $nodePort := eq .Values.passive.perPod.serviceType "NodePort" }}
+{{- $byHostname := dict }}
+{{- range include "ftp-s3-bridge.perPodPods" . | fromJsonArray }}
+{{- $entry := dict }}
+{{- if hasKey . "address" }}{{ $_ := set $entry "address" .address }}{{ end }}
+{{- if $nodePort }}
+{{- $_ := set $entry "portMin" (.portMin | int) }}
+{{- $_ := set $entry "portMax" (.portMax | int) }}
+{{- end }}
+{{- $_ := set $byHostname .name $entry }}
+{{- end }}
+{{- $_ := set $passive "byHostname" $byHostname }}
+{{- $_ := set $ftp "passive" $passive }}
+{{- end }}
+{{- with .Values.proxyProtocol.ftp }}
+{{- $_ := set $ftp "proxyProtocol" (deepCopy .) }}
+{{- end }}
 {{- $_ := set $cfg "ftp" $ftp }}
+{{- with .Values.proxyProtocol.sftp }}
+{{- $sftp := get $cfg "sftp" | default dict }}
+{{- $_ := set $sftp "proxyProtocol" (deepCopy .) }}
+{{- $_ := set $cfg "sftp" $sftp }}
+{{- end }}
+{{- $redisValues := .Values.cluster.redis }}
+{{- if $redisValues.existingSecret }}
+{{- $cluster := get $cfg "cluster" | default dict }}
+{{- $redis := get $cluster "redis" | default dict }}
+{{- with $redisValues.keyPrefix }}{{ $_ := set $redis "keyPrefix" . }}{{ end }}
+{{- $tls := deepCopy ($redisValues.tls | default dict) }}
+{{- if $redisValues.caSecret }}{{ $_ := set $tls "ca" "/etc/ftp-s3-bridge/redis/ca.crt" }}{{ end }}
+{{- if $tls }}{{ $_ := set $redis "tls" $tls }}{{ end }}
+{{- /* The URL comes from the environment; an empty section here would only repeat that. */}}
+{{- if $redis }}
+{{- $_ := set $cluster "redis" $redis }}
+{{- $_ := set $cfg "cluster" $cluster }}
+{{- end }}
+{{- end }}
 {{- if .Values.sftp.enabled }}
 {{- $sftp := get $cfg "sftp" | default dict }}
 {{- $_ := set $sftp "enabled" true }}
@@ -189,4 +226,101 @@ must match the server's config schema (src/config/schema.ts, strict: unknown key
 {{/* The drain timeout the server will use (the schema's default when unset). */}}
 {{- define "ftp-s3-bridge.drainTimeoutSeconds" -}}
 {{- dig "shutdown" "drainTimeoutSeconds" 300 (.Values.config | default dict) | int }}
+{{- end }}
+
+{{/* passive.mode, checked: service, perPod or hostPort. */}}
+{{- define "ftp-s3-bridge.passiveMode" -}}
+{{- $mode := dig "mode" "service" (.Values.passive | default dict) }}
+{{- if not (has $mode (list "service" "perPod" "hostPort")) }}
+{{- fail (printf "passive.mode must be service, perPod or hostPort, got %q" (toString $mode)) }}
+{{- end }}
+{{- $mode }}
+{{- end }}
+
+{{/*
+passive.mode perPod: the StatefulSet's pods as a JSON list of { name, portMin, portMax, address? }.
+With LoadBalancer every pod has the config's range (each has its own load balancer); with NodePort
+pod i has the range shifted by i ranges, since a node port belongs to one Service in the whole
+cluster. Fails on a bad service type or an address list that does not match the replicas.
+*/}}
+{{- define "ftp-s3-bridge.perPodPods" -}}
+{{- $pp := .Values.passive.perPod }}
+{{- $replicas := .Values.replicaCount | int }}
+{{- $nodePort := eq $pp.serviceType "NodePort" }}
+{{- if not (has $pp.serviceType (list "LoadBalancer" "NodePort")) }}
+{{- fail (printf "passive.perPod.serviceType must be LoadBalancer or NodePort, got %q" (toString $pp.serviceType)) }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "passive.mode perPod needs a fixed replicaCount (one address and Service per pod): set autoscaling.enabled=false" }}
+{{- end }}
+{{- $addresses := $pp.addresses | default list }}
+{{- if and (or $addresses (not $nodePort)) (ne (len $addresses) $replicas) }}
+{{- fail (printf "passive.perPod.addresses has %d entries for replicaCount %d: give one address per pod (pod i announces addresses[i])%s" (len $addresses) $replicas (ternary "" "; with serviceType NodePort it may be empty (each pod announces its node's address)" $nodePort)) }}
+{{- end }}
+{{- $perPodAnnotations := $pp.annotationsPerPod | default list }}
+{{- if and $perPodAnnotations (ne (len $perPodAnnotations) $replicas) }}
+{{- fail (printf "passive.perPod.annotationsPerPod has %d entries for replicaCount %d: one map per pod, or none" (len $perPodAnnotations) $replicas) }}
+{{- end }}
+{{- $ports := include "ftp-s3-bridge.passivePorts" . | fromJsonArray }}
+{{- $min := first $ports | int }}
+{{- $size := len $ports }}
+{{- $pods := list }}
+{{- range $i := until $replicas }}
+{{- $lo := ternary (add $min (mul $i $size)) $min $nodePort | int }}
+{{- $hi := add $lo $size -1 | int }}
+{{- if gt $hi 65535 }}
+{{- fail (printf "passive.perPod NodePort: pod %d's range %d-%d passes 65535: fewer replicas or a smaller ftp.passive range" $i $lo $hi) }}
+{{- end }}
+{{- $pod := dict "name" (printf "%s-%d" (include "ftp-s3-bridge.fullname" $) $i) "portMin" $lo "portMax" $hi }}
+{{- if gt (len (printf "%s-passive" $pod.name)) 63 }}
+{{- fail (printf "passive.perPod: the Service name %s-passive is longer than 63 characters: set a shorter fullnameOverride" $pod.name) }}
+{{- end }}
+{{- if $addresses }}
+{{- $_ := set $pod "address" (toString (index $addresses $i)) }}
+{{- end }}
+{{- if $perPodAnnotations }}
+{{- $_ := set $pod "annotations" (index $perPodAnnotations $i | default dict) }}
+{{- end }}
+{{- $pods = append $pods $pod }}
+{{- end }}
+{{- toJson $pods }}
+{{- end }}
+
+{{/* The passive ports the pods listen on (perPod NodePort: every pod's range), as a JSON list. */}}
+{{- define "ftp-s3-bridge.containerPassivePorts" -}}
+{{- if and (eq (include "ftp-s3-bridge.passiveMode" .) "perPod") (eq .Values.passive.perPod.serviceType "NodePort") }}
+{{- $pods := include "ftp-s3-bridge.perPodPods" . | fromJsonArray }}
+{{- untilStep (get (first $pods) "portMin" | int) (get (last $pods) "portMax" | int | add1 | int) 1 | toJson }}
+{{- else }}
+{{- include "ftp-s3-bridge.passivePorts" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container's env entry for the announced passive address, when the pod takes it from its node:
+hostPort mode, and perPod NodePort without addresses.
+*/}}
+{{- define "ftp-s3-bridge.passiveAddressEnv" -}}
+{{- $mode := include "ftp-s3-bridge.passiveMode" . }}
+{{- if or (eq $mode "hostPort") (and (eq $mode "perPod") (eq .Values.passive.perPod.serviceType "NodePort") (not .Values.passive.perPod.addresses)) }}
+- name: FTP_S3_BRIDGE__FTP__PASSIVE__ADDRESS
+  {{- if and (eq $mode "hostPort") .Values.passive.hostPort.address }}
+  value: {{ .Values.passive.hostPort.address | quote }}
+  {{- else }}
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The container's env entry for the Redis URL (cluster.redis.existingSecret). */}}
+{{- define "ftp-s3-bridge.redisEnv" -}}
+{{- with .Values.cluster.redis.existingSecret }}
+- name: FTP_S3_BRIDGE__CLUSTER__REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ required "cluster.redis.urlKey is required with cluster.redis.existingSecret" $.Values.cluster.redis.urlKey }}
+{{- end }}
 {{- end }}

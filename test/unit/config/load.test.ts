@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/accounts/passwords.js';
@@ -124,6 +124,33 @@ describe('loadConfig: environment overrides', () => {
     expect(config.ftp.passive.portMin).toBe(31000);
     expect(config.ftp.passive.portMax).toBe(31049);
     expect(config.ftp.passive.address).toBe('203.0.113.10');
+  });
+
+  it('passive.byHostname: the entry of this host\'s name replaces address and range; other hosts keep them', () => {
+    const withEntries = (entries: string): string =>
+      writeConfig(
+        specYaml(bcryptHash).replace(
+          '  passive: { address: 203.0.113.10, portMin: 30000, portMax: 30049 }\n',
+          `  passive:\n    address: 203.0.113.10\n    portMin: 30000\n    portMax: 30049\n    byHostname: ${entries}\n`,
+        ),
+      );
+    const own = withEntries(`{ ${JSON.stringify(hostname())}: { address: 198.51.100.7, portMin: 30100, portMax: 30103 }, other-pod-1: { address: 198.51.100.8 } }`);
+    expect(loadConfig({ file: own, env: {} }).ftp.passive).toMatchObject({ address: '198.51.100.7', portMin: 30100, portMax: 30103, maxPerClient: 4 });
+    // The entry wins over the environment too: the chart sets one or the other.
+    expect(loadConfig({ file: own, env: { FTP_S3_BRIDGE__FTP__PASSIVE__ADDRESS: '192.0.2.1' } }).ftp.passive.address).toBe('198.51.100.7');
+    // An entry with the range only keeps the address of the environment (the chart's NodePort pods).
+    const rangeOnly = withEntries(`{ ${JSON.stringify(hostname())}: { portMin: 30010, portMax: 30019 } }`);
+    expect(loadConfig({ file: rangeOnly, env: { FTP_S3_BRIDGE__FTP__PASSIVE__ADDRESS: '192.0.2.1' } }).ftp.passive).toMatchObject({
+      address: '192.0.2.1',
+      portMin: 30010,
+      portMax: 30019,
+    });
+    const elsewhere = withEntries('{ other-pod-0: { address: 198.51.100.7, portMin: 30100, portMax: 30103 } }');
+    expect(loadConfig({ file: elsewhere, env: {} }).ftp.passive).toMatchObject({ address: '203.0.113.10', portMin: 30000, portMax: 30049 });
+    // This host's range is checked like the main one.
+    expect(problemsOf(() => loadConfig({ file: withEntries(`{ ${JSON.stringify(hostname())}: { portMin: 30200 } }`), env: {} }))).toEqual([
+      expect.stringMatching(/^ftp\.passive: .*portMin must be <= portMax/),
+    ]);
   });
 
   it('a PORT_MIN above the file\'s portMax is reported against ftp.passive', () => {
