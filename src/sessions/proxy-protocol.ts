@@ -134,7 +134,7 @@ export function parseHeader(header: Buffer): Parsed {
       if (parsed.transportProtocol !== TransportProtocol.STREAM) return { refused: 'proxy-header-unsupported' };
       const address = parsed.proxyAddress;
       if (address instanceof IPv4ProxyAddress) return { clientAddress: address.sourceAddress.address.join('.'), local: false };
-      if (address instanceof IPv6ProxyAddress) return { clientAddress: normalizeIp(ipv6Text(address.sourceAddress.address)), local: false };
+      if (address instanceof IPv6ProxyAddress) return { clientAddress: ipv6Text(address.sourceAddress.address), local: false };
       return { refused: 'proxy-header-unsupported' };
     }
     const parsed = V1ProxyProtocol.parse(header.toString('latin1'));
@@ -152,6 +152,8 @@ export function parseHeader(header: Buffer): Parsed {
 
 /** The text form of 16 address bytes (the longest run of zero groups compressed, RFC 5952). */
 function ipv6Text(bytes: readonly number[]): string {
+  // An IPv4-mapped address is the IPv4 client it maps (one key for bans and limits).
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return bytes.slice(12, 16).join('.');
   const groups = Array.from({ length: 8 }, (_, i) => (((bytes[2 * i] ?? 0) << 8) | (bytes[2 * i + 1] ?? 0)).toString(16));
   let best = { start: -1, length: 0 };
   for (let i = 0; i < 8; ) {

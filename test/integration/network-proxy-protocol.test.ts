@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBridge, sha256 } from '../support/bridge.js';
-import { RawFtp, readAll, storBytes } from '../support/clients.js';
+import { RawFtp, curl, readAll, storBytes } from '../support/clients.js';
 import { Haproxy, freePort } from '../support/haproxy.js';
 import { LogLines } from '../support/log-lines.js';
+import { sftpBatch, SshKeys } from '../support/sftp.js';
+import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
 
 const passiveRange = () => {
   const portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
@@ -50,6 +55,29 @@ function rawSession(port: number, localAddress: string, first: Buffer | string |
   });
 }
 
+/** A raw connection to the bridge's SFTP port on 127.0.0.6 (rawSession's twin). */
+function rawSftp(port: number, localAddress: string, first: string | undefined): Promise<{ text: string; closed: boolean; ms: number }> {
+  return new Promise((resolve) => {
+    const socket: Socket = connect({ port, host: '127.0.0.6', localAddress });
+    let text = '';
+    let started = Date.now();
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.once('connect', () => {
+      started = Date.now();
+      if (first !== undefined) socket.write(first);
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, closed: false, ms: Date.now() - started });
+    }, 30_000);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true, ms: Date.now() - started });
+    });
+  });
+}
+
 const V2_SIGNATURE = Buffer.from('\r\n\r\n\0\r\nQUIT\n', 'latin1');
 
 /** A v2 PROXY header (TCP over IPv4) naming `source`, or a LOCAL one. */
@@ -67,13 +95,21 @@ async function proxiedControl(port: number, localAddress: string, header: Buffer
   return ftp;
 }
 
-describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control and passive ports)', () => {
+describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control, implicit FTPS, passive and SFTP ports)', () => {
   const log = new LogLines();
   let bridge: TestBridge;
   let haproxy: Haproxy;
   let control: number;
+  let implicit: number;
+  let sftp: number;
+  let keys: SshKeys;
+  let cert: TestCertificate;
+  const work = mkdtempSync(join(tmpdir(), 'proxy-protocol-'));
+  const certs = certDir();
   beforeAll(async () => {
     const passive = passiveRange();
+    keys = await SshKeys.create();
+    cert = await makeCertificate(certs, 'proxy');
     // The bridge listens on 127.0.0.6 (HAProxy holds 127.0.0.1's ports of the passive range) and
     // trusts HAProxy's outgoing address; PASV announces HAProxy's.
     bridge = await TestBridge.start({
@@ -85,9 +121,13 @@ describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control an
         loginFailureDelayMs: 50,
         bruteForce: { maxFailures: 2, windowSeconds: 60, banSeconds: 120 },
         proxyProtocol: { enabled: true, trustedProxies: ['127.0.0.1'] },
+        tls: { cert: cert.cert, key: cert.key, implicitPort: 0 },
+      },
+      config: {
+        sftp: { enabled: true, host: '127.0.0.6', port: 0, hostKeys: [keys.hostKey], proxyProtocol: { enabled: true, trustedProxies: ['127.0.0.1'], headerTimeoutSeconds: 2 } },
       },
     });
-    control = await freePort();
+    [control, implicit, sftp] = [await freePort(), await freePort(), await freePort()];
     haproxy = await Haproxy.start(
       [
         'frontend ftp',
@@ -95,6 +135,12 @@ describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control an
         '  default_backend bridge',
         'backend bridge',
         `  server b 127.0.0.6:${bridge.port} send-proxy-v2 source 127.0.0.1`,
+        'listen ftps',
+        `  bind 127.0.0.1:${implicit}`,
+        `  server b 127.0.0.6:${bridge.ftpsImplicitPort} send-proxy-v2 source 127.0.0.1`,
+        'listen sftp',
+        `  bind 127.0.0.1:${sftp}`,
+        `  server b 127.0.0.6:${bridge.sftpPort} send-proxy-v2 source 127.0.0.1`,
         // No port: each connection goes to the port it came in on.
         'listen pasv',
         `  bind 127.0.0.1:${passive.portMin}-${passive.portMax}`,
@@ -105,6 +151,9 @@ describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control an
   afterAll(async () => {
     await haproxy?.stop();
     await bridge?.close();
+    keys?.remove();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(certs, { recursive: true, force: true });
   });
 
   it('STOR and RETR from 127.0.0.2 through HAProxy: the object names 127.0.0.2, bytes match, the log line names 127.0.0.2', async () => {
@@ -129,6 +178,48 @@ describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control an
     expect(await log.waitForOperation('RETR', '/via-proxy.bin', 'ok')).toMatchObject({ clientIp: '127.0.0.2' });
     expect(log.lines.find((l) => l.event === 'login' && l.result === 'ok')).toMatchObject({ clientIp: '127.0.0.2' });
     expect(log.lines.some((l) => l.event === 'port-stealing-refused')).toBe(false);
+  });
+
+  it('implicit FTPS through HAProxy (curl from 127.0.0.2, passive): stored and read back, the object names 127.0.0.2', async () => {
+    const body = randomBytes(200_000);
+    const file = join(work, 'implicit.bin');
+    writeFileSync(file, body);
+    const url = `ftps://127.0.0.1:${implicit}/implicit.bin`;
+    const auth = ['--interface', '127.0.0.2', '--user', 'alice:correct horse', '--cacert', cert.cert];
+    const up = await curl([...auth, '-T', file, url]);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(await bridge.objectHash('implicit.bin')).toBe(sha256(body));
+    const down = await curl([...auth, url]);
+    expect(down.code).toBe(0);
+    expect(sha256(down.stdout)).toBe(sha256(body));
+    const head = await bridge.s3.send(new HeadObjectCommand({ Bucket: bridge.bucket, Key: 'implicit.bin' }));
+    expect(head.Metadata?.['ftp-client-ip']).toBe('127.0.0.2');
+  });
+
+  it('SFTP (OpenSSH from 127.0.0.2) through HAProxy: put and get byte-exact, the object names 127.0.0.2', async () => {
+    const body = randomBytes(200_000);
+    const local = join(work, 'sftp-up.bin');
+    const back = join(work, 'sftp-down.bin');
+    writeFileSync(local, body);
+    const r = await sftpBatch({ port: sftp, user: 'alice', password: 'correct horse', bindAddress: '127.0.0.2' }, [`put ${local} /sftp.bin`, `get /sftp.bin ${back}`]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(sha256(readFileSync(back))).toBe(sha256(body));
+    expect(await bridge.objectHash('sftp.bin')).toBe(sha256(body));
+    const head = await bridge.s3.send(new HeadObjectCommand({ Bucket: bridge.bucket, Key: 'sftp.bin' }));
+    expect(head.Metadata).toMatchObject({ 'ftp-client-ip': '127.0.0.2', 'uploader-protocol': 'sftp' });
+  });
+
+  it('SFTP port: the trusted source without a header is closed after the time-out, an untrusted one sending a header at once', async () => {
+    const direct = await rawSftp(bridge.sftpPort as number, '127.0.0.1', undefined);
+    expect(direct).toMatchObject({ closed: true, text: '' });
+    expect(direct.ms).toBeGreaterThanOrEqual(2000);
+    const forged = await rawSftp(bridge.sftpPort as number, '127.0.0.5', 'PROXY TCP4 198.51.100.7 127.0.0.6 40000 22\r\nSSH-2.0-x\r\n');
+    expect(forged.closed).toBe(true);
+    expect(forged.ms).toBeLessThan(2000);
+    expect(await waitForLine(log, (l) => l.protocol === 'sftp' && l.reason === 'proxy-header-untrusted')).toMatchObject({ clientIp: '127.0.0.5' });
+    expect(await waitForLine(log, (l) => l.protocol === 'sftp' && l.reason === 'proxy-header-timeout')).toMatchObject({ clientIp: '127.0.0.1' });
   });
 
   it('a ban earned through HAProxy by 127.0.0.7 does not ban 127.0.0.3 through the same HAProxy', async () => {
