@@ -83,7 +83,7 @@ export class FtpServer {
       transferPolicy: options.transferPolicy,
       dataIdleTimeoutMs: ftp.dataIdleTimeoutSeconds * 1000,
       proxyProtocol: this.proxyGate,
-      proxyRefused: (connection, peer, reason) => this.logRefusal(peer, reason, connection.id),
+      proxyRefused: (connection, peer, reason) => this.logRefusal(peer, reason, { session: connection.id }),
       commandEnded: (connection) => {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },
@@ -111,11 +111,10 @@ export class FtpServer {
   /** One "connection refused" line per client and reason every 10 s, with the count of those suppressed. */
   private readonly refusalLog = new LogThrottle(10_000);
 
-  /** `listener`: 'implicit' for the implicit FTPS port; a session id for a data connection or a control connection's late refusal. */
-  private logRefusal(clientIp: string, reason: string, listener?: 'control' | 'implicit' | string): void {
+  /** `where`: the implicit FTPS listener, or the session whose control or data connection was refused. */
+  private logRefusal(clientIp: string, reason: string, where: { listener?: 'implicit'; session?: string } = {}): void {
     const suppressed = this.refusalLog.admit(`${clientKey(clientIp, this.options.ftp.bruteForce.ipv6PrefixLength)} ${reason}`);
     if (suppressed === undefined) return;
-    const where = listener === 'implicit' ? { listener } : listener && listener !== 'control' ? { session: listener } : {};
     this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...where, ...(suppressed ? { suppressed } : {}) }, 'connection refused');
   }
 
@@ -135,20 +134,21 @@ export class FtpServer {
    * may wait (the header), so whatever else must be known before the greeting can be awaited here.
    */
   private async arrive(socket: Socket, listener: 'control' | 'implicit'): Promise<Arrival | undefined> {
+    const where = listener === 'implicit' ? { listener } : {};
     this.arriving.add(socket);
     // A reset during the accept step is no error of the server's.
     socket.on('error', () => undefined);
     try {
       const origin = await this.proxyGate.origin(socket);
       if ('refused' in origin) {
-        this.logRefusal(normalizeIp(socket.remoteAddress), origin.refused, listener);
+        this.logRefusal(normalizeIp(socket.remoteAddress), origin.refused, where);
         socket.destroy();
         return undefined;
       }
       if (socket.destroyed) return undefined;
       const admitted = this.admit(origin.clientAddress);
       if ('refused' in admitted) {
-        this.logRefusal(origin.clientAddress, admitted.refused, listener);
+        this.logRefusal(origin.clientAddress, admitted.refused, where);
         // Before TLS there is no way to say 421: an implicit FTPS connection is closed at once, without a handshake.
         if (listener === 'implicit') socket.destroy();
         else {
