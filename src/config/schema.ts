@@ -87,6 +87,23 @@ const cidr = z.string().refine((s) => {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
 }, 'must be an IP address or a CIDR network such as 10.0.0.0/8');
 
+/** PROXY protocol on a listener (see [PROXY protocol](networking.md#proxy-protocol)); the same shape for FTP and SFTP. */
+const proxyProtocolSection = (listeners: string) =>
+  z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(false)
+        .meta(doc(`connections from \`trustedProxies\` must start with a PROXY v1 or v2 header on ${listeners}; its client address is the one bans, limits, \`allowFrom\`, logs, metrics and metadata see`)),
+      trustedProxies: z
+        .array(cidr)
+        .default([])
+        .meta(doc('load balancers (CIDRs or addresses) whose connections must carry a header; a connection from anywhere else that sends one is closed')),
+      headerTimeoutSeconds: z.number().positive().max(60).default(5).meta(doc('a trusted connection whose header is not complete within this is closed')),
+    })
+    .prefault({})
+    .refine((p) => !p.enabled || p.trustedProxies.length > 0, { path: ['trustedProxies'], message: 'needs at least one address when enabled' });
+
 export const accountSchema = z.strictObject({
   username: z
     .string()
@@ -375,7 +392,7 @@ const ftpSection = z.strictObject({
   requireTls: z
     .boolean()
     .default(false)
-    .meta(doc('every account only over TLS: `USER` in the clear gets `530`, data connections need `PROT P` (`521` otherwise); needs `ftp.tls.cert` and `ftp.tls.key`')),
+    .meta(doc('every account only over TLS: `USER` in the clear gets `530`, data connections need `PROT P` (`521` otherwise); needs `ftp.tls.cert` and `ftp.tls.key`')),  proxyProtocol: proxyProtocolSection('the control port, the implicit FTPS port and the passive data ports'),
 });
 
 /** The S3 client, uploads, and how the file tree maps onto S3. */
@@ -633,7 +650,7 @@ const sftpSection = z.strictObject({
     .min(64)
     .max(65_536)
     .default(4096)
-    .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),
+    .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),  proxyProtocol: proxyProtocolSection('the SFTP port'),
 });
 
 const clusterSection = z.strictObject({

@@ -5,6 +5,7 @@ import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../storage/digests.js';
 import type { CommandContext } from './commands/context.js';
 import { ControlChannel, type CommandTable } from './control-channel.js';
 import type { Session } from '../sessions/session.js';
+import { directOrigin, type ClientOrigin } from '../sessions/proxy-protocol.js';
 import type { DataProtection } from './tls.js';
 import type { TransferControl } from './transfer-control.js';
 
@@ -98,6 +99,8 @@ export class Connection {
     /** The server around the connection: settings and shared resources. */
     readonly server: CommandContext,
     commands: CommandTable,
+    /** Where the connection comes from: its PROXY header's client, else the socket's peer. */
+    readonly origin: ClientOrigin = directOrigin(peer.commandSocket),
   ) {
     this.channel = new ControlChannel(this, commands, server.dataIdleTimeoutMs);
   }
@@ -114,9 +117,12 @@ export class Connection {
     return this.peer.commandSocket;
   }
 
-  /** The client's address as the socket reports it. */
-  get remoteAddress(): string | undefined {
-    return this.peer.commandSocket.remoteAddress;
+  /**
+   * The client's address, the one bans, limits, `allowFrom`, the data connection check, logs,
+   * metrics and object metadata use: the PROXY header's when a trusted proxy sent one.
+   */
+  get clientAddress(): string {
+    return this.origin.clientAddress;
   }
 
   get authenticated(): boolean {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { CommandLineReader, LINE_TOO_LONG, parseCommandLine, type ReadLine } from './command-line.js';
+import { HeaderSniffer } from '../sessions/proxy-protocol.js';
 import type { Connection } from './connection.js';
 import { FtpError } from './errors.js';
 import { TransferControl } from './transfer-control.js';
@@ -50,16 +51,36 @@ export class ControlChannel {
   private statPending = false;
   /** The transfer running now. */
   transfer: TransferControl | undefined;
+  /** With ftp.proxyProtocol on: the first bytes, until they cannot be a PROXY header any more. */
+  private sniffer: HeaderSniffer | undefined;
+  private sniffed: Buffer[] = [];
 
   constructor(
     private readonly connection: Connection,
     private readonly commands: CommandTable,
     private readonly dataIdleTimeoutMs: number,
-  ) {}
+  ) {
+    if (connection.server.proxyProtocol?.enabled) this.sniffer = new HeaderSniffer();
+  }
 
   /** Bytes of the control connection (decrypted, after AUTH TLS). */
   receive(data: Buffer): void {
     this.connection.lastActivity = Date.now();
+    if (this.sniffer) {
+      // A header where none is due (an untrusted source, or a second one): the connection is closed unread.
+      const verdict = this.sniffer.push(data);
+      this.sniffed.push(data);
+      if (verdict === 'undecided') return;
+      const held = Buffer.concat(this.sniffed.splice(0));
+      this.sniffer = undefined;
+      if (verdict === 'header') {
+        const conn = this.connection;
+        conn.server.proxyRefused?.(conn, conn.origin.peerAddress, conn.origin.proxied ? 'proxy-header-unexpected' : 'proxy-header-untrusted');
+        conn.commandSocket.destroy();
+        return;
+      }
+      data = held;
+    }
     const source = this.connection.commandSocket;
     // After a TLS upgrade nothing that came in the clear is joined to what follows.
     if (this.source !== source) {

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } fro
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
 import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from '../sessions/access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
+import { ProxyProtocolGate, type ClientOrigin } from '../sessions/proxy-protocol.js';
 import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
@@ -39,6 +40,8 @@ export interface FtpServerOptions {
 type Admission = { release: () => void };
 /** Why a connection is turned away, and the text of its 421. */
 type Refusal = { refused: 'banned' | ConnectionRefusal; message: string };
+/** A control connection past the accept step: where it comes from and its slot in the limits. */
+type Arrival = { origin: ClientOrigin; admitted: Admission };
 
 /** The FTP front end: ftp-srv (ftp-srv-adapter.ts) accepts connections, our command table answers every command. */
 export class FtpServer {
@@ -51,12 +54,15 @@ export class FtpServer {
   private readonly limiter: ConnectionLimiter;
   /** The implicit FTPS listener (ftp.tls.implicitPort), once listening. */
   private implicit: NetServer | undefined;
+  /** ftp.proxyProtocol: which sources must start with a PROXY header, and reading it. */
+  private readonly proxyGate: ProxyProtocolGate;
   /**
-   * The admission of the implicit FTPS connection being handed to the control listener, taken at
-   * TCP accept (before its handshake): onConnect, which runs synchronously within that hand-over,
-   * takes the slot from here instead of counting the connection a second time.
+   * The arrival of each socket being handed to the control listener, made at the accept step:
+   * onConnect, which runs synchronously within that hand-over, takes it from here.
    */
-  private admittedImplicit: Admission | undefined;
+  private readonly arrivals = new WeakMap<Socket, Arrival>();
+  /** Sockets in the accept step (reading a PROXY header): closed with the server. */
+  private readonly arriving = new Set<Socket>();
 
   constructor(private readonly options: FtpServerOptions) {
     const { ftp, logger } = options;
@@ -64,6 +70,7 @@ export class FtpServer {
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = options.bruteForce ?? new BruteForceGuard(ftp.bruteForce);
     this.limiter = options.limiter ?? new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
+    this.proxyGate = new ProxyProtocolGate(ftp.proxyProtocol);
     this.context = {
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,
@@ -75,6 +82,8 @@ export class FtpServer {
       onOperation: (event) => options.onOperation(event),
       transferPolicy: options.transferPolicy,
       dataIdleTimeoutMs: ftp.dataIdleTimeoutSeconds * 1000,
+      proxyProtocol: this.proxyGate,
+      proxyRefused: (connection, peer, reason) => this.logRefusal(peer, reason, { session: connection.id }),
       commandEnded: (connection) => {
         if (this.draining) setImmediate(() => this.closeIfIdle(connection));
       },
@@ -91,17 +100,22 @@ export class FtpServer {
     };
     this.listener = new ControlListener(
       { host: ftp.host, port: ftp.port, greeting: ftp.greeting, passive: ftp.passive, log: logger },
-      { accept: (peer) => this.onConnect(peer), closed: (connection) => this.connections.delete(connection) },
+      {
+        incoming: (socket) => this.acceptControl(socket),
+        accept: (peer) => this.onConnect(peer),
+        closed: (connection) => this.connections.delete(connection),
+      },
     );
   }
 
   /** One "connection refused" line per client and reason every 10 s, with the count of those suppressed. */
   private readonly refusalLog = new LogThrottle(10_000);
 
-  private logRefusal(clientIp: string, reason: string, listener?: 'implicit'): void {
+  /** `where`: the implicit FTPS listener, or the session whose control or data connection was refused. */
+  private logRefusal(clientIp: string, reason: string, where: { listener?: 'implicit'; session?: string } = {}): void {
     const suppressed = this.refusalLog.admit(`${clientKey(clientIp, this.options.ftp.bruteForce.ipv6PrefixLength)} ${reason}`);
     if (suppressed === undefined) return;
-    this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...(listener ? { listener } : {}), ...(suppressed ? { suppressed } : {}) }, 'connection refused');
+    this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...where, ...(suppressed ? { suppressed } : {}) }, 'connection refused');
   }
 
   /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
@@ -114,22 +128,64 @@ export class FtpServer {
   }
 
   /**
-   * Admission (limits, bans) and the login and idle timers of a new control connection. On the
-   * control port this runs at TCP accept: ftp-srv emits 'connect' synchronously in its listener's
-   * 'connection' handler, before its greeting and with the socket paused. An implicit FTPS
-   * connection was admitted at accept already, before its handshake (listenImplicit).
+   * The accept step of the control and implicit FTPS ports, before a byte is sent: the client
+   * address (from its PROXY header when a trusted proxy connects), then bans and limits. Refused,
+   * the socket is closed here (a 421 on the control port); admitted, the caller serves it. It
+   * may wait (the header), so whatever else must be known before the greeting can be awaited here.
+   */
+  private async arrive(socket: Socket, listener: 'control' | 'implicit'): Promise<Arrival | undefined> {
+    const where = listener === 'implicit' ? { listener } : {};
+    this.arriving.add(socket);
+    // A reset during the accept step is no error of the server's.
+    socket.on('error', () => undefined);
+    try {
+      const origin = await this.proxyGate.origin(socket);
+      if ('refused' in origin) {
+        this.logRefusal(normalizeIp(socket.remoteAddress), origin.refused, where);
+        socket.destroy();
+        return undefined;
+      }
+      if (socket.destroyed) return undefined;
+      const admitted = this.admit(origin.clientAddress);
+      if ('refused' in admitted) {
+        this.logRefusal(origin.clientAddress, admitted.refused, where);
+        // Before TLS there is no way to say 421: an implicit FTPS connection is closed at once, without a handshake.
+        if (listener === 'implicit') socket.destroy();
+        else {
+          socket.end(`421 ${admitted.message}\r\n`);
+          setTimeout(() => socket.destroy(), 2000).unref();
+        }
+        return undefined;
+      }
+      return { origin, admitted };
+    } finally {
+      this.arriving.delete(socket);
+    }
+  }
+
+  /** A TCP connection on the control port: served once past the accept step. */
+  private acceptControl(socket: Socket): void {
+    void this.arrive(socket, 'control').then((arrival) => {
+      if (!arrival) return;
+      this.arrivals.set(socket, arrival);
+      this.listener.serve(socket);
+    });
+  }
+
+  /**
+   * The login and idle timers of a new control connection, past the accept step (arrive). ftp-srv
+   * emits 'connect' synchronously when it is served, before its greeting and with the socket paused.
    */
   private onConnect(peer: ControlPeer): Connection | { refuse: string } {
     const { ftp, logger } = this.options;
     const socket = peer.commandSocket;
-    const clientIp = normalizeIp(socket.remoteAddress);
-    const admitted = this.admittedImplicit ?? this.admit(clientIp);
-    this.admittedImplicit = undefined;
-    if ('refused' in admitted) {
-      this.logRefusal(clientIp, admitted.refused);
-      return { refuse: admitted.message };
-    }
-    const connection = new Connection(peer, this.context, commandTable);
+    const arrival = this.arrivals.get(socket);
+    this.arrivals.delete(socket);
+    // Every socket served went through arrive: this is no path a client can take.
+    if (!arrival) return { refuse: 'Service not available' };
+    const { origin, admitted } = arrival;
+    const clientIp = origin.clientAddress;
+    const connection = new Connection(peer, this.context, commandTable, origin);
     // Implicit FTPS: the control connection is TLS from the start, and so are data connections
     // until the client asks for PROT C.
     if (controlProtected(socket)) connection.protection.level = 'P';
@@ -171,7 +227,7 @@ export class FtpServer {
    */
   private async login(connection: Connection, username: string, password: string): Promise<void> {
     const arrived = performance.now();
-    const clientIp = normalizeIp(connection.remoteAddress);
+    const clientIp = connection.clientAddress;
     const log = this.options.logger.child({ session: connection.id, clientIp, user: username });
     // A check that outlasts the delay (a loaded machine) is rounded up to a whole multiple of
     // it, so the reply time still tells at most which multiple, not how long the check took.
@@ -215,7 +271,7 @@ export class FtpServer {
   }
 
   private async passiveAddress(connection: Connection): Promise<string> {
-    const override = this.passiveOverrides.find((o) => o.clients.has(connection.remoteAddress));
+    const override = this.passiveOverrides.find((o) => o.clients.has(connection.clientAddress));
     const configured = override?.address ?? this.options.ftp.passive.address;
     if (configured) {
       if (isIP(configured)) return configured;
@@ -244,27 +300,18 @@ export class FtpServer {
     // connection's TLS session on a data connection (lftp/GnuTLS) finds it, and reloads apply to all.
     const server = createNetServer({ pauseOnConnect: true }, (socket) => {
       // Bans and limits apply here, at accept: a connection that never handshakes holds a slot.
-      const clientIp = normalizeIp(socket.remoteAddress);
-      const admitted = this.admit(clientIp);
-      if ('refused' in admitted) {
-        this.logRefusal(clientIp, admitted.refused, 'implicit');
-        // Before TLS there is no way to say 421: closed at once, without a handshake.
-        socket.destroy();
-        return;
-      }
-      const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
-      secure.once('close', admitted.release);
-      handshake(secure).then(
-        () => {
-          this.admittedImplicit = admitted;
-          try {
+      void this.arrive(socket, 'implicit').then((arrival) => {
+        if (!arrival) return;
+        const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
+        secure.once('close', arrival.admitted.release);
+        handshake(secure).then(
+          () => {
+            this.arrivals.set(secure, arrival);
             this.listener.serve(secure);
-          } finally {
-            this.admittedImplicit = undefined;
-          }
-        },
-        () => logger.debug({ clientIp: normalizeIp(socket.remoteAddress) }, 'implicit FTPS handshake failed'),
-      );
+          },
+          () => logger.debug({ clientIp: arrival.origin.clientAddress }, 'implicit FTPS handshake failed'),
+        );
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -350,6 +397,7 @@ export class FtpServer {
   /** Stops listening and closes every connection; transfers in flight are aborted. */
   async close(): Promise<void> {
     this.implicit?.close();
+    for (const socket of this.arriving) socket.destroy();
     await this.listener.close();
   }
 }

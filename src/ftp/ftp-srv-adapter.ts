@@ -53,8 +53,13 @@ export interface ControlListenerOptions {
 
 export interface ControlListenerHooks {
   /**
-   * A new control connection, at TCP accept (before the greeting, the socket still paused): our
-   * Connection for it, or the text of the 421 it is turned away with.
+   * A TCP connection accepted on the control port (paused), before ftp-srv sees it: the owner
+   * decides (asynchronously) whether to {@link ControlListener.serve} it.
+   */
+  incoming(socket: Socket): void;
+  /**
+   * A new control connection handed to {@link ControlListener.serve} (before the greeting, the
+   * socket still paused): our Connection for it, or the text of the 421 it is turned away with.
    */
   accept(peer: ControlPeer): Connection | { refuse: string };
   /** The control connection's socket closed. */
@@ -105,6 +110,8 @@ function peerOf(ftp: FtpSrvConnection): ControlPeer {
  */
 export class ControlListener {
   private readonly srv: FtpSrvInstance;
+  /** ftp-srv's own 'connection' handler (it makes its connection object and greets), run by serve(). */
+  private readonly ftpSrvAccept: ((socket: Socket) => void)[];
 
   constructor(options: ControlListenerOptions, hooks: ControlListenerHooks) {
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
@@ -145,6 +152,11 @@ export class ControlListener {
         hooks.closed(accepted);
       });
     });
+    // The bridge owns the accept step: ftp-srv's handler runs only for sockets the owner serves.
+    const server = this.srv.server;
+    this.ftpSrvAccept = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => hooks.incoming(socket));
     this.srv.on('client-error', ({ error, context }: { error: Error; context: string }) => {
       options.log.debug({ err: error, context }, 'client connection error');
     });
@@ -156,9 +168,12 @@ export class ControlListener {
     return this.srv.server.address() as AddressInfo;
   }
 
-  /** Serves a socket accepted elsewhere (implicit FTPS, after its handshake) like one of the control port. */
+  /**
+   * Hands a (paused) socket to ftp-srv: one the control port accepted, once admitted, or one
+   * accepted elsewhere (implicit FTPS, after its handshake).
+   */
   serve(socket: Socket): void {
-    this.srv.server.emit('connection', socket);
+    for (const accept of this.ftpSrvAccept) accept.call(this.srv.server, socket);
   }
 
   /** Stops accepting connections; those open stay. */

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import ssh2, { type AuthContext, type Connection, type ServerChannel } from 'ssh2';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
-import { AddressSet, type BruteForceGuard, type ConnectionLimiter, normalizeIp } from '../sessions/access-control.js';
+import { AddressSet, type BruteForceGuard, type ConnectionLimiter, LogThrottle, normalizeIp } from '../sessions/access-control.js';
+import { HeaderSniffer, ProxyProtocolGate } from '../sessions/proxy-protocol.js';
 import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
@@ -55,6 +56,8 @@ function hangUp(client: Connection): void {
 
 interface PendingSocket {
   socket: Socket;
+  /** The client's address: the PROXY header's when a trusted proxy sent one, else the socket's peer. */
+  clientIp: string;
   loginTimer: NodeJS.Timeout;
 }
 
@@ -83,9 +86,16 @@ export class SftpServer {
   /** Admitted sockets until they close, by remote address and port (ssh2 reports both). */
   private readonly accepted = new Map<string, PendingSocket>();
   private draining = false;
+  /** sftp.proxyProtocol: which sources must start with a PROXY header, and reading it. */
+  private readonly proxyGate: ProxyProtocolGate;
+  /** Sockets reading their PROXY header: closed with the server. */
+  private readonly arriving = new Set<Socket>();
+  /** One "connection refused" line per client and reason every 10 s. */
+  private readonly refusalLog = new LogThrottle(10_000);
 
   constructor(private readonly options: SftpServerOptions) {
     const { sftp, hostKeys } = options;
+    this.proxyGate = new ProxyProtocolGate(sftp.proxyProtocol);
     this.server = new ssh2.Server(
       {
         hostKeys: hostKeys.map((k) => k.privateKey),
@@ -109,7 +119,7 @@ export class SftpServer {
    */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.sftp;
-    const listener = createNetServer((socket) => this.accept(socket));
+    const listener = createNetServer((socket) => void this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(port, host, () => {
@@ -122,22 +132,40 @@ export class SftpServer {
     return listener.address() as AddressInfo;
   }
 
-  /** Admission (bans, limits) and the login time-out of a new TCP connection. */
-  private accept(socket: Socket): void {
-    const { logger, bruteForce, limiter, loginTimeoutSeconds } = this.options;
-    const clientIp = normalizeIp(socket.remoteAddress);
+  private logRefusal(clientIp: string, reason: string): void {
+    const suppressed = this.refusalLog.admit(`${clientIp} ${reason}`);
+    if (suppressed === undefined) return;
+    this.options.logger.warn({ event: 'connection-refused', clientIp, protocol: 'sftp', reason, ...(suppressed ? { suppressed } : {}) }, 'connection refused');
+  }
+
+  /**
+   * The client address (from its PROXY header when a trusted proxy connects), then admission
+   * (bans, limits) and the login time-out of a new TCP connection, before ssh2 sees it.
+   */
+  private async accept(socket: Socket): Promise<void> {
+    const { bruteForce, limiter, loginTimeoutSeconds, logger } = this.options;
     socket.on('error', () => undefined);
+    this.arriving.add(socket);
+    const origin = await this.proxyGate.origin(socket).finally(() => this.arriving.delete(socket));
+    if ('refused' in origin) {
+      this.logRefusal(normalizeIp(socket.remoteAddress), origin.refused);
+      socket.destroy();
+      return;
+    }
+    if (socket.destroyed) return;
+    const clientIp = origin.clientAddress;
     const refusal = this.draining ? 'shutting-down' : bruteForce.bannedFor(clientIp) > 0 ? 'banned' : undefined;
     const admitted = refusal ? undefined : limiter.admit(clientIp);
     if (refusal || !admitted || 'refused' in admitted) {
       const reason = refusal ?? (admitted && 'refused' in admitted ? admitted.refused : 'refused');
-      logger.warn({ event: 'connection-refused', clientIp, protocol: 'sftp', reason }, 'connection refused');
+      this.logRefusal(clientIp, reason);
       socket.destroy();
       return;
     }
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
     const pending: PendingSocket = {
       socket,
+      clientIp,
       loginTimer: setTimeout(() => {
         logger.info({ event: 'timeout', clientIp, protocol: 'sftp', what: 'login' }, 'login timeout; closing connection');
         socket.destroy();
@@ -150,15 +178,30 @@ export class SftpServer {
       this.accepted.delete(key);
     });
     this.server.injectSocket(socket);
+    // ssh2 paused the socket and reads it from the next tick on: this listener comes first. A
+    // header where none is due (an untrusted source, or a second one) closes the connection.
+    if (this.proxyGate.enabled) {
+      const sniffer = new HeaderSniffer();
+      const sniff = (chunk: Buffer) => {
+        const verdict = sniffer.push(chunk);
+        if (verdict === 'undecided') return;
+        socket.off('data', sniff);
+        if (verdict === 'header') {
+          this.logRefusal(clientIp, origin.proxied ? 'proxy-header-unexpected' : 'proxy-header-untrusted');
+          socket.destroy();
+        }
+      };
+      socket.prependListener('data', sniff);
+    }
   }
 
   private onConnection(client: Connection, info: { ip: string; port: number }): void {
     const { logger, sftp } = this.options;
-    const clientIp = normalizeIp(info.ip);
+    const pending = this.accepted.get(`${info.ip}:${info.port}`);
+    const clientIp = pending?.clientIp ?? normalizeIp(info.ip);
     const id = randomUUID();
     const log = logger.child({ session: id, clientIp, protocol: 'sftp' });
     client.on('error', (err) => log.debug({ err }, 'SSH connection error'));
-    const pending = this.accepted.get(`${info.ip}:${info.port}`);
     if (!pending) {
       hangUp(client);
       return;
@@ -360,5 +403,6 @@ export class SftpServer {
     while (this.connections.size > 0 && Date.now() < deadline) await sleep(20);
     // Sockets still open: not logged in yet, or a client that does not close its side.
     for (const { socket } of this.accepted.values()) socket.destroy();
+    for (const socket of this.arriving) socket.destroy();
   }
 }

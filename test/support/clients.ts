@@ -76,18 +76,24 @@ export class FtpReplyQueue {
 export class RawFtp {
   private readonly replies = new FtpReplyQueue();
 
-  private constructor(readonly socket: Socket) {
+  private constructor(
+    readonly socket: Socket,
+    /** The address the client binds its connections to (data connections too); the system's choice when unset. */
+    private readonly localAddress?: string,
+  ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.replies.push(chunk));
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawFtp> {
-    const socket = connect(port, host);
+  /** `preamble`: bytes sent before the greeting is awaited (a PROXY protocol header, as a proxy sends it). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string, preamble?: Buffer | string): Promise<RawFtp> {
+    const socket = connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    const ftp = new RawFtp(socket);
+    if (preamble !== undefined) socket.write(preamble);
+    const ftp = new RawFtp(socket, localAddress);
     await ftp.reply();
     return ftp;
   }
@@ -119,7 +125,7 @@ export class RawFtp {
     const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(r.text);
     if (r.code !== 227 || !m) throw new Error('PASV: ' + r.text);
     const port = Number(m[5]) * 256 + Number(m[6]);
-    const data = connect(port, `${m[1]}.${m[2]}.${m[3]}.${m[4]}`);
+    const data = connect({ port, host: `${m[1]}.${m[2]}.${m[3]}.${m[4]}`, localAddress: this.localAddress });
     await new Promise<void>((resolve, reject) => {
       data.once('connect', resolve);
       data.once('error', reject);

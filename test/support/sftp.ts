@@ -69,6 +69,8 @@ export interface SftpLogin {
   /** Password login through sshpass; otherwise `key`. */
   password?: string;
   key?: string;
+  /** The local address the client connects from (OpenSSH BindAddress). */
+  bindAddress?: string;
 }
 
 /**
@@ -77,7 +79,7 @@ export interface SftpLogin {
  * first value), so that ssh asks for the password.
  */
 function client(program: 'sftp' | 'scp', login: SftpLogin): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
-  const common = [...SSH_OPTIONS, '-P', String(login.port)];
+  const common = [...SSH_OPTIONS, '-P', String(login.port), ...(login.bindAddress ? ['-o', `BindAddress=${login.bindAddress}`] : [])];
   if (login.password !== undefined) {
     const auth = ['-o', 'BatchMode=no', '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
     return { command: 'sshpass', args: ['-e', program, ...common, ...auth], env: { SSHPASS: login.password } };

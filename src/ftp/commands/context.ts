@@ -3,12 +3,12 @@ import { TLSSocket } from 'node:tls';
 import type { Permission } from '../../config/schema.js';
 import type { FileStore } from '../../storage/object-store.js';
 import { StorageError } from '../../storage/errors.js';
-import { normalizeIp } from '../../sessions/access-control.js';
 import { SessionError } from '../../sessions/errors.js';
 import type { Connection } from '../connection.js';
 import { attachTransfer } from '../data-transfer.js';
 import { FtpError } from '../errors.js';
 import type { OperationEvent, OperationListener } from '../../sessions/operations.js';
+import type { ProxyProtocolGate } from '../../sessions/proxy-protocol.js';
 import type { PassivePortPool } from '../passive-ports.js';
 import { replyFor } from '../replies.js';
 import type { Session } from '../../sessions/session.js';
@@ -34,6 +34,10 @@ export interface CommandContext {
   onOperation: OperationListener;
   /** Quotas and bandwidth limits of transfers (none when omitted). */
   transferPolicy?: TransferPolicy;
+  /** ftp.proxyProtocol: passive data connections from a trusted proxy start with a PROXY header naming the client. */
+  proxyProtocol?: ProxyProtocolGate;
+  /** Told of a data connection refused for its PROXY header (a throttled log line). */
+  proxyRefused?(connection: Connection, peer: string, reason: string): void;
   /** ftp.dataIdleTimeoutSeconds in ms: a transfer whose data connection moves no byte that long is aborted (0: never). */
   dataIdleTimeoutMs: number;
   /** Told after every session command's final reply (a draining server then closes idle connections). */
@@ -197,7 +201,7 @@ export function report(
     ...rest,
     sessionId: conn.id,
     user: session.account.username,
-    clientIp: normalizeIp(conn.remoteAddress),
+    clientIp: conn.clientAddress,
     durationMs: Date.now() - started,
     result: failed ? 'error' : 'ok',
     code: failed ? replyFor(error).code : (code ?? 250),

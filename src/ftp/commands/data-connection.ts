@@ -51,13 +51,33 @@ export class PassiveDataConnector implements DataConnector {
     return this.lease.port;
   }
 
+  /**
+   * A connection to the passive port. From a trusted PROXY protocol source its header names the
+   * client first; from anywhere else the bytes are the file's and are not looked at.
+   */
   private accept(socket: Socket): void {
     if (this.dataSocket || this.ended) {
       socket.destroy();
       return;
     }
-    const control = normalizeIp(this.connection.commandSocket.remoteAddress);
-    const peer = normalizeIp(socket.remoteAddress);
+    const gate = this.connection.server.proxyProtocol;
+    if (!gate?.trusts(socket.remoteAddress)) return this.acceptFrom(socket, normalizeIp(socket.remoteAddress));
+    void gate.origin(socket).then((origin) => {
+      if ('refused' in origin) {
+        this.connection.server.proxyRefused?.(this.connection, normalizeIp(socket.remoteAddress), origin.refused);
+        socket.destroy();
+        return;
+      }
+      if (this.dataSocket || this.ended) {
+        socket.destroy();
+        return;
+      }
+      this.acceptFrom(socket, origin.clientAddress);
+    });
+  }
+
+  private acceptFrom(socket: Socket, peer: string): void {
+    const control = this.connection.clientAddress;
     if (peer !== control) {
       this.connection.log.warn(
         { event: 'port-stealing-refused', dataPeer: peer, controlPeer: control, port: this.lease?.port },
@@ -166,7 +186,7 @@ async function passive(conn: Connection): Promise<number> {
   conn.dataConnector = connector;
   try {
     // The holder of the port for ftp.passive.maxPerClient: the client address, as the connection limits count it.
-    const client = clientKey(conn.remoteAddress, ctx.ipv6PrefixLength);
+    const client = clientKey(conn.clientAddress, ctx.ipv6PrefixLength);
     return await connector.open((onConnection) => ctx.passivePorts.acquire(ctx.passiveListenHost, client, onConnection));
   } catch (err) {
     connector.end();
@@ -192,7 +212,9 @@ function passiveFailure(conn: Connection, err: unknown): Promise<void> {
 async function active(conn: Connection, verb: string, parsed: ParsedActive): Promise<void> {
   if ('error' in parsed) return conn.reply(parsed.error.startsWith('Network') ? 522 : 501, parsed.error);
   if (conn.epsvAll) return conn.reply(503, `${verb} not allowed after EPSV ALL`);
-  const control = normalizeIp(conn.remoteAddress);
+  // The bridge would connect to the client around the proxy, which it is not meant to reach.
+  if (conn.origin.proxied) return conn.reply(502, `${verb} not available through a proxy; use PASV or EPSV`);
+  const control = conn.clientAddress;
   const reason =
     normalizeIp(parsed.host) !== control ? 'address is not the client address' : parsed.port < 1024 ? 'port below 1024' : undefined;
   if (reason) {
@@ -220,7 +242,7 @@ export const dataConnectionCommands: Record<string, CommandSpec> = {
   PASV: {
     handler: async (conn) => {
       if (conn.epsvAll) return conn.reply(503, 'PASV not allowed after EPSV ALL');
-      if (isIP(normalizeIp(conn.remoteAddress)) === 6) return conn.reply(522, 'PASV needs IPv4; use EPSV');
+      if (isIP(conn.clientAddress) === 6) return conn.reply(522, 'PASV needs IPv4; use EPSV');
       let address: string;
       try {
         address = await conn.server.passiveAddress(conn);
@@ -250,7 +272,7 @@ export const dataConnectionCommands: Record<string, CommandSpec> = {
         return conn.reply(200, 'EPSV ALL ok');
       }
       if (arg !== '' && arg !== '1' && arg !== '2') return conn.reply(522, 'Network protocol not supported, use (1,2)');
-      const family = isIP(normalizeIp(conn.remoteAddress));
+      const family = isIP(conn.clientAddress);
       if (arg !== '' && Number(arg) !== (family === 6 ? 2 : 1)) {
         return conn.reply(522, `Network protocol not supported, use (${family === 6 ? 2 : 1})`);
       }

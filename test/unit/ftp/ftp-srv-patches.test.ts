@@ -51,7 +51,11 @@ describe('ftp-srv with the adapter: our reader reads the control connection', ()
     const gone = new Promise<void>((resolve) => (closed = resolve));
     const listener = new ControlListener(
       { host: '127.0.0.1', port: 0, passive: { portMin: 47620, portMax: 47629 }, log: pino({ level: 'silent' }) },
-      { accept: (peer) => (accepted = new Connection(peer, fakeContext(), commandTable)), closed: () => closed() },
+      {
+        incoming: (socket) => listener.serve(socket),
+        accept: (peer) => (accepted = new Connection(peer, fakeContext(), commandTable)),
+        closed: () => closed(),
+      },
     );
     const { port } = await listener.listen();
     const socket = connect(port, '127.0.0.1');
