@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freeBuffer } from '../storage/free-buffer.js';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
 import { FtpError } from './errors.js';
+import { dataChannelEstablished } from './tls.js';
 import { whenAborted, type TransferControl } from './transfer-control.js';
 
 /**
@@ -136,7 +137,13 @@ export function sendStream(source: Readable, data: Socket, control: Socket, tran
     control.once('close', onControlClose);
     data.on('drain', onDrain);
     source.on('data', onData);
-    finished(source, { writable: false }, (err) => (err ? settle(err) : data.end()));
+    finished(source, { writable: false }, (err) => {
+      if (err) return settle(err);
+      dataChannelEstablished(data).then(
+        () => data.end(),
+        () => settle(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost: no TLS handshake')),
+      );
+    });
     finished(data, { readable: false }, (err) => settle(err));
   });
 }
@@ -145,7 +152,7 @@ export function sendStream(source: Readable, data: Socket, control: Socket, tran
 function sendError(err: Error): Error {
   if (err instanceof FtpError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
     return new FtpError('DATA_CONNECTION_LOST', 'Data connection lost', { cause: err });
   }
   return err;
@@ -168,9 +175,31 @@ export async function writeLines(data: Socket, lines: string[], transfer?: Trans
 export async function closeData(data: Socket, transfer?: TransferControl): Promise<void> {
   if (data.destroyed) throw new FtpError('DATA_CONNECTION_LOST', 'Data connection lost');
   if (transfer?.signal.aborted) throw abortReason(data, transfer);
+  // Written data waits in a TLS socket until its handshake; the end of the stream would not.
+  await untilSecure(data, transfer);
   const flushed = untilFlushed(data, 'finish', transfer);
   data.end();
   await flushed;
+}
+
+/** Waits for the TLS handshake of a protected data connection (see dataChannelEstablished), or an abort of `transfer`. */
+function untilSecure(data: Socket, transfer: TransferControl | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stopAbortWatch = whenAborted(transfer?.signal, (reason) => {
+      data.destroy();
+      reject(reason);
+    });
+    dataChannelEstablished(data).then(
+      () => {
+        stopAbortWatch();
+        resolve();
+      },
+      () => {
+        stopAbortWatch();
+        reject(new FtpError('DATA_CONNECTION_LOST', 'Data connection lost: no TLS handshake'));
+      },
+    );
+  });
 }
 
 /** Waits for `event` on the data connection; rejects when it breaks or `transfer` is aborted. */

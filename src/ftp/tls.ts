@@ -236,11 +236,28 @@ function issueNoTickets(context: SecureContext, ticketKeys: Buffer): boolean {
 export function serverTlsSocket(socket: Socket, context: SecureContext, handshakeTimeoutMs: number, log: Logger): TLSSocket {
   const secure = new TLSSocket(socket, { isServer: true, secureContext: context });
   secure.on('error', (err) => log.debug({ err }, 'TLS socket error'));
-  const timer = setTimeout(() => secure.destroy(new Error('TLS handshake timed out')), handshakeTimeoutMs);
+  const timer = setTimeout(() => secure.destroy(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })), handshakeTimeoutMs);
   timer.unref();
-  secure.once('secure', () => clearTimeout(timer));
+  secure.once('secure', () => {
+    clearTimeout(timer);
+    established.add(secure);
+  });
   secure.once('close', () => clearTimeout(timer));
   return secure;
+}
+
+/** Server-side TLS sockets of serverTlsSocket whose handshake is done. */
+const established = new WeakSet<TLSSocket>();
+
+/**
+ * Resolves once a data connection can be trusted to have carried what was written: at once for
+ * plain TCP, after the handshake for TLS. A TLS socket that is ended before its handshake reports
+ * 'finish' although the client never got a byte (an empty listing, a 0-byte file), so the `226`
+ * must wait for it; the handshake time-out of serverTlsSocket bounds the wait.
+ */
+export function dataChannelEstablished(socket: Socket): Promise<void> {
+  if (!(socket instanceof TLSSocket) || established.has(socket)) return Promise.resolve();
+  return handshake(socket);
 }
 
 /** Resolves once the handshake of a server-side TLS socket is done; rejects when it fails. */

@@ -393,6 +393,42 @@ describe('data connections of clients that never read an upload (Perl Net::FTP, 
     }
   });
 
+  it('an empty listing or a 0-byte file under PROT P gets no 226 until the data connection has done its handshake', async () => {
+    await bridge.put('zero.bin', '');
+    await Promise.all(
+      ['NLST empty-listing', 'RETR zero.bin'].map(async (command) => {
+        // A client that connects its data connection and never starts TLS: nothing was delivered.
+        const c = await protectedSession('TLSv1.3');
+        try {
+          if (command.startsWith('NLST')) expect([257, 550]).toContain((await c.command('MKD empty-listing')).code);
+          const data = await c.epsv();
+          data.on('error', () => undefined);
+          const closed = new Promise<void>((resolve) => data.once('close', () => resolve()));
+          const t0 = Date.now();
+          expect((await c.command(command)).code).toBe(150);
+          const final = await c.reply(60_000);
+          expect(final.code, final.text).toBe(426);
+          // Refused by the handshake time-out (ftp.tls.handshakeTimeoutSeconds, 10 s by default), not at once.
+          expect(Date.now() - t0).toBeGreaterThanOrEqual(9_000);
+          await closed;
+        } finally {
+          c.close();
+        }
+      }),
+    );
+    // The same with the handshake done after the 150 (what curl and ftplib do): 226, with the bytes.
+    const c = await protectedSession('TLSv1.3');
+    try {
+      const down = tlsConnect({ socket: await c.epsv(), rejectUnauthorized: false });
+      const received = readAll(down);
+      expect((await c.command('RETR zero.bin')).code).toBe(150);
+      expect((await received).length).toBe(0);
+      expect((await c.reply(60_000)).code).toBe(226);
+    } finally {
+      c.close();
+    }
+  }, 90_000);
+
   it('a data connection accepted under PROT P is not used in the clear after PROT C', async () => {
     const c = await protectedSession('TLSv1.3');
     try {
