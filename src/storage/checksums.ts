@@ -89,15 +89,6 @@ export function checksumOf(
 /** SDK enum value for CreateMultipartUpload's ChecksumAlgorithm. */
 export const sdkChecksumAlgorithm = (algorithm: S3Checksum): S3ChecksumAlgorithm => algorithm as S3ChecksumAlgorithm;
 
-/**
- * The algorithm in force: s3.checksumAlgorithm, else SHA256 on AWS and none with a custom endpoint
- * (many S3-compatible stores reject or ignore x-amz-checksum-*). Undefined: none.
- */
-export function resolveChecksumAlgorithm(s3: { endpoint?: string; checksumAlgorithm?: S3Checksum | 'none' }): S3Checksum | undefined {
-  const configured = s3.checksumAlgorithm ?? (s3.endpoint === undefined ? 'SHA256' : 'none');
-  return configured === 'none' ? undefined : configured;
-}
-
 /** CRC64NVME's polynomial, bit-reflected (the CRC's init and final XOR are all ones, as CRC-32's). */
 const CRC64NVME_POLY_REFLECTED = 0x9a6c9329ac4bc9b5n;
 
