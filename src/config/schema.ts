@@ -652,7 +652,13 @@ export const configSchema = z
         clamd: z
           .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
           .meta(doc("clamd's TCP address (`{ host, port }`) or Unix socket (`{ socket }`); its `StreamMaxLength` must be at least `maxMiB` (see [Scanning](scanning.md))")),
-        timeoutSeconds: z.number().positive().max(3600).default(30).meta(doc('bound on each wait for clamd (taking a chunk, the verdict after the last byte)')),
+        timeoutSeconds: z.number().positive().max(3600).default(30).meta(doc('bound on each wait for clamd (taking a chunk, the verdict after the last byte, plus `verdictSecondsPerGiB`)')),
+        verdictSecondsPerGiB: z
+          .number()
+          .min(0)
+          .max(3600)
+          .default(60)
+          .meta(doc('added to the wait for the verdict for every GiB scanned: clamd scans a stream after its last byte (~27 CPU-s per GiB measured; see [Scanning](scanning.md))')),
         maxMiB: z.number().positive().max(5120).default(1024).meta(doc('larger uploads are not scanned (clamd spools each stream to its disk); see `oversize`')),
         oversize: z
           .enum(['reject', 'accept-unscanned'])

@@ -16,6 +16,7 @@ import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
 import type { AccountScanPolicy } from '../storage/scan.js';
+import { pingClamd } from '../storage/clamd.js';
 import type { SweepResult } from '../storage/sweep.js';
 import { eventFor, WebhookPublisher } from './events.js';
 import { Readiness } from './health.js';
@@ -74,6 +75,7 @@ export function scanPolicyFor(account: AccountConfig, scan: BridgeConfig['scan']
     settings: scan && {
       clamd: scan.clamd,
       timeoutMs: scan.timeoutSeconds * 1000,
+      verdictMsPerGiB: scan.verdictSecondsPerGiB * 1000,
       maxBytes: Math.floor(scan.maxMiB * 1024 * 1024),
       oversize: scan.oversize,
       onError: scan.onError,
@@ -131,6 +133,9 @@ async function objectLockProblems(targets: AccountTarget[], withChecksum: (accou
 
 /** Bound on one bucket's start-up checksum probe (a handful of small requests). */
 const CHECKSUM_PROBE_TIMEOUT_MS = 10_000;
+
+/** Bound on /readyz's PING of clamd. */
+const SCANNER_PING_TIMEOUT_MS = 2000;
 
 /** Composition root: builds every part from the config and starts the FTP listener. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
@@ -256,7 +261,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames) + (sftp?.closeSessionsOf(usernames) ?? 0));
   const onHangup = () => void accounts.reload();
   if (config.auth.accountsFile) process.on('SIGHUP', onHangup);
-  const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
+  const scanSection = config.scan;
+  const scannerCheck = scanSection && (() => pingClamd(scanSection.clamd, SCANNER_PING_TIMEOUT_MS));
+  const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000, undefined, scannerCheck);
   let http: OpsHttpServer | undefined;
   let httpAddress: AddressInfo | undefined;
   if (config.http.enabled) http = new OpsHttpServer(metrics.registry, readiness, logger.child({ component: 'http' }), config.http.readyzDetails);
