@@ -189,7 +189,8 @@ export function checksumInForce(configured: ChecksumSetting, endpoint: string | 
   if (support === 'rejected') {
     return {
       algorithm: undefined,
-      warn: true,
+      // A warning where an algorithm was asked for; the default's none is what it promises.
+      warn: configured !== undefined,
       message: `the store rejects x-amz-checksum-${asked.toLowerCase()} (${error ?? 'refused'}): uploads carry no checksum (${setting} -> none)`,
     };
   }

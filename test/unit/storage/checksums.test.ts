@@ -27,6 +27,7 @@ describe('checksums', () => {
     expect(checksumInForce(undefined, custom, probe('kept')).algorithm).toBeUndefined();
     expect(checksumInForce(undefined, custom, probe('accepted')).algorithm).toBeUndefined();
     expect(checksumInForce(undefined, custom, undefined).algorithm).toBeUndefined();
+    expect(checksumInForce(undefined, custom, { probe: { algorithm: 'SHA256', support: 'rejected', error: 'MalformedXML on a multipart upload' } })).toMatchObject({ algorithm: undefined, warn: false });
     // A configured algorithm stays unless the store rejects it, and stays when the probe cannot answer.
     expect(checksumInForce('CRC32C', custom, probe('accepted', 'CRC32C')).algorithm).toBe('CRC32C');
     const rejected = checksumInForce('CRC32C', custom, { probe: { algorithm: 'CRC32C', support: 'rejected', error: 'MalformedXML on a multipart upload' } });
