@@ -474,7 +474,7 @@ const s3Section = z.strictObject({
     .optional()
     .meta(
       doc(
-        'checksum S3 verifies on every upload request and keeps with the object (`x-amz-checksum-*`), computed in the same pass as `uploadDigests`; a multipart upload\'s is composite for `SHA256`/`CRC32`/`CRC32C`, full-object for `CRC64NVME`; `none`: no checksum (see [Integrity](integrity.md))',
+        'checksum S3 verifies on every upload request and keeps with the object (`x-amz-checksum-*`), computed in the same pass as `uploadDigests`; a multipart upload\'s is composite for `SHA256`, full-object for `CRC32`/`CRC32C`/`CRC64NVME`; `none`: no checksum (see [Integrity](integrity.md))',
         '`SHA256` on AWS; with a custom `endpoint`, `SHA256` where the start-up probe finds that the store verifies it, else `none` (a configured algorithm the store rejects becomes `none` with a warning)',
       ),
     ),

@@ -16,7 +16,7 @@ import {
 import {
   checksumMember,
   createChecksum,
-  fullObjectCrc64Nvme,
+  fullObjectCrc,
   multipartChecksumType,
   type ChecksumHasher,
   type ObjectChecksum,
@@ -455,16 +455,17 @@ export class S3UploadSink extends Writable implements UploadSink {
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const algorithm = this.checksumAlgorithm;
-    // The object's CRC64NVME goes along, combined from the parts' (no second CRC over every byte):
-    // S3 checks it against the parts it assembled, and keeps it.
-    const whole = algorithm === 'CRC64NVME' && Parts.every((p) => p.ChecksumCRC64NVME) && {
+    // The object's CRC goes along, combined from the parts' (no second CRC over every byte): S3
+    // checks it against the parts it assembled, and keeps it.
+    const member = algorithm && checksumMember(algorithm);
+    const whole = algorithm && algorithm !== 'SHA256' && member && Parts.every((p) => p[member]) && {
       ChecksumType: 'FULL_OBJECT' as const,
-      ChecksumCRC64NVME: fullObjectCrc64Nvme(Parts.map((p) => ({ value: p.ChecksumCRC64NVME ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
+      [member]: fullObjectCrc(algorithm, Parts.map((p) => ({ value: p[member] ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
     };
     const res = await this.send<{ ETag?: string } & Partial<Record<string, string>>>(
       new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...(whole || {}) }),
     );
-    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole ? whole.ChecksumCRC64NVME : await compositeChecksum(algorithm, Parts)));
+    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole && member ? whole[member] : await compositeChecksum(algorithm, Parts)));
     const checksum: ObjectChecksum | undefined = algorithm && value ? { algorithm, value, type: multipartChecksumType(algorithm) } : undefined;
     if (decision && (decision.bucket !== bucket || decision.key !== key)) {
       const moved = await this.moveStaged(decision, digests, res.VersionId);

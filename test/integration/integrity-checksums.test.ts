@@ -209,6 +209,32 @@ describe('checksums S3 verifies', () => {
     }
   });
 
+  it('CRC32 multipart: a full-object checksum combined from the parts, sent with the commit; XCRC answers from it without reading', async () => {
+    const bridge = await bridgeWith('CRC32');
+    const body = randomBytes(11 * MiB);
+    const { crc32 } = await import('node:zlib');
+    const ftp = await login(bridge);
+    try {
+      const since = bridge.proxy!.requests.length;
+      expect((await stor(ftp, 'crc-multi.bin', body)).code).toBe(226);
+      const mine = bridge.proxy!.requests.slice(since).filter((r) => r.key === 'crc-multi.bin');
+      expect(mine.filter((r) => r.operation === 'UploadPart')).toHaveLength(3);
+      const complete = mine.find((r) => r.operation === 'CompleteMultipartUpload');
+      expect(complete?.headers['x-amz-checksum-type']).toBe('FULL_OBJECT');
+      const whole = Buffer.alloc(4);
+      whole.writeUInt32BE(crc32(body));
+      expect(complete?.headers['x-amz-checksum-crc32']).toBe(whole.toString('base64'));
+      // moto computes the full-object CRC32 of what it assembled and keeps it as FULL_OBJECT.
+      expect(await headChecksum(bridge, 'crc-multi.bin')).toMatchObject({ ChecksumCRC32: whole.toString('base64'), ChecksumType: 'FULL_OBJECT' });
+      expect(auditOf('crc-multi.bin')?.checksum).toBe(`CRC32:${whole.toString('base64')}`);
+      const reads = bridge.proxy!.requests.length;
+      expect((await ftp.command('XCRC crc-multi.bin')).text).toBe(`250 ${crc32(body).toString(16).padStart(8, '0')}`);
+      expect(bridge.proxy!.requests.slice(reads).filter((r) => r.operation === 'GetObject')).toHaveLength(0);
+    } finally {
+      ftp.close();
+    }
+  });
+
   it('APPE onto an object of 5 MiB or more: the copy parts are S3\'s, the appended bytes carry their checksum; a changed byte is 451 and the object stays', async () => {
     const bridge = await bridgeWith('SHA256');
     const old = randomBytes(6 * MiB);

@@ -65,3 +65,22 @@ describe('combineCrc64Nvme', () => {
     }
   });
 });
+
+describe('fullObjectCrc', () => {
+  it('for CRC32 and CRC32C too: the CRC of parts joined equals the CRC of the whole', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { fullObjectCrc } = await import('../../../src/storage/checksums.js');
+    for (const algorithm of ['CRC32', 'CRC32C'] as const) {
+      const of = async (b: Buffer) => {
+        const h = createChecksum(algorithm);
+        h.update(b);
+        return h.digest();
+      };
+      for (const lengths of [[1, 1], [5, 3, 0, 7], [1000, 65536, 33], [3 * 1024 * 1024 + 5, 17]]) {
+        const parts = lengths.map((n) => randomBytes(n));
+        const combined = fullObjectCrc(algorithm, await Promise.all(parts.map(async (p) => ({ value: await of(p), length: p.length }))));
+        expect(combined).toBe(await of(Buffer.concat(parts)));
+      }
+    }
+  });
+});
