@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { hashPassword } from '../../src/accounts/passwords.js';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
@@ -127,6 +130,37 @@ describe('the checksum algorithm per bucket, probed at start', () => {
     const sent = proxy.requests.filter((r) => ['PutObject', 'UploadPart', 'CreateMultipartUpload'].includes(r.operation) && r.key.endsWith('.bin'));
     expect(sent.length).toBeGreaterThanOrEqual(5);
     for (const r of sent) expect(Object.keys(r.headers).filter((h) => h.startsWith('x-amz-checksum'))).toEqual([]);
+  });
+
+  it('a bucket that a reloaded accounts file names first is probed as it arrives: a store refusing the commit\'s checksums gets none before the first upload', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'probe-accounts-'));
+    const file = join(dir, 'accounts.yaml');
+    writeFileSync(file, '[]\n');
+    const proxy = await S3Proxy.start(s3.endpoint);
+    proxies.push(proxy);
+    try {
+      const { bridge, log } = await startBridge({
+        backend: { ...s3, endpoint: proxy.endpoint },
+        accounts: [],
+        s3: { checksumAlgorithm: 'SHA256' },
+        config: { auth: { accountsFile: file, accountsReload: { pollSeconds: 1 } } },
+      });
+      // No account at start: nothing probed.
+      expect(checksumLines(log, bridge.bucket)).toEqual([]);
+      const rule = proxy.addRule({ operation: 'CompleteMultipartUpload', times: 1, action: { kind: 'error', status: 400, code: 'MalformedXML' } });
+      writeFileSync(
+        file,
+        `accounts:\n  - username: ${USER}\n    passwordHash: '${await hashPassword(PASSWORD)}'\n    bucket: ${bridge.bucket}\n    prefix: ''\n`,
+      );
+      await expect.poll(() => checksumLines(log, bridge.bucket).length, { timeout: 30_000, interval: 100 }).toBe(1);
+      expect(rule.fired).toBe(1);
+      expect(checksumLines(log, bridge.bucket)[0]).toMatchObject({ checksumAlgorithm: 'none', configured: 'SHA256', level: 40 });
+      await roundTrip(bridge);
+      const sent = proxy.requests.filter((r) => ['PutObject', 'UploadPart', 'CreateMultipartUpload'].includes(r.operation) && r.key.endsWith('.bin'));
+      for (const r of sent) expect(Object.keys(r.headers).filter((h) => h.startsWith('x-amz-checksum'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a store the probe cannot get an answer from (access denied) keeps the configured algorithm, and the line says so', async () => {
