@@ -498,8 +498,8 @@ const s3Section = z.strictObject({
     .optional()
     .meta(
       doc(
-        'checksum S3 verifies on every upload request and keeps with the object (`x-amz-checksum-*`), computed in the same pass as `uploadDigests`; a multipart upload\'s is composite for `SHA256`/`CRC32`/`CRC32C`, full-object for `CRC64NVME`; `none`: no checksum (see [Integrity](integrity.md))',
-        '`SHA256` on AWS, `none` with a custom `endpoint`',
+        'checksum S3 verifies on every upload request and keeps with the object (`x-amz-checksum-*`), computed in the same pass as `uploadDigests`; a multipart upload\'s is composite for `SHA256`, full-object for `CRC32`/`CRC32C`/`CRC64NVME`; `none`: no checksum (see [Integrity](integrity.md))',
+        '`SHA256` on AWS; with a custom `endpoint`, `SHA256` where the start-up probe finds that the store verifies it, else `none` (a configured algorithm the store rejects becomes `none` with a warning)',
       ),
     ),
   requestChecksumCalculation: z
@@ -716,7 +716,13 @@ export const configSchema = z
         clamd: z
           .union([z.strictObject({ host: z.string().min(1), port }), z.strictObject({ socket: z.string().min(1) })])
           .meta(doc("clamd's TCP address (`{ host, port }`) or Unix socket (`{ socket }`); its `StreamMaxLength` must be at least `maxMiB` (see [Scanning](scanning.md))")),
-        timeoutSeconds: z.number().positive().max(3600).default(30).meta(doc('bound on each wait for clamd (taking a chunk, the verdict after the last byte)')),
+        timeoutSeconds: z.number().positive().max(3600).default(30).meta(doc('bound on each wait for clamd (taking a chunk, the verdict after the last byte, plus `verdictSecondsPerGiB`)')),
+        verdictSecondsPerGiB: z
+          .number()
+          .min(0)
+          .max(3600)
+          .default(60)
+          .meta(doc('added to the wait for the verdict for every GiB scanned: clamd scans a stream after its last byte (~27 CPU-s per GiB measured; see [Scanning](scanning.md))')),
         maxMiB: z.number().positive().max(5120).default(1024).meta(doc('larger uploads are not scanned (clamd spools each stream to its disk); see `oversize`')),
         oversize: z
           .enum(['reject', 'accept-unscanned'])

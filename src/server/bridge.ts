@@ -8,7 +8,7 @@ import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../sessions/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
 import { ConfigError } from '../config/load.js';
-import { resolveChecksumAlgorithm } from '../storage/checksums.js';
+import { ChecksumTargets, type ChecksumTarget } from '../storage/checksum-probe.js';
 import { objectLockProblem } from '../storage/object-lock.js';
 import { loadHostKeys } from '../sftp/host-keys.js';
 import { SftpServer } from '../sftp/sftp-server.js';
@@ -17,13 +17,14 @@ import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
 import { S3FileStore } from '../storage/s3-file-store.js';
 import type { AccountScanPolicy } from '../storage/scan.js';
+import { pingClamd } from '../storage/clamd.js';
 import type { SweepResult } from '../storage/sweep.js';
 import { eventFor, WebhookPublisher } from './events.js';
 import { Readiness } from './health.js';
 import { OpsHttpServer } from './http.js';
 import { BridgeMetrics } from './metrics.js';
 import { startMemoryRelief } from './memory-relief.js';
-import { startAccountServices, targetOf, type AccountTarget } from './account-services.js';
+import { startAccountServices, targetLabel, targetOf, type AccountTarget } from './account-services.js';
 
 export interface RunningBridge {
   /** The FTP control listener's address (its port is the real one when the config says 0). */
@@ -75,6 +76,7 @@ export function scanPolicyFor(account: AccountConfig, scan: BridgeConfig['scan']
     settings: scan && {
       clamd: scan.clamd,
       timeoutMs: scan.timeoutSeconds * 1000,
+      verdictMsPerGiB: scan.verdictSecondsPerGiB * 1000,
       maxBytes: Math.floor(scan.maxMiB * 1024 * 1024),
       oversize: scan.oversize,
       onError: scan.onError,
@@ -113,14 +115,14 @@ function startPeriodicSweep(config: BridgeConfig, sweepNow: (olderThan: Date) =>
  * Lock (GetObjectLockConfiguration), or no checksum goes with the uploads (S3 requires one, or a
  * Content-MD5, on requests that set Object Lock). Each bucket is asked once per target.
  */
-async function objectLockProblems(targets: AccountTarget[], withChecksum: boolean): Promise<string[]> {
+async function objectLockProblems(targets: AccountTarget[], withChecksum: (account: AccountConfig) => boolean): Promise<string[]> {
   const asked = new Map<string, Promise<string | undefined>>();
   const problems: string[] = [];
   for (const target of targets) {
     for (const account of target.accounts) {
       if (!account.retention && !account.legalHold) continue;
       const what = account.retention ? 'retention' : 'legalHold';
-      if (!withChecksum) problems.push(`accounts[${account.username}].${what}: needs s3.checksumAlgorithm (S3 requires a checksum with Object Lock)`);
+      if (!withChecksum(account)) problems.push(`accounts[${account.username}].${what}: needs s3.checksumAlgorithm (S3 requires a checksum with Object Lock)`);
       const id = `${target.label ?? ''}\n${account.bucket}`;
       if (!asked.has(id)) asked.set(id, objectLockProblem(target.client, account.bucket, AbortSignal.timeout(30_000)));
       const problem = await asked.get(id);
@@ -129,6 +131,12 @@ async function objectLockProblems(targets: AccountTarget[], withChecksum: boolea
   }
   return problems;
 }
+
+/** Bound on one bucket's start-up checksum probe (a handful of small requests). */
+const CHECKSUM_PROBE_TIMEOUT_MS = 10_000;
+
+/** Bound on /readyz's PING of clamd. */
+const SCANNER_PING_TIMEOUT_MS = 2000;
 
 /** Composition root: builds every part from the config and starts the FTP listener. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
@@ -152,13 +160,28 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   redisState?.start();
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
   const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
-  const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
-  // Which checksum S3 verifies on uploads, and why: the default with a custom endpoint is none.
-  logger.info(
-    { checksumAlgorithm: checksumAlgorithm ?? 'none', source: config.s3.checksumAlgorithm ? 's3.checksumAlgorithm' : config.s3.endpoint ? 'default for a custom endpoint' : 'default on AWS' },
-    checksumAlgorithm ? 'uploads carry checksums S3 verifies' : 'uploads carry no checksum S3 verifies (check-config --probe shows what the store accepts)',
-  );
-  const lockProblems = await objectLockProblems(accounts.targets(), checksumAlgorithm !== undefined);
+  // Which checksum each bucket's uploads carry, and why: one line per bucket and target.
+  const checksums = new ChecksumTargets({
+    configured: config.s3.checksumAlgorithm,
+    timeoutMs: CHECKSUM_PROBE_TIMEOUT_MS,
+    report: (r) =>
+      logger[r.warn ? 'warn' : 'info'](
+        { event: 'checksum-algorithm', bucket: r.bucket, target: r.target, checksumAlgorithm: r.algorithm ?? 'none', configured: r.configured ?? 'default' },
+        `bucket ${r.bucket} (${r.target}): ${r.message}`,
+      ),
+  });
+  const checksumTarget = (account: AccountConfig, client = accounts.clients.get(targetOf(account))): ChecksumTarget => ({
+    client,
+    bucket: account.bucket,
+    prefix: account.prefix,
+    endpoint: account.endpoint ?? config.s3.endpoint,
+    label: targetLabel(account, config.s3),
+  });
+  const checksumTargets = () => accounts.targets().flatMap((t) => t.accounts.map((a) => checksumTarget(a, t.client)));
+  await checksums.probe(checksumTargets());
+  // Buckets that reloaded accounts name for the first time are probed as they arrive.
+  accounts.store.on('change', () => void checksums.probe(checksumTargets()));
+  const lockProblems = await objectLockProblems(accounts.targets(), (account) => checksums.algorithmFor(checksumTarget(account)) !== undefined);
   if (lockProblems.length) {
     accounts.close();
     s3.destroy();
@@ -185,7 +208,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       memoryBudget,
       memoryOwner: { client: clientKey(session.clientIp, config.ftp.bruteForce.ipv6PrefixLength), account: account.username },
       digestCache,
-      checksumAlgorithm,
+      checksumAlgorithm: checksums.algorithmFor(checksumTarget(account)),
       objectLock: account.retention || account.legalHold ? { retention: account.retention, legalHold: account.legalHold } : undefined,
       scan: scanPolicyFor(account, config.scan),
     });
@@ -245,7 +268,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   accounts.onRemoved((usernames) => ftp.closeSessionsOf(usernames) + (sftp?.closeSessionsOf(usernames) ?? 0));
   const onHangup = () => void accounts.reload();
   if (config.auth.accountsFile) process.on('SIGHUP', onHangup);
-  const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000);
+  const scanSection = config.scan;
+  const scannerCheck = scanSection && (() => pingClamd(scanSection.clamd, SCANNER_PING_TIMEOUT_MS));
+  const readiness = new Readiness(() => accounts.readinessTargets(), config.http.readinessCacheSeconds * 1000, undefined, scannerCheck);
   let http: OpsHttpServer | undefined;
   let httpAddress: AddressInfo | undefined;
   if (config.http.enabled) http = new OpsHttpServer(metrics.registry, readiness, logger.child({ component: 'http' }), config.http.readyzDetails);

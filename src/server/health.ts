@@ -13,7 +13,15 @@ export interface ReadinessReport {
   ready: boolean;
   draining: boolean;
   buckets: BucketStatus[];
+  /** The malware scanner (clamd PING), when scanning is configured. */
+  scanner?: { ok: boolean; error?: string };
 }
+
+/** The scanner check: resolves when it answers, rejects with the reason. */
+export type ScannerCheck = () => Promise<void>;
+
+/** The scanner is asked at most this often, however short `cacheMs` is and however often /readyz is polled. */
+const SCANNER_MIN_CACHE_MS = 3000;
 
 /** A bucket to check, with the client of its S3 target. */
 export interface ReadinessTarget {
@@ -37,11 +45,14 @@ const CONCURRENCY = 16;
 export class Readiness {
   private draining = false;
   private cached: { at: number; buckets: Promise<BucketStatus[]> } | undefined;
+  private scannerCached: { at: number; status: Promise<{ ok: boolean; error?: string }> } | undefined;
 
   constructor(
     private readonly targets: () => ReadinessTarget[],
     private readonly cacheMs: number,
     private readonly timeoutMs = 5000,
+    /** With scanning configured: clamd must answer PING (its own time-out), asked at most every 3 s. */
+    private readonly scanner?: ScannerCheck,
   ) {}
 
   /** Readiness turns false for good: the bridge is shutting down. */
@@ -59,8 +70,22 @@ export class Readiness {
     if (!this.cached || now - this.cached.at >= this.cacheMs) {
       this.cached = { at: now, buckets: this.checkAll() };
     }
-    const buckets = await this.cached.buckets;
-    return { ready: !this.draining && buckets.every((b) => b.ok), draining: this.draining, buckets };
+    const [buckets, scanner] = await Promise.all([this.cached.buckets, this.scannerStatus(now)]);
+    const ready = !this.draining && buckets.every((b) => b.ok) && (scanner?.ok ?? true);
+    return { ready, draining: this.draining, buckets, ...(scanner && { scanner }) };
+  }
+
+  private scannerStatus(now: number): Promise<{ ok: boolean; error?: string }> | undefined {
+    const check = this.scanner;
+    if (!check) return undefined;
+    if (!this.scannerCached || now - this.scannerCached.at >= Math.max(this.cacheMs, SCANNER_MIN_CACHE_MS)) {
+      const status = check().then(
+        () => ({ ok: true }),
+        (err: unknown) => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+      );
+      this.scannerCached = { at: now, status };
+    }
+    return this.scannerCached.status;
   }
 
   private async checkAll(): Promise<BucketStatus[]> {

@@ -13,6 +13,8 @@ export interface ReadinessSummary {
     serving: 'ok' | 'failed';
     /** Every bucket of the accounts in force answers HeadBucket (absent while draining: not checked). */
     buckets?: 'ok' | 'failed';
+    /** clamd answers PING (only when `scan` is configured; absent while draining). */
+    scanner?: 'ok' | 'failed';
   };
 }
 
@@ -23,8 +25,9 @@ export interface ReadinessSummary {
 export function readinessBody(report: ReadinessReport, details: boolean): ReadinessSummary & Partial<ReadinessReport> {
   const checks: ReadinessSummary['checks'] = { serving: report.draining ? 'failed' : 'ok' };
   if (!report.draining) checks.buckets = report.buckets.every((b) => b.ok) ? 'ok' : 'failed';
+  if (!report.draining && report.scanner) checks.scanner = report.scanner.ok ? 'ok' : 'failed';
   const summary = { ready: report.ready, draining: report.draining, checks };
-  return details ? { ...summary, buckets: report.buckets } : summary;
+  return details ? { ...summary, buckets: report.buckets, ...(report.scanner && { scanner: report.scanner }) } : summary;
 }
 
 /** The operations HTTP server: /metrics (Prometheus), /healthz (liveness), /readyz (readiness). */

@@ -12,11 +12,12 @@ export type ChecksumMember = `Checksum${S3Checksum}`;
 export const checksumMember = (algorithm: S3Checksum): ChecksumMember => `Checksum${algorithm}`;
 
 /**
- * How a multipart upload's checksum covers the object: CRC64NVME only exists as a full-object
- * checksum (S3 combines the parts' CRCs into the whole object's); the others are composite (a
- * checksum of the parts' checksums, "-<parts>"), which does not describe the bytes of the object.
+ * How a multipart upload's checksum covers the object: the CRCs are full-object (S3 combines the
+ * parts' CRCs into the whole object's, and the bridge sends that value with the commit, so
+ * `HASH`/`XCRC` can answer from it); SHA-256 cannot be combined and is composite (a checksum of
+ * the parts' checksums, "-<parts>"), which does not describe the bytes of the object.
  */
-export const multipartChecksumType = (algorithm: S3Checksum): ChecksumType => (algorithm === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE');
+export const multipartChecksumType = (algorithm: S3Checksum): ChecksumType => (algorithm === 'SHA256' ? 'COMPOSITE' : 'FULL_OBJECT');
 
 /** A checksum S3 verified and stored with a committed object. */
 export interface ObjectChecksum {
@@ -89,19 +90,15 @@ export function checksumOf(
 /** SDK enum value for CreateMultipartUpload's ChecksumAlgorithm. */
 export const sdkChecksumAlgorithm = (algorithm: S3Checksum): S3ChecksumAlgorithm => algorithm as S3ChecksumAlgorithm;
 
-/**
- * The algorithm in force: s3.checksumAlgorithm, else SHA256 on AWS and none with a custom endpoint
- * (many S3-compatible stores reject or ignore x-amz-checksum-*). Undefined: none.
- */
-export function resolveChecksumAlgorithm(s3: { endpoint?: string; checksumAlgorithm?: S3Checksum | 'none' }): S3Checksum | undefined {
-  const configured = s3.checksumAlgorithm ?? (s3.endpoint === undefined ? 'SHA256' : 'none');
-  return configured === 'none' ? undefined : configured;
-}
+/** The CRCs' polynomials, bit-reflected, and their widths (init and final XOR are all ones for each). */
+const CRC_PARAMS = {
+  CRC32: { poly: 0xedb88320n, width: 32 },
+  CRC32C: { poly: 0x82f63b78n, width: 32 },
+  CRC64NVME: { poly: 0x9a6c9329ac4bc9b5n, width: 64 },
+} as const;
+export type CrcAlgorithm = keyof typeof CRC_PARAMS;
 
-/** CRC64NVME's polynomial, bit-reflected (the CRC's init and final XOR are all ones, as CRC-32's). */
-const CRC64NVME_POLY_REFLECTED = 0x9a6c9329ac4bc9b5n;
-
-/** The 64x64 GF(2) matrix `mat` (rows as bigints) times the vector `vec`. */
+/** The GF(2) matrix `mat` (rows as bigints) times the vector `vec`. */
 function gf2Times(mat: readonly bigint[], vec: bigint): bigint {
   let sum = 0n;
   for (let i = 0; vec; i++, vec >>= 1n) if (vec & 1n) sum ^= mat[i] as bigint;
@@ -113,14 +110,15 @@ function gf2Square(mat: readonly bigint[]): bigint[] {
 }
 
 /**
- * CRC64NVME of A followed by B, from CRC64NVME(A), CRC64NVME(B) and B's length (zlib's
- * crc32_combine, for 64 bits): a multipart upload's full-object checksum from its parts' without
+ * The CRC of A followed by B, from CRC(A), CRC(B) and B's length (zlib's crc32_combine, for any
+ * of the reflected CRCs S3 uses): a multipart upload's full-object checksum from its parts' without
  * running a second CRC over every byte.
  */
-export function combineCrc64Nvme(crcA: bigint, crcB: bigint, lengthB: number): bigint {
+export function combineCrc(algorithm: CrcAlgorithm, crcA: bigint, crcB: bigint, lengthB: number): bigint {
   if (lengthB <= 0) return crcA;
+  const { poly, width } = CRC_PARAMS[algorithm];
   // The operator for one zero bit, then squared into the operators for 2, 4, 8... zero bits.
-  let op: bigint[] = [CRC64NVME_POLY_REFLECTED, ...Array.from({ length: 63 }, (_, n) => 1n << BigInt(n))];
+  let op: bigint[] = [poly, ...Array.from({ length: width - 1 }, (_, n) => 1n << BigInt(n))];
   op = gf2Square(gf2Square(op)); // four zero bits
   let crc = crcA;
   for (let bytes = BigInt(lengthB); bytes; bytes >>= 1n) {
@@ -130,14 +128,23 @@ export function combineCrc64Nvme(crcA: bigint, crcB: bigint, lengthB: number): b
   return crc ^ crcB;
 }
 
-/** The full-object CRC64NVME (base64) of parts given in order as base64 checksums and lengths. */
-export function fullObjectCrc64Nvme(parts: readonly { value: string; length: number }[]): string {
+/** {@link combineCrc} for CRC64NVME. */
+export const combineCrc64Nvme = (crcA: bigint, crcB: bigint, lengthB: number): bigint => combineCrc('CRC64NVME', crcA, crcB, lengthB);
+
+/** The full-object CRC (base64) of parts given in order as base64 checksums and lengths. */
+export function fullObjectCrc(algorithm: CrcAlgorithm, parts: readonly { value: string; length: number }[]): string {
+  const bytes = CRC_PARAMS[algorithm].width / 8;
+  const read = (value: string) => {
+    const raw = Buffer.from(value, 'base64');
+    return bytes === 8 ? raw.readBigUInt64BE() : BigInt(raw.readUInt32BE());
+  };
   let crc: bigint | undefined;
-  for (const part of parts) {
-    const value = Buffer.from(part.value, 'base64').readBigUInt64BE();
-    crc = crc === undefined ? value : combineCrc64Nvme(crc, value, part.length);
-  }
-  const out = Buffer.alloc(8);
-  out.writeBigUInt64BE(crc ?? 0n);
+  for (const part of parts) crc = crc === undefined ? read(part.value) : combineCrc(algorithm, crc, read(part.value), part.length);
+  const out = Buffer.alloc(bytes);
+  if (bytes === 8) out.writeBigUInt64BE(crc ?? 0n);
+  else out.writeUInt32BE(Number(crc ?? 0n));
   return out.toString('base64');
 }
+
+/** {@link fullObjectCrc} for CRC64NVME. */
+export const fullObjectCrc64Nvme = (parts: readonly { value: string; length: number }[]): string => fullObjectCrc('CRC64NVME', parts);

@@ -16,7 +16,7 @@ import {
 import {
   checksumMember,
   createChecksum,
-  fullObjectCrc64Nvme,
+  fullObjectCrc,
   multipartChecksumType,
   type ChecksumHasher,
   type ObjectChecksum,
@@ -74,7 +74,9 @@ export interface UploadOptions {
   scanner?: UploadScan;
   /**
    * Checksum S3 verifies on each request and keeps (s3.checksumAlgorithm), computed as the bytes
-   * are copied into the part buffers; omitted: none. None with `copySource`.
+   * are copied into the part buffers; omitted: none. With `copySource`, the copied parts' checksums
+   * are the ones S3 computes and returns for them (stores that return none leave the object's
+   * checksum unknown), the appended bytes carry their own.
    */
   checksumAlgorithm?: S3Checksum;
 }
@@ -163,7 +165,7 @@ export class S3UploadSink extends Writable implements UploadSink {
     super({ highWaterMark: 64 * 1024 });
     this.budget = options.budget ?? new MemoryBudget(options.partSize * (options.queueSize + 1));
     this.digests = options.copySource ? undefined : new StreamDigests(options.digestAlgorithms);
-    this.checksumAlgorithm = options.copySource ? undefined : options.checksumAlgorithm;
+    this.checksumAlgorithm = options.checksumAlgorithm;
     this.digestsComputeSha256 = this.digests !== undefined && (options.digestAlgorithms ?? STORED_ALGORITHMS).includes('SHA-256');
     this.committed = new Promise<CommittedObject>((resolve, reject) => {
       this.resolveCommitted = resolve;
@@ -189,14 +191,18 @@ export class S3UploadSink extends Writable implements UploadSink {
       const CopySourceRange = `bytes=${start}-${Math.min(start + step, size) - 1}`;
       copies.push(this.track(async () => {
         const UploadId = await uploadId;
-        const res = await this.send<{ CopyPartResult?: { ETag?: string } }>(
+        const res = await this.send<{ CopyPartResult?: { ETag?: string } & Partial<Record<string, string>> }>(
           new UploadPartCopyCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, CopySource, CopySourceIfMatch: etag, CopySourceRange }),
         ).catch((err: unknown) => {
           throw isNotImplemented(err) ? unsupported(err) : err;
         });
         // A store that ignores x-amz-copy-source stored an empty part: never complete with it.
         if (!res.CopyPartResult?.ETag) throw unsupported();
-        this.parts.push({ PartNumber, ETag: res.CopyPartResult.ETag });
+        // S3 computes the copied part's checksum (the upload names the algorithm) and the commit lists it.
+        const member = this.checksumAlgorithm && checksumMember(this.checksumAlgorithm);
+        const sum = member && res.CopyPartResult[member];
+        this.partLengths.set(PartNumber, Math.min(start + step, size) - start);
+        this.parts.push({ PartNumber, ETag: res.CopyPartResult.ETag, ...(member && sum && { [member]: sum }) });
       }));
     }
     return Promise.all(copies).then(() => {
@@ -449,16 +455,17 @@ export class S3UploadSink extends Writable implements UploadSink {
     const UploadId = await this.uploadId;
     const Parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const algorithm = this.checksumAlgorithm;
-    // The object's CRC64NVME goes along, combined from the parts' (no second CRC over every byte):
-    // S3 checks it against the parts it assembled, and keeps it.
-    const whole = algorithm === 'CRC64NVME' && {
+    // The object's CRC goes along, combined from the parts' (no second CRC over every byte): S3
+    // checks it against the parts it assembled, and keeps it.
+    const member = algorithm && checksumMember(algorithm);
+    const whole = algorithm && algorithm !== 'SHA256' && member && Parts.every((p) => p[member]) && {
       ChecksumType: 'FULL_OBJECT' as const,
-      ChecksumCRC64NVME: fullObjectCrc64Nvme(Parts.map((p) => ({ value: p.ChecksumCRC64NVME ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
+      [member]: fullObjectCrc(algorithm, Parts.map((p) => ({ value: p[member] ?? '', length: this.partLengths.get(p.PartNumber ?? 0) ?? 0 }))),
     };
     const res = await this.send<{ ETag?: string } & Partial<Record<string, string>>>(
       new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts }, ...(whole || {}) }),
     );
-    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole ? whole.ChecksumCRC64NVME : await compositeChecksum(algorithm, Parts)));
+    const value = algorithm && (res[checksumMember(algorithm)] ?? (whole && member ? whole[member] : await compositeChecksum(algorithm, Parts)));
     const checksum: ObjectChecksum | undefined = algorithm && value ? { algorithm, value, type: multipartChecksumType(algorithm) } : undefined;
     if (decision && (decision.bucket !== bucket || decision.key !== key)) {
       const moved = await this.moveStaged(decision, digests, res.VersionId);

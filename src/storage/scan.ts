@@ -8,8 +8,10 @@ const MAX_STAGED_BYTES = 5 * 1024 * 1024 * 1024;
 /** The bridge-wide scanner settings (config `scan`). */
 export interface ScanSettings {
   clamd: ClamdAddress;
-  /** Bound on each wait for clamd: a chunk's write, the verdict. */
+  /** Bound on each wait for clamd: a chunk's write, the verdict (plus `verdictMsPerGiB`). */
   timeoutMs: number;
+  /** Added to the verdict's bound for every GiB scanned: clamd scans the stream after its last byte. */
+  verdictMsPerGiB?: number;
   /** Longer uploads are not scanned; `oversize` says what becomes of them. */
   maxBytes: number;
   oversize: 'reject' | 'accept-unscanned';
@@ -167,7 +169,7 @@ export class UploadScan {
 
   private open(settings: ScanSettings): ClamdStream {
     if (!this.stream) {
-      this.stream = new ClamdStream(settings.clamd, settings.timeoutMs);
+      this.stream = new ClamdStream(settings.clamd, settings.timeoutMs, settings.verdictMsPerGiB);
       if (this.aborted) this.stream.destroy();
     }
     return this.stream;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -207,6 +207,66 @@ describe('checksums S3 verifies', () => {
     } finally {
       ftp.close();
     }
+  });
+
+  it('CRC32 multipart: a full-object checksum combined from the parts, sent with the commit; XCRC answers from it without reading', async () => {
+    const bridge = await bridgeWith('CRC32');
+    const body = randomBytes(11 * MiB);
+    const { crc32 } = await import('node:zlib');
+    const ftp = await login(bridge);
+    try {
+      const since = bridge.proxy!.requests.length;
+      expect((await stor(ftp, 'crc-multi.bin', body)).code).toBe(226);
+      const mine = bridge.proxy!.requests.slice(since).filter((r) => r.key === 'crc-multi.bin');
+      expect(mine.filter((r) => r.operation === 'UploadPart')).toHaveLength(3);
+      const complete = mine.find((r) => r.operation === 'CompleteMultipartUpload');
+      expect(complete?.headers['x-amz-checksum-type']).toBe('FULL_OBJECT');
+      const whole = Buffer.alloc(4);
+      whole.writeUInt32BE(crc32(body));
+      expect(complete?.headers['x-amz-checksum-crc32']).toBe(whole.toString('base64'));
+      // moto computes the full-object CRC32 of what it assembled and keeps it as FULL_OBJECT.
+      expect(await headChecksum(bridge, 'crc-multi.bin')).toMatchObject({ ChecksumCRC32: whole.toString('base64'), ChecksumType: 'FULL_OBJECT' });
+      expect(auditOf('crc-multi.bin')?.checksum).toBe(`CRC32:${whole.toString('base64')}`);
+      const reads = bridge.proxy!.requests.length;
+      expect((await ftp.command('XCRC crc-multi.bin')).text).toBe(`250 ${crc32(body).toString(16).padStart(8, '0')}`);
+      expect(bridge.proxy!.requests.slice(reads).filter((r) => r.operation === 'GetObject')).toHaveLength(0);
+    } finally {
+      ftp.close();
+    }
+  });
+
+  it('APPE onto an object of 5 MiB or more: the copy parts are S3\'s, the appended bytes carry their checksum; a changed byte is 451 and the object stays', async () => {
+    const bridge = await bridgeWith('SHA256');
+    const old = randomBytes(6 * MiB);
+    await bridge.put('grow.bin', old);
+    const more = randomBytes(300 * 1024);
+    const appe = async (body: Buffer): Promise<FtpReply> => {
+      const ftp = await login(bridge);
+      try {
+        const data = await ftp.pasv();
+        ftp.send('APPE grow.bin');
+        expect((await ftp.reply()).code).toBe(150);
+        await new Promise<void>((resolve) => data.end(body, () => resolve()));
+        return await ftp.reply(60_000);
+      } finally {
+        ftp.close();
+      }
+    };
+    const since = bridge.proxy!.requests.length;
+    expect((await appe(more)).code).toBe(226);
+    expect(await bridge.objectHash('grow.bin')).toBe(sha256(Buffer.concat([old, more])));
+    const mine = bridge.proxy!.requests.slice(since).filter((r) => r.key === 'grow.bin');
+    expect(mine.find((r) => r.operation === 'CreateMultipartUpload')?.headers['x-amz-checksum-algorithm']).toBe('SHA256');
+    expect(mine.filter((r) => r.operation === 'UploadPartCopy')).toHaveLength(1);
+    const parts = mine.filter((r) => r.operation === 'UploadPart');
+    expect(parts.map((r) => r.headers['x-amz-checksum-sha256'])).toEqual([createHash('sha256').update(more).digest('base64')]);
+
+    const rule = bridge.proxy!.addRule({ operation: 'UploadPart', key: 'grow.bin', times: 1, action: { kind: 'corrupt-body' } });
+    const reply = await appe(randomBytes(300 * 1024));
+    expect(rule.fired).toBe(1);
+    expect(reply.code).toBe(451);
+    expect(reply.text).toMatch(/checksum mismatch/);
+    expect(await bridge.objectHash('grow.bin')).toBe(sha256(Buffer.concat([old, more])));
   });
 
   for (const [name, op, size] of [

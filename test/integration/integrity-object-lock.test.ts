@@ -237,19 +237,21 @@ describe('Object Lock retention per account', () => {
     const lines = res.stdout.toString().trim().split('\n');
     expect(lines).toEqual([
       'configuration OK',
-      's3.checksumAlgorithm in force: SHA256',
+      's3.checksumAlgorithm: SHA256',
       `bucket ${lockedBucket} (${moto.s3.endpoint} us-east-1):`,
       // moto keeps the checksums it is sent, and stores bytes that do not match them.
-      '  checksum SHA256: kept (in force)',
+      '  checksum SHA256: kept',
       '  checksum CRC64NVME: kept',
       '  checksum CRC32C: kept',
       '  checksum CRC32: kept',
+      '  in force: SHA256 (the store takes SHA256 (kept): uploads carry it (s3.checksumAlgorithm SHA256))',
       '  Object Lock for locked: enabled',
       `bucket ${plain} (${moto.s3.endpoint} us-east-1):`,
-      '  checksum SHA256: kept (in force)',
+      '  checksum SHA256: kept',
       '  checksum CRC64NVME: kept',
       '  checksum CRC32C: kept',
       '  checksum CRC32: kept',
+      '  in force: SHA256 (the store takes SHA256 (kept): uploads carry it (s3.checksumAlgorithm SHA256))',
       '  Object Lock for unlocked: Object Lock is not enabled on the bucket',
     ]);
     expect(res.code).toBe(1);

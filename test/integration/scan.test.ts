@@ -214,15 +214,27 @@ describe('malware scan on s3rver: reject, quarantine placement, oversize, scanne
     expect(await bridge.objectHash('p/eicar.com')).toBe(sha256(EICAR));
   });
 
-  it('clamd stopped: 451 and nothing committed (fail closed); back up, uploads pass again', async () => {
+  it('clamd stopped: 451 and nothing committed (fail closed), /readyz failed; back up, uploads pass again and /readyz is ok', async () => {
+    const readyz = async () => {
+      const res = await fetch(`http://127.0.0.1:${bridge.httpPort}/readyz`);
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    const ready = { status: 200, body: { ready: true, draining: false, checks: { serving: 'ok', buckets: 'ok', scanner: 'ok' } } };
+    // Each answer is awaited; the scanner's PING result is reused for up to 5 s (readinessCacheSeconds).
+    await expect.poll(readyz, { timeout: 30_000, interval: 200 }).toEqual(ready);
     await clamd.stop();
     try {
       const res = await stor(bridge.port, 'rejects', 'while-down.txt', Buffer.from('clean, but unscanned\n'));
       expect(res).toEqual({ code: 451, text: 'while-down.txt: malware scanner unavailable; nothing stored, try again' });
       expect(await bridge.exists('r/while-down.txt')).toBe(false);
+      // ok/failed only: no socket path or error (http.readyzDetails is off).
+      await expect
+        .poll(readyz, { timeout: 30_000, interval: 200 })
+        .toEqual({ status: 503, body: { ready: false, draining: false, checks: { serving: 'ok', buckets: 'ok', scanner: 'failed' } } });
     } finally {
       await clamd.start();
     }
+    await expect.poll(readyz, { timeout: 30_000, interval: 200 }).toEqual(ready);
     expect((await stor(bridge.port, 'rejects', 'while-down.txt', Buffer.from('clean\n'))).code).toBe(226);
   });
 

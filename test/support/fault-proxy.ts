@@ -60,7 +60,7 @@ export function classifyRequest(method: string, url: string, headers: IncomingHt
 /** What the proxy does to a request a rule matched. */
 export type FaultAction =
   /** Answer with an S3 XML error (the request body is read first, as S3 would). */
-  | { kind: 'error'; status: 403 | 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' | 'AccessDenied' }
+  | { kind: 'error'; status: 400 | 403 | 500 | 503; code?: 'SlowDown' | 'InternalError' | 'ServiceUnavailable' | 'AccessDenied' | 'MalformedXML' }
   /** Forward the request after a delay. */
   | { kind: 'latency'; ms: number }
   /** Reset the connection (TCP RST) without answering. */
@@ -143,6 +143,7 @@ const MESSAGES: Record<string, string> = {
   ServiceUnavailable: 'Service is unable to handle request.',
   BadDigest: 'The checksum you specified did not match the calculated checksum.',
   AccessDenied: 'Access Denied',
+  MalformedXML: 'The XML you provided was not well-formed or did not validate against our published schema',
 };
 
 /** An S3 error document as S3 sends it. */

@@ -20,9 +20,9 @@ function problemsOf(input: unknown): string[] {
 }
 
 describe('config: scan section and accounts[].scan', () => {
-  it('defaults: 30 s, 1024 MiB, fail closed; accounts do not scan unless asked', () => {
+  it('defaults: 30 s (+60 s per GiB for the verdict), 1024 MiB, fail closed; accounts do not scan unless asked', () => {
     const config = parseConfig({ scan: { clamd: { socket: '/run/clamd.sock' } }, accounts: [account()] });
-    expect(config.scan).toEqual({ clamd: { socket: '/run/clamd.sock' }, timeoutSeconds: 30, maxMiB: 1024, oversize: 'reject', onError: 'reject' });
+    expect(config.scan).toEqual({ clamd: { socket: '/run/clamd.sock' }, timeoutSeconds: 30, verdictSecondsPerGiB: 60, maxMiB: 1024, oversize: 'reject', onError: 'reject' });
     expect(config.accounts[0]?.scan).toBeUndefined();
     expect(parseConfig({ accounts: [account()] }).scan).toBeUndefined();
   });

@@ -55,4 +55,21 @@ describe('Readiness', () => {
     readiness.startDraining();
     expect(await readiness.check()).toEqual({ ready: false, draining: true, buckets: [] });
   });
+
+  it('with a scanner check: not ready while it fails; asked at most every 3 s however often /readyz is polled', async () => {
+    const own = fakeStore(['a']);
+    let pings = 0;
+    let up = false;
+    const readiness = new Readiness(() => [{ client: own.client, bucket: 'a' }], 0, 5000, () => {
+      pings++;
+      return up ? Promise.resolve() : Promise.reject(new Error('clamd unreachable: ENOENT'));
+    });
+    const first = await readiness.check();
+    expect(first).toEqual({ ready: false, draining: false, buckets: [{ bucket: 'a', ok: true }], scanner: { ok: false, error: 'clamd unreachable: ENOENT' } });
+    up = true;
+    for (let i = 0; i < 50; i++) expect((await readiness.check()).scanner).toEqual({ ok: false, error: 'clamd unreachable: ENOENT' });
+    expect(pings).toBe(1);
+    // The buckets are asked every time (cacheMs 0); the scanner is not.
+    expect(own.heads.length).toBe(51);
+  });
 });

@@ -25,4 +25,12 @@ describe('readinessBody (/readyz)', () => {
   it('with details: the checks and every bucket as checked', () => {
     expect(readinessBody(report, true)).toEqual({ ready: false, draining: false, checks: { serving: 'ok', buckets: 'failed' }, buckets: report.buckets });
   });
+
+  it('with scanning: a scanner check, ok/failed only; its error only with details', () => {
+    const scanned = { ready: false, draining: false, buckets: [{ bucket: 'uploads', ok: true }], scanner: { ok: false, error: 'clamd unreachable: connect ENOENT /run/clamav/clamd.ctl' } };
+    const body = readinessBody(scanned, false);
+    expect(body).toEqual({ ready: false, draining: false, checks: { serving: 'ok', buckets: 'ok', scanner: 'failed' } });
+    expect(JSON.stringify(body)).not.toMatch(/clamd|ENOENT/);
+    expect(readinessBody(scanned, true)).toMatchObject({ checks: { scanner: 'failed' }, scanner: scanned.scanner });
+  });
 });

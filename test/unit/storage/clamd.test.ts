@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClamdError, ClamdStream, parseVerdict } from '../../../src/storage/clamd.js';
+import { ClamdError, ClamdStream, parseVerdict, pingClamd } from '../../../src/storage/clamd.js';
 import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../../support/clamd.js';
 
 /** Scans `data` in chunks of `chunkBytes`, as an upload would. */
@@ -68,6 +68,90 @@ describe('clamd INSTREAM client (real clamd)', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     } finally {
       mute.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the wait for the verdict grows with the bytes scanned (clamd scans after the last byte)', () => {
+  const MiB = 1024 * 1024;
+  let dir: string;
+  let socket: string;
+  let slow: Server;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'clamd-slow-'));
+    socket = join(dir, 'slow.sock');
+    // Reads the stream up to its zero-length end, then answers OK one second later: a clamd scanning a large file.
+    slow = createServer((c) => {
+      let pending = Buffer.alloc(0);
+      let need = -1;
+      c.on('data', (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        if (need < 0) {
+          const start = pending.indexOf(0);
+          if (start < 0) return;
+          pending = pending.subarray(start + 1);
+          need = 0;
+        }
+        for (;;) {
+          if (need === 0) {
+            if (pending.length < 4) return;
+            const length = pending.readUInt32BE(0);
+            pending = pending.subarray(4);
+            if (length === 0) {
+              setTimeout(() => c.end('stream: OK\0'), 1000);
+              return;
+            }
+            need = length;
+          }
+          const take = Math.min(need, pending.length);
+          pending = pending.subarray(take);
+          need -= take;
+          if (need > 0 || pending.length === 0) return;
+        }
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(socket, resolve));
+  });
+  afterAll(async () => {
+    slow?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function scanSlow(verdictMsPerGiB: number) {
+    const stream = new ClamdStream({ socket }, 300, verdictMsPerGiB);
+    const data = Buffer.alloc(16 * MiB, 0x61);
+    for (let i = 0; i < data.length; i += MiB) await stream.write(data.subarray(i, i + MiB));
+    return { bound: stream.verdictTimeoutMs(), verdict: await stream.end().catch((e: unknown) => e) };
+  }
+
+  it('16 MiB at 192 s per GiB: 300 ms + 3 s, so a verdict one second after the last byte arrives', async () => {
+    const { bound, verdict } = await scanSlow(192_000);
+    expect(bound).toBe(3300);
+    expect(verdict).toEqual({ infected: false });
+  });
+
+  it('without the allowance the same verdict is a time-out after 300 ms', async () => {
+    const { bound, verdict } = await scanSlow(0);
+    expect(bound).toBe(300);
+    expect(verdict).toBeInstanceOf(ClamdError);
+    expect((verdict as ClamdError).reason).toBe('timeout');
+  });
+});
+
+describe('pingClamd', () => {
+  it('resolves on a real clamd, fails with connect where nothing listens and with timeout on a mute one', async () => {
+    const clamd = await startClamd();
+    const dir = await mkdtemp(join(tmpdir(), 'clamd-ping-'));
+    const mute: Server = createServer((c) => c.resume());
+    try {
+      await expect(pingClamd({ socket: clamd.socket }, 5000)).resolves.toBeUndefined();
+      await expect(pingClamd({ socket: join(dir, 'missing.sock') }, 5000)).rejects.toMatchObject({ reason: 'connect' });
+      await new Promise<void>((resolve) => mute.listen(join(dir, 'mute.sock'), resolve));
+      await expect(pingClamd({ socket: join(dir, 'mute.sock') }, 300)).rejects.toMatchObject({ reason: 'timeout' });
+    } finally {
+      mute.close();
+      await clamd.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
