@@ -63,13 +63,18 @@ async function firstReply(port: number): Promise<{ text: string; close: () => vo
   return { text, close: () => socket.destroy() };
 }
 
+/** The first reply line of a new control connection, which is then closed. */
+async function replyText(port: number): Promise<string> {
+  const reply = await firstReply(port);
+  reply.close();
+  return reply.text;
+}
+
 /** Polls new connections until one is answered `expected` (closing each), for a change that travels between replicas. */
 async function untilGreeted(port: number, expected: string): Promise<void> {
   let last = '';
   await until(async () => {
-    const reply = await firstReply(port);
-    reply.close();
-    last = reply.text;
+    last = await replyText(port);
     return last.startsWith(expected);
   }, `"${expected}" (last: "${last}")`);
 }
@@ -167,7 +172,7 @@ describe('brute-force bans across replicas', () => {
       expect((await ftp.command(`PASS ${PASSWORD}`)).text).toBe(BANNED);
       ftp.close();
       // Now cached: a new connection is refused at accept.
-      expect((await firstReply(r.a.port)).text).toBe(BANNED);
+      expect(await replyText(r.a.port)).toBe(BANNED);
     } finally {
       await r.close();
     }
@@ -207,8 +212,8 @@ describe('connection limits across replicas', () => {
       expect(onA.text).toMatch(/^220[ -]/);
       const onB = await firstReply(r.b.port);
       expect(onB.text).toMatch(/^220[ -]/);
-      expect((await firstReply(r.a.port)).text).toBe(TOO_MANY);
-      expect((await firstReply(r.b.port)).text).toBe(TOO_MANY);
+      expect(await replyText(r.a.port)).toBe(TOO_MANY);
+      expect(await replyText(r.b.port)).toBe(TOO_MANY);
 
       onA.close();
       await untilGreeted(r.b.port, '220');
@@ -218,7 +223,7 @@ describe('connection limits across replicas', () => {
       // A replica that died without cleaning up: its counts stay in Redis, but its liveness key lapses.
       await probe.set(`${r.prefix}replica:ghost`, '1', 'PX', 600_000);
       await probe.hset(clientCounts, 'ghost', 2);
-      expect((await firstReply(r.a.port)).text).toBe(TOO_MANY);
+      expect(await replyText(r.a.port)).toBe(TOO_MANY);
       await probe.del(`${r.prefix}replica:ghost`);
       const afterGhost = await firstReply(r.a.port);
       expect(afterGhost.text).toMatch(/^220[ -]/);
