@@ -19,7 +19,8 @@ export interface LocalConnectionCounts {
  * maxConnections, maxConnectionsPerIp (0: no limit), own total and own client count with this
  * connection, client TTL. Fields of replicas whose liveness key is gone are dropped.
  */
-const ADMIT = sharedScript(`
+/** The sum of the other live replicas' fields of a count hash (ARGV[1] own id, ARGV[2] liveness key prefix); dead ones are dropped. */
+const OTHERS = `
 local function others(key)
   local sum = 0
   local all = redis.call('HGETALL', key)
@@ -31,6 +32,9 @@ local function others(key)
   end
   return sum
 end
+`;
+
+const ADMIT = sharedScript(`${OTHERS}
 local maxTotal, maxClient = tonumber(ARGV[3]), tonumber(ARGV[4])
 local total, client = tonumber(ARGV[5]), tonumber(ARGV[6])
 if maxTotal > 0 and others(KEYS[1]) + total > maxTotal then return 'max-connections' end
@@ -128,5 +132,82 @@ export class SharedConnections {
 
   private clientKey(key: string): string {
     return this.shared.key('conn', 'client', key);
+  }
+}
+
+/**
+ * Admits one more when the live replicas' counts leave room. KEYS: the count hash. ARGV: own
+ * replica id, liveness key prefix, limit, own count with this one, TTL. Returns 1 when admitted.
+ */
+const ADMIT_ONE = sharedScript(`${OTHERS}
+if others(KEYS[1]) + tonumber(ARGV[4]) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+return 1`);
+
+/**
+ * One count per name (e.g. an account's sessions) of every replica, in hashes `<kind>:<name>`
+ * (field = replica id), written as absolute values like SharedConnections' and re-published
+ * when Redis becomes available.
+ */
+export class SharedCounter {
+  private readonly unpublished = new Set<string>();
+
+  constructor(
+    private readonly shared: SharedState,
+    private readonly kind: string,
+    private readonly counts: () => ReadonlyMap<string, number>,
+  ) {
+    shared.onAvailability((up) => {
+      if (up) void this.republish();
+    });
+  }
+
+  /** Checks one more of `name` (`mine` includes it) against `limit` over all live replicas; undefined when Redis is unavailable. */
+  async admit(name: string, mine: number, limit: number): Promise<boolean | undefined> {
+    const result = await this.shared.run(`${this.kind}-admit`, (redis) =>
+      ADMIT_ONE(redis, [this.hashKey(name)], [this.shared.replicaId, this.shared.livenessKey(''), limit, mine, CLIENT_COUNT_TTL_MS]),
+    );
+    if (result === undefined) this.markUnpublished(name);
+    return result === undefined ? undefined : result === 1;
+  }
+
+  /** Writes this replica's current count of `name`. */
+  publish(name: string): void {
+    if (!this.shared.available()) {
+      this.markUnpublished(name);
+      return;
+    }
+    void this.write([name]).then((ok) => ok || this.markUnpublished(name));
+  }
+
+  private async republish(): Promise<void> {
+    const names = new Set([...this.counts().keys(), ...this.unpublished]);
+    this.unpublished.clear();
+    if (!(await this.write([...names]))) for (const name of names) this.markUnpublished(name);
+  }
+
+  private async write(names: readonly string[]): Promise<boolean> {
+    const counts = this.counts();
+    const id = this.shared.replicaId;
+    const done = await this.shared.run(`${this.kind}-counts`, async (redis) => {
+      const batch = redis.multi();
+      for (const name of names) {
+        const mine = counts.get(name) ?? 0;
+        if (mine > 0) batch.hset(this.hashKey(name), id, mine).pexpire(this.hashKey(name), CLIENT_COUNT_TTL_MS);
+        else batch.hdel(this.hashKey(name), id);
+      }
+      await batch.exec();
+      return true;
+    });
+    return done === true;
+  }
+
+  private markUnpublished(name: string): void {
+    if (this.unpublished.size < MAX_UNPUBLISHED) this.unpublished.add(name);
+  }
+
+  private hashKey(name: string): string {
+    return this.shared.key('conn', this.kind, name);
   }
 }

@@ -13,9 +13,9 @@ import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from '../sessions/access-control.js';
+import { AccountSessions, AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type AccountSlot, type ConnectionRefusal } from '../sessions/access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
-import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
+import { ACCOUNT_SESSIONS_EXCEEDED, CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -33,6 +33,8 @@ export interface FtpServerOptions {
   /** The brute-force guard and connection limits, when shared with another front end (SFTP); else its own from `ftp`. */
   bruteForce?: BruteForceGuard;
   limiter?: ConnectionLimiter;
+  /** Sessions per account (`accounts[].maxConnections`), when shared with SFTP; else its own. */
+  accountSessions?: AccountSessions;
 }
 
 /** A connection's slot in the connection limits; `release` (idempotent) when it closes. */
@@ -63,6 +65,9 @@ export class FtpServer {
    * accept, before its handshake), which onConnect takes instead of counting the connection again.
    */
   private readonly admitted = new WeakMap<Socket, Admission>();
+  private readonly accountSessions: AccountSessions;
+  /** The account slot of each logged-in connection, released when it closes. */
+  private readonly accountSlots = new WeakMap<Connection, AccountSlot>();
 
   constructor(private readonly options: FtpServerOptions) {
     const { ftp, logger } = options;
@@ -70,6 +75,7 @@ export class FtpServer {
     this.passiveOverrides = ftp.passive.overrides.map((o) => ({ clients: new AddressSet([o.cidr]), address: o.address }));
     this.bruteForce = options.bruteForce ?? new BruteForceGuard(ftp.bruteForce);
     this.limiter = options.limiter ?? new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
+    this.accountSessions = options.accountSessions ?? new AccountSessions();
     this.context = {
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,
@@ -97,8 +103,13 @@ export class FtpServer {
     };
     this.listener = new ControlListener(
       { host: ftp.host, port: ftp.port, greeting: ftp.greeting, passive: ftp.passive, log: logger },
-      { gate: (socket) => this.gate(socket), accept: (peer) => this.onConnect(peer), closed: (connection) => this.connections.delete(connection) },
+      { gate: (socket) => this.gate(socket), accept: (peer) => this.onConnect(peer), closed: (connection) => this.onClosed(connection) },
     );
+  }
+
+  private onClosed(connection: Connection): void {
+    this.connections.delete(connection);
+    this.accountSlots.get(connection)?.release();
   }
 
   /** One "connection refused" line per client and reason every 10 s, with the count of those suppressed. */
@@ -243,7 +254,17 @@ export class FtpServer {
       await answerRefusal();
       throw new Error(LOGIN_REFUSED.message);
     }
+    // The password was right: whatever follows is no failed login.
+    const slot = await this.accountSessions.admit(result.account);
     attempt.succeeded();
+    if (slot === 'too-many') {
+      log.warn({ event: 'login', result: 'too-many-sessions' }, 'login refused: too many sessions for this account');
+      throw new Error(ACCOUNT_SESSIONS_EXCEEDED.message);
+    }
+    this.accountSlots.get(connection)?.release();
+    this.accountSlots.set(connection, slot);
+    // Closed while the slot was taken: onClosed has run already.
+    if (connection.commandSocket.destroyed) slot.release();
     connection.session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
     connection.loginSource = result.source;
     log.info({ event: 'login', result: 'ok', bucket: result.account.bucket, prefix: result.account.prefix }, 'login');

@@ -1,6 +1,6 @@
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import { SharedBans } from '../cluster/shared-bans.js';
-import { SharedConnections } from '../cluster/shared-connections.js';
+import { SharedConnections, SharedCounter } from '../cluster/shared-connections.js';
 import type { SharedState } from '../cluster/shared-state.js';
 
 /**
@@ -349,6 +349,51 @@ export class ConnectionLimiter {
         this.cluster?.publish(key);
       },
     };
+  }
+}
+
+/** A session's slot in its account's limit; `release` (idempotent) when the session ends. */
+export interface AccountSlot {
+  release(): void;
+}
+
+const NO_SLOT: AccountSlot = { release: () => {} };
+
+/**
+ * Concurrent sessions per account (`accounts[].maxConnections`), over both front ends, and over all
+ * live replicas when Redis is available; an account without the key is not counted.
+ */
+export class AccountSessions {
+  private readonly counts = new Map<string, number>();
+  private readonly cluster: SharedCounter | undefined;
+
+  constructor(shared?: SharedState) {
+    if (shared) this.cluster = new SharedCounter(shared, 'account', () => this.counts);
+  }
+
+  /** A slot for one more session of the account, or 'too-many' when it has `maxConnections` already. */
+  async admit(account: { username: string; maxConnections?: number | undefined }): Promise<AccountSlot | 'too-many'> {
+    const { username, maxConnections } = account;
+    if (maxConnections === undefined) return NO_SLOT;
+    const mine = (this.counts.get(username) ?? 0) + 1;
+    if (mine > maxConnections) return 'too-many';
+    this.counts.set(username, mine);
+    let released = false;
+    const slot: AccountSlot = {
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.counts.get(username) ?? 1) - 1;
+        if (left > 0) this.counts.set(username, left);
+        else this.counts.delete(username);
+        this.cluster?.publish(username);
+      },
+    };
+    if ((await this.cluster?.admit(username, mine, maxConnections)) === false) {
+      slot.release();
+      return 'too-many';
+    }
+    return slot;
   }
 }
 

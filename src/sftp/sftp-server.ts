@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import ssh2, { type AuthContext, type Connection, type ServerChannel } from 'ssh2';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
-import { AddressSet, type BruteForceGuard, type ConnectionLimiter, normalizeIp } from '../sessions/access-control.js';
+import { AccountSessions, AddressSet, type BruteForceGuard, type ConnectionLimiter, normalizeIp } from '../sessions/access-control.js';
 import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
@@ -25,6 +25,8 @@ export interface SftpServerOptions {
   bruteForce: BruteForceGuard;
   /** Shared with the FTP front end: one count of connections per client and in total. */
   limiter: ConnectionLimiter;
+  /** Sessions per account (`accounts[].maxConnections`), shared with FTP. */
+  accountSessions?: AccountSessions;
   storeFor(account: AccountConfig, session: { clientIp: string; protocol: 'sftp' }): FileStore;
   logger: Logger;
   onOperation: OperationListener;
@@ -83,9 +85,11 @@ export class SftpServer {
   /** Admitted sockets until they close, by remote address and port (ssh2 reports both). */
   private readonly accepted = new Map<string, PendingSocket>();
   private draining = false;
+  private readonly accountSessions: AccountSessions;
 
   constructor(private readonly options: SftpServerOptions) {
     const { sftp, hostKeys } = options;
+    this.accountSessions = options.accountSessions ?? new AccountSessions();
     this.server = new ssh2.Server(
       {
         hostKeys: hostKeys.map((k) => k.privateKey),
@@ -300,7 +304,18 @@ export class SftpServer {
       }
       return ctx.reject(AUTH_METHODS);
     }
+    // The password or key was right: whatever follows is no failed login.
+    const slot = await this.accountSessions.admit(account);
     attempt.succeeded();
+    if (slot === 'too-many') {
+      log.warn({ event: 'login', result: 'too-many-sessions', method: ctx.method }, 'login refused: too many sessions for this account');
+      onLogin?.('failed');
+      ctx.reject();
+      hangUp(conn.client);
+      return;
+    }
+    if (this.connections.has(conn)) conn.client.once('close', () => slot.release());
+    else slot.release();
     conn.account = account;
     conn.loginSource = source;
     onLogin?.('ok');

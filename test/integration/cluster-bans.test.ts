@@ -7,6 +7,7 @@ import { RawFtp, storBytes } from '../support/clients.js';
 import { LogLines } from '../support/log-lines.js';
 import { metricValue } from '../support/metrics.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
 
 /**
  * Issue 17 §3: brute-force bans and connection limits hold across replicas sharing a Redis (a real
@@ -100,21 +101,21 @@ interface Replicas {
 }
 
 /** Replicas A and B on the test's Redis under a key prefix of their own, both subscribed to the bans and announced. */
-async function replicas(ftp: TestBridgeOptions['ftp']): Promise<Replicas> {
+async function replicas(ftp: TestBridgeOptions['ftp'], more: { account?: Record<string, unknown>; configB?: Record<string, unknown> } = {}): Promise<Replicas> {
   const prefix = `{cb-${randomBytes(4).toString('hex')}}:`;
   const logA = new LogLines();
   const logB = new LogLines();
-  const start = (replicaId: string, log: LogLines, bucket?: string) =>
+  const start = (replicaId: string, log: LogLines, bucket?: string, config: Record<string, unknown> = {}) =>
     TestBridge.start({
       logStream: log.stream,
       logLevel: 'info',
       ftp: { loginFailureDelayMs: 100, ...ftp },
-      ...(bucket ? { accounts: [{ username: USER, password: PASSWORD, bucket }] } : {}),
-      config: { cluster: { redis: { url: redis.url, keyPrefix: prefix }, replicaId } },
+      accounts: [{ username: USER, password: PASSWORD, ...(bucket ? { bucket } : {}), ...(more.account ? { policy: more.account } : {}) }],
+      config: { cluster: { redis: { url: redis.url, keyPrefix: prefix }, replicaId }, ...config },
     });
   const a = await start('a', logA);
   // B serves A's bucket: what one replica stores, the test reads through `a`.
-  const b = await start('b', logB, a.bucket);
+  const b = await start('b', logB, a.bucket, more.configB);
   await waitForCluster(prefix);
   return {
     prefix,
@@ -229,6 +230,37 @@ describe('connection limits across replicas', () => {
       expect(afterGhost.text).toMatch(/^220[ -]/);
       expect(await probe.hexists(clientCounts, 'ghost')).toBe(0);
       afterGhost.close();
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('sessions per account across replicas', () => {
+  let keys: SshKeys;
+  beforeAll(async () => {
+    keys = await SshKeys.create();
+  });
+  afterAll(() => keys?.remove());
+
+  it('maxConnections 1: a session on A refuses the right password on B (FTP and SFTP) without counting toward a ban; its close frees the slot', async () => {
+    const r = await replicas({ maxConnectionsPerIp: 100, bruteForce: { maxFailures: 2, windowSeconds: 600, banSeconds: 600 } }, { account: { maxConnections: 1 }, configB: sftpConfig(keys.hostKey) });
+    try {
+      const held = await RawFtp.connect(r.a.port);
+      await held.login(USER, PASSWORD);
+      // More refusals than maxFailures: none is a failed login.
+      for (let i = 0; i < 3; i++) expect(await login(r.b.port, PASSWORD)).toBe('530 Too many sessions for this account');
+      const sftp = await sftpBatch({ port: r.b.sftpPort as number, user: USER, password: PASSWORD }, ['pwd']);
+      expect(sftp.code).not.toBe(0);
+      expect(r.logB.lines.filter((l) => l.event === 'login' && l.result === 'too-many-sessions')).toHaveLength(4);
+      expect(loginLines(r.logB, 'failed')).toHaveLength(0);
+      expect(r.logB.lines.some((l) => l.event === 'brute-force-ban')).toBe(false);
+
+      held.close();
+      let reply = '';
+      await until(async () => (reply = await login(r.b.port, PASSWORD)).startsWith('230'), 'a login on B after the close on A');
+      const afterClose = await sftpBatch({ port: r.b.sftpPort as number, user: USER, password: PASSWORD }, ['pwd']);
+      expect(afterClose.code, afterClose.stderr).toBe(0);
     } finally {
       await r.close();
     }
