@@ -179,6 +179,24 @@ describe('brute-force bans across replicas', () => {
     }
   });
 
+  it('login slots of a replica that died without cleaning up do not count', async () => {
+    const r = await replicas({ maxConnectionsPerIp: 100, bruteForce: { maxFailures: 2, windowSeconds: 600, banSeconds: 600 } });
+    try {
+      // A dead replica left two attempts in flight (leases of a minute); its liveness key is gone.
+      const slots = `${r.prefix}bans:slots:127.0.0.1`;
+      const [seconds] = (await probe.time()) as [number, number];
+      await probe.zadd(slots, seconds * 1000 + 60_000, 'ghost|1', seconds * 1000 + 60_000, 'ghost|2');
+      expect(await login(r.a.port, 'wrong')).toBe(REFUSED);
+      expect(loginLines(r.logA, 'failed')).toHaveLength(1);
+      expect(await probe.zcard(`${r.prefix}bans:failures:127.0.0.1`)).toBe(1);
+      // One more failure is the ban (2): the ghost's slots were never counted.
+      expect(await login(r.b.port, 'wrong')).toBe(REFUSED);
+      expect(await probe.exists(`${r.prefix}bans:ban:127.0.0.1`)).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('30 parallel wrong passwords spread over A and B get at most maxFailures passwords checked', async () => {
     const MAX_FAILURES = 5;
     const r = await replicas({ loginFailureDelayMs: 300, maxConnectionsPerIp: 100, bruteForce: { maxFailures: MAX_FAILURES, windowSeconds: 600, banSeconds: 600 } });
@@ -257,8 +275,9 @@ describe('sessions per account across replicas', () => {
       expect(r.logB.lines.some((l) => l.event === 'brute-force-ban')).toBe(false);
 
       held.close();
-      let reply = '';
-      await until(async () => (reply = await login(r.b.port, PASSWORD)).startsWith('230'), 'a login on B after the close on A');
+      await until(async () => (await login(r.b.port, PASSWORD)).startsWith('230'), 'a login on B after the close on A');
+      // That session's close is written to Redis after B let its slot go.
+      await until(async () => Object.keys(await probe.hgetall(`${r.prefix}conn:account:${USER}`)).length === 0, 'no session of the account left');
       const afterClose = await sftpBatch({ port: r.b.sftpPort as number, user: USER, password: PASSWORD }, ['pwd']);
       expect(afterClose.code, afterClose.stderr).toBe(0);
     } finally {
