@@ -110,8 +110,10 @@ export class RedisSharedState implements SharedState {
     const where = redactUrl(config.url);
     this.redis.on('ready', () => {
       this.logger.info({ event: 'cluster', redis: where, replica: this.replicaId }, 'shared state on Redis available');
-      void this.renew();
+      // Up first: renew() writes only while available, and until the liveness key exists the
+      // other replicas ignore what this one holds.
       this.setUp(true);
+      void this.renew();
     });
     this.redis.on('close', () => this.setUp(false));
     // ioredis reports every failed (re)connection here; `run` and the availability change say it once.

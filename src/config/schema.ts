@@ -192,6 +192,17 @@ export const accountSchema = z.strictObject({
     .boolean()
     .optional()
     .meta(doc('this account only over TLS, as `ftp.requireTls`, but checked at `PASS` (see [FTPS](networking.md#ftps))', '`false`')),
+  maxConnections: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .meta(
+      doc(
+        "sessions of this account open at once (FTP and SFTP, over all replicas with `cluster.redis`); one more login is refused after its password was checked: FTP `530 Too many sessions for this account`, SFTP a disconnect; it does not count toward `ftp.bruteForce`",
+        'no limit',
+      ),
+    ),
   scan: z
     .enum(['off', 'reject', 'quarantine'])
     .optional()

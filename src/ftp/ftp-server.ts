@@ -13,10 +13,10 @@ import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import { controlProtected, handshake, serverTlsSocket, type TlsCredentials } from './tls.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
-import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type ConnectionRefusal } from '../sessions/access-control.js';
+import { AccountSessions, AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type AccountSlot, type ConnectionRefusal } from '../sessions/access-control.js';
 import { PassivePortPool, passiveWarnings } from './passive-ports.js';
 import { ProxyProtocolGate, type ClientOrigin } from '../sessions/proxy-protocol.js';
-import { CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
+import { ACCOUNT_SESSIONS_EXCEEDED, CLIENT_BANNED, LOGIN_REFUSED } from './replies.js';
 
 export interface FtpServerOptions {
   ftp: BridgeConfig['ftp'];
@@ -34,6 +34,8 @@ export interface FtpServerOptions {
   /** The brute-force guard and connection limits, when shared with another front end (SFTP); else its own from `ftp`. */
   bruteForce?: BruteForceGuard;
   limiter?: ConnectionLimiter;
+  /** Sessions per account (`accounts[].maxConnections`), when shared with SFTP; else its own. */
+  accountSessions?: AccountSessions;
 }
 
 /** A connection's slot in the connection limits; `release` (idempotent) when it closes. */
@@ -42,6 +44,13 @@ type Admission = { release: () => void };
 type Refusal = { refused: 'banned' | ConnectionRefusal; message: string };
 /** A control connection past the accept step: where it comes from and its slot in the limits. */
 type Arrival = { origin: ClientOrigin; admitted: Admission };
+
+/** A limiter's verdict with the text of the 421 of a refusal. */
+function refusalText(admitted: Admission | { refused: ConnectionRefusal }): Admission | Refusal {
+  if (!('refused' in admitted)) return admitted;
+  const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
+  return { refused: admitted.refused, message };
+}
 
 /** The FTP front end: ftp-srv (ftp-srv-adapter.ts) accepts connections, our command table answers every command. */
 export class FtpServer {
@@ -63,6 +72,9 @@ export class FtpServer {
   private readonly arrivals = new WeakMap<Socket, Arrival>();
   /** Sockets in the accept step (reading a PROXY header): closed with the server. */
   private readonly arriving = new Set<Socket>();
+  private readonly accountSessions: AccountSessions;
+  /** The account slot of each logged-in connection, released when it closes. */
+  private readonly accountSlots = new WeakMap<Connection, AccountSlot>();
 
   constructor(private readonly options: FtpServerOptions) {
     const { ftp, logger } = options;
@@ -71,6 +83,7 @@ export class FtpServer {
     this.bruteForce = options.bruteForce ?? new BruteForceGuard(ftp.bruteForce);
     this.limiter = options.limiter ?? new ConnectionLimiter(ftp.maxConnections, ftp.maxConnectionsPerIp, ftp.bruteForce.ipv6PrefixLength);
     this.proxyGate = new ProxyProtocolGate(ftp.proxyProtocol);
+    this.accountSessions = options.accountSessions ?? new AccountSessions();
     this.context = {
       dataConnectionTimeoutMs: ftp.dataConnectionTimeoutSeconds * 1000,
       tlsHandshakeTimeoutMs: ftp.tls.handshakeTimeoutSeconds * 1000,
@@ -103,9 +116,14 @@ export class FtpServer {
       {
         incoming: (socket) => this.acceptControl(socket),
         accept: (peer) => this.onConnect(peer),
-        closed: (connection) => this.connections.delete(connection),
+        closed: (connection) => this.onClosed(connection),
       },
     );
+  }
+
+  private onClosed(connection: Connection): void {
+    this.connections.delete(connection);
+    this.accountSlots.get(connection)?.release();
   }
 
   /** One "connection refused" line per client and reason every 10 s, with the count of those suppressed. */
@@ -118,13 +136,13 @@ export class FtpServer {
     this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...where, ...(suppressed ? { suppressed } : {}) }, 'connection refused');
   }
 
-  /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
-  private admit(clientIp: string): Admission | Refusal {
+  /**
+   * Bans and connection limits for a new connection from `clientIp`: a slot to release when it
+   * closes, or why not. The limits are cluster-wide when Redis is available (`admitShared`).
+   */
+  private async admit(clientIp: string): Promise<Admission | Refusal> {
     if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: CLIENT_BANNED.message };
-    const admitted = this.limiter.admit(clientIp);
-    if (!('refused' in admitted)) return admitted;
-    const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
-    return { refused: admitted.refused, message };
+    return refusalText(await this.limiter.admitShared(clientIp));
   }
 
   /**
@@ -146,7 +164,11 @@ export class FtpServer {
         return undefined;
       }
       if (socket.destroyed) return undefined;
-      const admitted = this.admit(origin.clientAddress);
+      const admitted = await this.admit(origin.clientAddress);
+      if (socket.destroyed) {
+        if (!('refused' in admitted)) admitted.release();
+        return undefined;
+      }
       if ('refused' in admitted) {
         this.logRefusal(origin.clientAddress, admitted.refused, where);
         // Before TLS there is no way to say 421: an implicit FTPS connection is closed at once, without a handshake.
@@ -258,13 +280,23 @@ export class FtpServer {
     }
     if (refusal || !result?.ok) {
       log.warn({ event: 'login', ...refusal }, 'login failed');
-      if (attempt.failed()) {
+      if (await attempt.failed()) {
         log.warn({ event: 'brute-force-ban', banSeconds: this.options.ftp.bruteForce.banSeconds }, 'address banned after too many failed logins');
       }
       await answerRefusal();
       throw new Error(LOGIN_REFUSED.message);
     }
+    // The password was right: whatever follows is no failed login.
+    const slot = await this.accountSessions.admit(result.account);
     attempt.succeeded();
+    if (slot === 'too-many') {
+      log.warn({ event: 'login', result: 'too-many-sessions' }, 'login refused: too many sessions for this account');
+      throw new Error(ACCOUNT_SESSIONS_EXCEEDED.message);
+    }
+    this.accountSlots.get(connection)?.release();
+    this.accountSlots.set(connection, slot);
+    // Closed while the slot was taken: onClosed has run already.
+    if (connection.commandSocket.destroyed) slot.release();
     connection.session = new Session(result.account, this.options.storeFor(result.account, { clientIp }), log);
     connection.loginSource = result.source;
     log.info({ event: 'login', result: 'ok', bucket: result.account.bucket, prefix: result.account.prefix }, 'login');

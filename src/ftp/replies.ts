@@ -86,5 +86,8 @@ export { safeReplyLetter, safeReplyText } from './reply-text.js';
  */
 export const LOGIN_REFUSED: Reply = { code: 530, message: 'Login incorrect' };
 
+/** The right password of an account that has `maxConnections` sessions open already; no failed login. */
+export const ACCOUNT_SESSIONS_EXCEEDED: Reply = { code: 530, message: 'Too many sessions for this account' };
+
 /** A client banned by the brute-force guard, at connect and at PASS; the connection is then closed. */
 export const CLIENT_BANNED: Reply = { code: 421, message: 'Too many failed logins; try again later' };

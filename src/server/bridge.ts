@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
-import { BruteForceGuard, clientKey, ConnectionLimiter } from '../sessions/access-control.js';
+import { AccountSessions, BruteForceGuard, clientKey, ConnectionLimiter } from '../sessions/access-control.js';
 import { FtpServer } from '../ftp/ftp-server.js';
 import type { OperationEvent } from '../sessions/operations.js';
 import { TlsCredentials } from '../ftp/tls.js';
@@ -232,11 +232,13 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const { cert, key, minVersion, reloadCheckSeconds } = config.ftp.tls;
   const tls = cert && key ? await TlsCredentials.load({ cert, key, minVersion, reloadCheckSeconds }, logger.child({ component: 'tls' })) : undefined;
   // One ban list and one count of connections for both front ends.
-  const bruteForce = new BruteForceGuard(config.ftp.bruteForce);
-  const limiter = new ConnectionLimiter(config.ftp.maxConnections, config.ftp.maxConnectionsPerIp, config.ftp.bruteForce.ipv6PrefixLength);
+  const bruteForce = new BruteForceGuard(config.ftp.bruteForce, Date.now, redisState);
+  const limiter = new ConnectionLimiter(config.ftp.maxConnections, config.ftp.maxConnectionsPerIp, config.ftp.bruteForce.ipv6PrefixLength, redisState);
+  const accountSessions = new AccountSessions(redisState);
   ftp = new FtpServer({
     bruteForce,
     limiter,
+    accountSessions,
     ftp: config.ftp,
     authenticator,
     storeFor,
@@ -254,6 +256,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       authenticator,
       bruteForce,
       limiter,
+      accountSessions,
       storeFor,
       logger: logger.child({ component: 'sftp' }),
       onOperation,
@@ -288,6 +291,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       process.off('SIGHUP', onHangup);
       accounts.close();
       s3.destroy();
+      bruteForce.close();
       await redisState?.stop();
     })());
   let ftpAddress: AddressInfo;

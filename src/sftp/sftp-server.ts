@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import ssh2, { type AuthContext, type Connection, type ServerChannel } from 'ssh2';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
-import { AddressSet, type BruteForceGuard, type ConnectionLimiter, LogThrottle, normalizeIp } from '../sessions/access-control.js';
+import { AccountSessions, AddressSet, type BruteForceGuard, type ConnectionLimiter, LogThrottle, normalizeIp } from '../sessions/access-control.js';
 import { HeaderSniffer, ProxyProtocolGate } from '../sessions/proxy-protocol.js';
 import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
@@ -26,6 +26,8 @@ export interface SftpServerOptions {
   bruteForce: BruteForceGuard;
   /** Shared with the FTP front end: one count of connections per client and in total. */
   limiter: ConnectionLimiter;
+  /** Sessions per account (`accounts[].maxConnections`), shared with FTP. */
+  accountSessions?: AccountSessions;
   storeFor(account: AccountConfig, session: { clientIp: string; protocol: 'sftp' }): FileStore;
   logger: Logger;
   onOperation: OperationListener;
@@ -92,10 +94,12 @@ export class SftpServer {
   private readonly arriving = new Set<Socket>();
   /** One "connection refused" line per client and reason every 10 s. */
   private readonly refusalLog = new LogThrottle(10_000);
+  private readonly accountSessions: AccountSessions;
 
   constructor(private readonly options: SftpServerOptions) {
     const { sftp, hostKeys } = options;
     this.proxyGate = new ProxyProtocolGate(sftp.proxyProtocol);
+    this.accountSessions = options.accountSessions ?? new AccountSessions();
     this.server = new ssh2.Server(
       {
         hostKeys: hostKeys.map((k) => k.privateKey),
@@ -155,11 +159,15 @@ export class SftpServer {
     if (socket.destroyed) return;
     const clientIp = origin.clientAddress;
     const refusal = this.draining ? 'shutting-down' : bruteForce.bannedFor(clientIp) > 0 ? 'banned' : undefined;
-    const admitted = refusal ? undefined : limiter.admit(clientIp);
+    const admitted = refusal ? undefined : await limiter.admitShared(clientIp);
     if (refusal || !admitted || 'refused' in admitted) {
       const reason = refusal ?? (admitted && 'refused' in admitted ? admitted.refused : 'refused');
       this.logRefusal(clientIp, reason);
       socket.destroy();
+      return;
+    }
+    if (socket.destroyed) {
+      admitted.release();
       return;
     }
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -328,7 +336,7 @@ export class SftpServer {
     }
     if (refusal || !account) {
       log.warn({ event: 'login', method: ctx.method, ...refusal }, 'login failed');
-      if (attempt.failed()) log.warn({ event: 'brute-force-ban' }, 'address banned after too many failed logins');
+      if (await attempt.failed()) log.warn({ event: 'brute-force-ban' }, 'address banned after too many failed logins');
       await answerRefusal();
       onLogin?.('failed');
       conn.authFailures++;
@@ -339,7 +347,18 @@ export class SftpServer {
       }
       return ctx.reject(AUTH_METHODS);
     }
+    // The password or key was right: whatever follows is no failed login.
+    const slot = await this.accountSessions.admit(account);
     attempt.succeeded();
+    if (slot === 'too-many') {
+      log.warn({ event: 'login', result: 'too-many-sessions', method: ctx.method }, 'login refused: too many sessions for this account');
+      onLogin?.('failed');
+      ctx.reject();
+      hangUp(conn.client);
+      return;
+    }
+    if (this.connections.has(conn)) conn.client.once('close', () => slot.release());
+    else slot.release();
     conn.account = account;
     conn.loginSource = source;
     onLogin?.('ok');
