@@ -57,6 +57,8 @@ export interface UploadReservation {
    * the answer needs the shared ledger (cluster.redis: the upload's lease is used up).
    */
   grow(n: number): boolean | Promise<boolean>;
+  /** All of the upload's data has arrived: a lease of the shared ledger it did not use goes back at once. */
+  received(): void;
   /** The upload committed an object with `etag`: what it reserved becomes the account's usage. */
   commit(etag: string | undefined): void;
   /** The upload failed or was aborted: what it reserved is free again. No-op after commit. */
@@ -383,6 +385,12 @@ class Reservation implements UploadReservation {
     return true;
   }
 
+  received(): void {
+    if (this.settled || !this.shared || this.leased <= this.bytes) return;
+    this.shared.settle(this.leased - this.bytes, 0);
+    this.leased = this.bytes;
+  }
+
   commit(etag: string | undefined): void {
     if (this.settled) return;
     this.settled = true;
@@ -421,6 +429,11 @@ export function reserveAsReceived(reservation: UploadReservation, onExceeded: ()
       if (typeof fits === 'boolean') return decide(fits);
       // The shared ledger answers (or this process's own, when Redis fails): the stream waits meanwhile.
       fits.then(decide, (error: unknown) => callback(error as Error));
+    },
+    flush(callback: TransformCallback) {
+      // The upload commits exactly what it received: the rest of its lease is free for the others now, not after the commit.
+      reservation.received();
+      callback();
     },
   });
 }

@@ -21,7 +21,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  */
 const HOLDINGS = `local me, live = ARGV[1], ARGV[2]
 local heldB, heldO = tonumber(ARGV[3]), tonumber(ARGV[4])
-if tonumber(ARGV[5]) ~= 0 or tonumber(ARGV[6]) ~= 0 then
+-- Commits count on top of a measurement taken or started; without one (a Redis that lost its data)
+-- the first measurement lists them.
+if (tonumber(ARGV[5]) ~= 0 or tonumber(ARGV[6]) ~= 0) and (redis.call('HEXISTS', KEYS[1], 'at') == 1 or redis.call('HEXISTS', KEYS[1], 'ms') == 1) then
   redis.call('HINCRBY', KEYS[1], 'ctb', ARGV[5])
   redis.call('HINCRBY', KEYS[1], 'cto', ARGV[6])
 end
@@ -82,6 +84,10 @@ local m = redis.call('HMGET', KEYS[1], 'mctb', 'mchg')
 if m[1] and (tonumber(ARGV[3]) < tonumber(m[1]) or tonumber(ARGV[5]) < tonumber(m[2])) then return 0 end
 redis.call('HSET', KEYS[1], 'at', now, 'mb', ARGV[1], 'mo', ARGV[2], 'mctb', ARGV[3], 'mcto', ARGV[4], 'mchg', ARGV[5])
 return 1`);
+
+/** Starts a measurement: marks the entry as being measured and returns the counters it starts from. */
+const MEASURING = sharedScript(`redis.call('HSET', KEYS[1], 'ms', 1)
+return redis.call('HMGET', KEYS[1], 'ctb', 'cto', 'chg')`);
 
 /** Marks stale every entry of bucket KEYS[1]'s index whose prefix starts `ARGV[1]` (the changed key). */
 const STALE = sharedScript(`local members = redis.call('SMEMBERS', KEYS[1])
@@ -210,7 +216,7 @@ export class SharedQuotaEntry {
    */
   measure(list: () => Promise<Usage>): Promise<boolean> {
     this.measuring ??= (async () => {
-      const snapshot = await this.shared.run('quota', (redis) => redis.hmget(this.hashKey, 'ctb', 'cto', 'chg'));
+      const snapshot = await this.shared.run('quota', (redis) => MEASURING(redis, [this.hashKey], []) as Promise<(string | null)[]>);
       if (!snapshot) return false;
       const usage = await list();
       const [ctb, cto, chg] = snapshot.map((v) => Number(v ?? 0));
