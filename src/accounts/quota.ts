@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Logger } from 'pino';
 import { SharedQuotaLedger, type LeaseRequest, type LeaseResult, type SharedQuotaEntry } from '../cluster/quota-ledger.js';
-import type { SharedState } from '../cluster/shared-state.js';
+import { LOCAL_STATE, type SharedState } from '../cluster/shared-state.js';
 import type { AccountConfig } from '../config/schema.js';
 import { StorageError } from '../storage/errors.js';
 import type { MeasuredUsage, Usage } from '../storage/s3-usage.js';
@@ -112,7 +112,7 @@ export class QuotaTracker {
     private readonly logger?: Logger,
     shared?: SharedState,
   ) {
-    this.ledger = shared ? new SharedQuotaLedger(shared) : undefined;
+    this.ledger = shared && shared !== LOCAL_STATE ? new SharedQuotaLedger(shared) : undefined;
   }
 
   /** Committed usage of an account's prefix (measured, plus own commits since): from the cache when fresh. */
@@ -130,7 +130,8 @@ export class QuotaTracker {
     if (!quota || (quota.maxBytes === undefined && quota.maxObjects === undefined)) {
       return new Reservation(this, account, options.key, undefined, undefined, 1);
     }
-    if (this.ledger?.available()) {
+    if (this.ledger) {
+      // Redis unavailable: undefined at once (counted as a fallback), and this process's ledger decides.
       const reservation = await this.reserveShared(account, quota, options);
       if (reservation) return reservation;
     }
@@ -200,7 +201,7 @@ export class QuotaTracker {
     const limits = reservation.account.quota ?? {};
     let result: Exclude<LeaseResult, 'measure'> | undefined;
     try {
-      result = this.ledger?.available() ? await this.lease(reservation.account, shared, { need: reservation.bytes + n - reservation.leased, objects: 0, limits }) : undefined;
+      result = await this.lease(reservation.account, shared, { need: reservation.bytes + n - reservation.leased, objects: 0, limits });
     } catch {
       result = undefined; // a failed measurement: decide locally, as when Redis is down
     }

@@ -257,11 +257,6 @@ export class SharedQuotaLedger {
     });
   }
 
-  /** Whether Redis can be asked now (else every decision is the replica's own). */
-  available(): boolean {
-    return this.shared.available();
-  }
-
   /** The entry of `bucket`/`prefix` on `endpoint` ('' for the default target). */
   entry(endpoint: string, bucket: string, prefix: string): SharedQuotaEntry {
     const id = createHash('sha1').update(JSON.stringify([endpoint, bucket, prefix])).digest('hex');
