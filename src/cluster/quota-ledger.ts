@@ -43,8 +43,10 @@ end`;
 
 /**
  * The reservation check and the reservation in one atomic step.
- * ARGV[7..13]: needed bytes, object slots wanted (0 or 1), announced size (-1: none), lease wanted,
- * maxBytes (-1: none), maxObjects (-1: none), refresh ms (-1: use the measurement whatever its age).
+ * KEYS[3]: the bucket's index of entries (for deletes and renames).
+ * ARGV[7..14]: needed bytes, object slots wanted (0 or 1), announced size (-1: none), lease wanted,
+ * maxBytes (-1: none), maxObjects (-1: none), refresh ms (-1: use the measurement whatever its age),
+ * this entry's index member (`<id> <prefix>`).
  * Returns {'measure'} when no usable measurement is there, {'ok', granted, usedB, usedO},
  * or {why, usedB, usedO} (nothing taken).
  */
@@ -53,6 +55,7 @@ ${NOW}
 local need, objects, size, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local maxB, maxO, refresh = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 redis.call('HSET', KEYS[2], me .. ':b', heldB, me .. ':o', heldO)
+redis.call('SADD', KEYS[3], ARGV[14])
 local m = redis.call('HMGET', KEYS[1], 'at', 'mb', 'mo', 'mctb', 'mcto', 'mchg', 'ctb', 'cto', 'chg')
 if not m[1] then return {'measure'} end
 if refresh >= 0 and (now - tonumber(m[1]) >= refresh or tonumber(m[9] or 0) ~= tonumber(m[6])) then return {'measure'} end
@@ -158,8 +161,7 @@ export class SharedQuotaEntry {
     return this.serial(async () => {
       const sent = { ...this.unsent };
       const reply = await this.shared.run('quota', async (redis) => {
-        await redis.sadd(this.indexKey, `${this.id} ${this.prefix}`);
-        return (await RESERVE(redis, [this.hashKey, this.reservationsKey], [
+        return (await RESERVE(redis, [this.hashKey, this.reservationsKey, this.indexKey], [
           ...this.holdings(sent),
           request.need,
           request.objects,
@@ -168,6 +170,7 @@ export class SharedQuotaEntry {
           request.limits.maxBytes ?? -1,
           request.limits.maxObjects ?? -1,
           request.refreshMs ?? -1,
+          `${this.id} ${this.prefix}`,
         ])) as [string, ...number[]];
       });
       if (!reply) return undefined;

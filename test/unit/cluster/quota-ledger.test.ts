@@ -198,6 +198,21 @@ describe('quota leases on the shared ledger', () => {
     rb.release();
   });
 
+  it("a delete through one replica makes every replica measure again before its next upload", async () => {
+    const { account, bucket, a, b } = await cluster({ maxBytes: 10 * MiB });
+    const r = await a.tracker.reserve(account, { key: 'p/a' });
+    expect(await feed(r, 8 * MiB)).toBe(true);
+    r.commit(bucket.put(8 * MiB));
+    await expect(b.tracker.reserve(account, { key: 'p/b', size: 3 * MiB })).rejects.toSatisfy(full);
+    // A deletes the file: B measures again and has the room back.
+    bucket.bytes -= 8 * MiB;
+    bucket.objects--;
+    a.tracker.markStale('b', 'p/a');
+    const measured = bucket.measured;
+    await until(async () => (await b.tracker.reserve(account, { key: 'p/b', size: 3 * MiB }).then((x) => (x.release(), true), () => false)), 'the room freed by the delete');
+    expect(bucket.measured).toBe(measured + 1);
+  });
+
   it("ignores and removes what a replica without a liveness key holds", async () => {
     const { account, a, b } = await cluster({ maxBytes: 10 * MiB });
     const r = await a.tracker.reserve(account, { key: 'p/a' });
