@@ -80,13 +80,14 @@ function throttle(buckets: TokenBucket[]): Transform {
 /** A global cap: its bucket and, with shared state, this replica's share of it. */
 interface GlobalCap {
   bucket: TokenBucket;
-  share: BandwidthShare;
+  share: BandwidthShare | undefined;
 }
 
 function globalCap(kibps: number | undefined, shared: SharedState, direction: 'upload' | 'download'): GlobalCap | undefined {
   if (!kibps) return undefined;
   const bucket = new TokenBucket(kibps * 1024);
-  return { bucket, share: new BandwidthShare(shared, direction, (replicas) => bucket.setRate((kibps * 1024) / replicas)) };
+  const share = shared === LOCAL_STATE ? undefined : new BandwidthShare(shared, direction, (replicas) => bucket.setRate((kibps * 1024) / replicas));
+  return { bucket, share };
 }
 
 /**
@@ -116,8 +117,8 @@ export class Bandwidth {
 
   /** Stops the renewals of the shares (the bridge stops). */
   close(): void {
-    this.globalUpload?.share.close();
-    this.globalDownload?.share.close();
+    this.globalUpload?.share?.close();
+    this.globalDownload?.share?.close();
   }
 
   private limit(source: Readable, global: GlobalCap | undefined, perSessionKiBps: number | undefined): Readable {
@@ -125,7 +126,7 @@ export class Bandwidth {
     if (!buckets.length) return source;
     const limiter = throttle(buckets);
     // The share counts this replica while one of its transfers in this direction runs.
-    if (global) limiter.once('close', global.share.acquire());
+    if (global?.share) limiter.once('close', global.share.acquire());
     return pipeline(source, limiter, () => undefined);
   }
 }
