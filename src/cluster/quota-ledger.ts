@@ -6,6 +6,8 @@ import { sharedScript, type SharedState } from './shared-state.js';
 export const LEASE_BLOCK_BYTES = 8 * 1024 * 1024;
 /** A lease takes at most this fraction of what is left, so near the limit leases shrink and little sits unused. */
 const LEASE_SHARE = 4;
+/** An entry no replica touched for this long is dropped from Redis (a removed account); the next use measures it again. */
+const ENTRY_IDLE_MS = 7 * 24 * 3600 * 1000;
 /** Retry of a settle that did not reach Redis (a time-out: Redis is up but slow). */
 const RESYNC_MS = 1_000;
 
@@ -39,7 +41,9 @@ for i = 1, #fields, 2 do
       redis.call('HDEL', KEYS[2], field)
     end
   end
-end`;
+end
+redis.call('PEXPIRE', KEYS[1], ${ENTRY_IDLE_MS})
+redis.call('PEXPIRE', KEYS[2], ${ENTRY_IDLE_MS})`;
 
 /**
  * The reservation check and the reservation in one atomic step.

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaTracker, type MeasuredUsage } from '../../../src/accounts/quota.js';
 import { LEASE_BLOCK_BYTES } from '../../../src/cluster/quota-ledger.js';
 import type { SharedState } from '../../../src/cluster/shared-state.js';
+import { SwitchableState } from '../../support/switchable-state.js';
 import type { AccountConfig } from '../../../src/config/schema.js';
 import { isStorageError } from '../../../src/storage/errors.js';
 import { startRedis, type TestRedis } from '../../support/redis.js';
@@ -12,42 +13,6 @@ import { startRedis, type TestRedis } from '../../support/redis.js';
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
 const full = (e: unknown) => isStorageError(e, 'STORAGE_FULL');
-
-/**
- * A fake SharedState over a real Redis (the Lua scripts are what is tested): `down` makes every
- * call fall back at once, as an outage does, and tells the listeners; `calls` counts round trips.
- */
-class SwitchableState implements SharedState {
-  calls = 0;
-  fallbacks = 0;
-  private down = false;
-  private readonly listeners: ((up: boolean) => void)[] = [];
-
-  constructor(
-    readonly replicaId: string,
-    private readonly redis: RedisClient,
-    private readonly prefix: string,
-  ) {}
-
-  available = () => !this.down;
-  key = (...parts: string[]) => this.prefix + parts.join(':');
-  livenessKey = (id: string) => this.key('replica', id);
-  onAvailability(listener: (up: boolean) => void): void {
-    this.listeners.push(listener);
-  }
-  async run<T>(_what: string, fn: (redis: RedisClient) => Promise<T>): Promise<T | undefined> {
-    if (this.down) {
-      this.fallbacks++;
-      return undefined;
-    }
-    this.calls++;
-    return fn(this.redis);
-  }
-  setDown(down: boolean): void {
-    this.down = down;
-    for (const l of this.listeners) l(!down);
-  }
-}
 
 /** A bucket both replicas list: bytes and objects under the account's prefix. */
 class FakeBucket {
