@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Logger } from 'pino';
-import { SharedQuotaLedger, type LeaseRequest, type LeaseResult, type SharedQuotaEntry } from '../cluster/quota-ledger.js';
+import { SharedQuotaLedger, type LeaseHolder, type LeaseRequest, type LeaseResult, type SharedQuotaEntry } from '../cluster/quota-ledger.js';
 import { LOCAL_STATE, type SharedState } from '../cluster/shared-state.js';
 import type { AccountConfig } from '../config/schema.js';
 import { StorageError } from '../storage/errors.js';
@@ -201,7 +201,7 @@ export class QuotaTracker {
     const limits = reservation.account.quota ?? {};
     let result: Exclude<LeaseResult, 'measure'> | undefined;
     try {
-      result = await this.lease(reservation.account, shared, { need: reservation.bytes + n - reservation.leased, objects: 0, limits });
+      result = await this.lease(reservation.account, shared, { need: reservation.bytes + n - reservation.leased, objects: 0, limits, holder: reservation });
     } catch {
       result = undefined; // a failed measurement: decide locally, as when Redis is down
     }
@@ -338,7 +338,7 @@ function watch(entry: Entry, key: string, delta: 1 | -1): void {
   else entry.watched.delete(key);
 }
 
-class Reservation implements UploadReservation {
+class Reservation implements UploadReservation, LeaseHolder {
   bytes = 0;
   /** The ETag the measurement in force listed under `key` (undefined: not listed, or not looked at). */
   listedEtag: string | undefined;

@@ -50,9 +50,11 @@ redis.call('PEXPIRE', KEYS[2], ${ENTRY_IDLE_MS})`;
  * KEYS[3]: the bucket's index of entries (for deletes and renames).
  * ARGV[7..14]: needed bytes, object slots wanted (0 or 1), announced size (-1: none), lease wanted,
  * maxBytes (-1: none), maxObjects (-1: none), refresh ms (-1: use the measurement whatever its age),
- * this entry's index member (`<id> <prefix>`).
+ * this entry's index member (`<id> <prefix>`), bytes and objects of the asking upload's lease to
+ * give back when refused.
  * Returns {'measure'} when no usable measurement is there, {'ok', granted, usedB, usedO},
- * or {why, usedB, usedO} (nothing taken).
+ * or {why, usedB, usedO} (nothing taken; the upload's lease given back in the same step, so an
+ * upload that asks next sees it, as on a single replica).
  */
 const RESERVE = sharedScript(`${HOLDINGS}
 ${NOW}
@@ -65,12 +67,17 @@ if not m[1] then return {'measure'} end
 if refresh >= 0 and (now - tonumber(m[1]) >= refresh or tonumber(m[9] or 0) ~= tonumber(m[6])) then return {'measure'} end
 local usedB = tonumber(m[2]) + tonumber(m[7] or 0) - tonumber(m[4]) + othersB + heldB
 local usedO = tonumber(m[3]) + tonumber(m[8] or 0) - tonumber(m[5]) + othersO + heldO
-if objects > 0 and maxO >= 0 and usedO + objects > maxO then return {'objects', usedB, usedO} end
+local freeB, freeO = tonumber(ARGV[15]), tonumber(ARGV[16])
+local function refuse(why)
+  if freeB > 0 or freeO > 0 then redis.call('HSET', KEYS[2], me .. ':b', heldB - freeB, me .. ':o', heldO - freeO) end
+  return {why, usedB, usedO}
+end
+if objects > 0 and maxO >= 0 and usedO + objects > maxO then return refuse('objects') end
 local granted = 0
 if maxB >= 0 then
   local remaining = maxB - usedB
-  if remaining <= 0 or remaining < need then return {'bytes', usedB, usedO} end
-  if size >= 0 and size > remaining then return {'announced size', usedB, usedO} end
+  if remaining <= 0 or remaining < need then return refuse('bytes') end
+  if size >= 0 and size > remaining then return refuse('announced size') end
   granted = math.min(remaining, math.max(need, math.min(want, math.floor(remaining / ${LEASE_SHARE}))))
 end
 redis.call('HSET', KEYS[2], me .. ':b', heldB + granted, me .. ':o', heldO + objects)
@@ -110,6 +117,13 @@ export interface QuotaLimits {
   maxObjects?: number;
 }
 
+/** The lease of a running upload (its reservation): given back by the script that refuses it more. */
+export interface LeaseHolder {
+  leased: number;
+  sharedObjects: number;
+  readonly settledAlready: boolean;
+}
+
 /** What a lease asks for. */
 export interface LeaseRequest {
   /** Bytes that must fit now (0 when an upload starts). */
@@ -121,6 +135,8 @@ export interface LeaseRequest {
   limits: QuotaLimits;
   /** Measured usage older than this, or stale, is measured again first; undefined: any measurement will do. */
   refreshMs?: number;
+  /** The upload that asks for more: refused, its lease goes back at once. */
+  holder?: LeaseHolder;
 }
 
 /** The answer of the shared ledger: `measure` means no usable measurement is there yet. */
@@ -164,6 +180,8 @@ export class SharedQuotaEntry {
   lease(request: LeaseRequest): Promise<LeaseResult | undefined> {
     return this.serial(async () => {
       const sent = { ...this.unsent };
+      const holder = request.holder && !request.holder.settledAlready ? request.holder : undefined;
+      const free = { bytes: holder?.leased ?? 0, objects: holder?.sharedObjects ?? 0 };
       const reply = await this.shared.run('quota', async (redis) => {
         return (await RESERVE(redis, [this.hashKey, this.reservationsKey, this.indexKey], [
           ...this.holdings(sent),
@@ -175,13 +193,24 @@ export class SharedQuotaEntry {
           request.limits.maxObjects ?? -1,
           request.refreshMs ?? -1,
           `${this.id} ${this.prefix}`,
+          free.bytes,
+          free.objects,
         ])) as [string, ...number[]];
       });
       if (!reply) return undefined;
       this.sent(sent);
       const [verdict, a = 0, b = 0, c = 0] = reply;
       if (verdict === 'measure') return 'measure';
-      if (verdict !== 'ok') return { refused: verdict, usage: { bytes: a, objects: b } };
+      if (verdict !== 'ok') {
+        // The script gave the lease back; an upload settled meanwhile already took it off `held`.
+        if (holder && !holder.settledAlready) {
+          this.held.bytes -= free.bytes;
+          this.held.objects -= free.objects;
+          holder.leased -= free.bytes;
+          holder.sharedObjects -= free.objects;
+        }
+        return { refused: verdict, usage: { bytes: a, objects: b } };
+      }
       this.held.bytes += a;
       this.held.objects += request.objects;
       return { granted: a, usage: { bytes: b, objects: c } };

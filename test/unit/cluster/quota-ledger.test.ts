@@ -113,6 +113,27 @@ describe('quota leases on the shared ledger', () => {
     expect(bucket.measured).toBe(measured);
   });
 
+  it("a refused upload's lease goes back in the same step: uploads waiting behind it get the room at once", async () => {
+    const { account, bucket, a, b } = await cluster({ maxBytes: 12 * MiB });
+    const uploads = [await a.tracker.reserve(account, { key: 'p/1' }), await b.tracker.reserve(account, { key: 'p/2' }), await a.tracker.reserve(account, { key: 'p/3' })];
+    // All three grow in turn until the quota is full and ask for more at once.
+    const ok = [true, true, true];
+    for (let round = 0; round < 200 && ok.some(Boolean); round++) {
+      const answers = await Promise.all(uploads.map((r, i) => (ok[i] && r.bytes < 5 * MiB ? r.grow(CHUNK) : ok[i])));
+      answers.forEach((fits, i) => {
+        if (ok[i] && !fits) {
+          ok[i] = false;
+          uploads[i]!.release();
+        }
+      });
+      if (uploads.every((r, i) => !ok[i] || r.bytes >= 5 * MiB)) break;
+    }
+    // 3 x 5 MiB do not fit in 12 MiB, 2 x 5 MiB do: exactly one is refused.
+    expect(ok.filter(Boolean)).toHaveLength(2);
+    for (const [i, r] of uploads.entries()) if (ok[i]) r.commit(bucket.put(r.bytes));
+    expect(bucket.bytes).toBe(10 * MiB);
+  });
+
   it('counts object slots across replicas', async () => {
     const { account, a, b } = await cluster({ maxObjects: 2 });
     const r1 = await a.tracker.reserve(account, { key: 'p/1' });
