@@ -181,6 +181,11 @@ describe('quota reservations shared by two replicas on Redis', () => {
     expect(await stor(b, 'kill', 'down-b.bin', more[1]!)).toBe(226);
     expect(await a.objectHash('kill/down-a.bin')).toBe(sha256(more[0]!));
     expect(await a.objectHash('kill/down-b.bin')).toBe(sha256(more[1]!));
+    // Said in a metric; the replica stays ready (an outage of Redis stops no upload).
+    const metrics = await (await fetch(`http://127.0.0.1:${a.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^cluster_redis_up 0$/m);
+    expect(Number(/^cluster_redis_fallbacks_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect((await fetch(`http://127.0.0.1:${a.httpPort}/readyz`)).status).toBe(200);
 
     // Redis is back (empty): A commits 6 MiB (16 of 20 MiB used). B's own ledger (10 MiB measured
     // during the outage, 1 MiB of its own since) would let 6 MiB more in; the shared one refuses it.
