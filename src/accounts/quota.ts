@@ -131,6 +131,10 @@ export class QuotaTracker {
       return new Reservation(this, account, options.key, undefined, undefined, 1);
     }
     if (this.ledger) {
+      // Asked once (an S3 request) whichever ledger decides.
+      const asked = options.replacesObject;
+      let answer: Promise<boolean> | undefined;
+      if (asked) options = { ...options, replacesObject: () => (answer ??= asked()) };
       // Redis unavailable: undefined at once (counted as a fallback), and this process's ledger decides.
       const reservation = await this.reserveShared(account, quota, options);
       if (reservation) return reservation;
