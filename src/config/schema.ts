@@ -348,7 +348,7 @@ const ftpSection = z.strictObject({
     ),
   bandwidth: bandwidthLimits('shared by all sessions together')
     .optional()
-    .meta(doc('data-stream caps shared by all sessions together (token bucket, back-pressure; per-account limits: `accounts[].bandwidth`)', 'unlimited')),
+    .meta(doc('data-stream caps shared by all sessions together, of all replicas with `cluster.redis` (token bucket, back-pressure; per-account limits: `accounts[].bandwidth`)', 'unlimited')),
   bruteForce: z
     .strictObject({
       maxFailures: z

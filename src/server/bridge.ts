@@ -159,7 +159,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
   redisState?.start();
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
-  const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
+  const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry, shared });
   // Which checksum each bucket's uploads carry, and why: one line per bucket and target.
   const checksums = new ChecksumTargets({
     configured: config.s3.checksumAlgorithm,
