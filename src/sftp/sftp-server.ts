@@ -10,6 +10,7 @@ import { AddressSet, type BruteForceGuard, type ConnectionLimiter, normalizeIp }
 import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
+import { freeBuffer } from '../storage/free-buffer.js';
 import type { FileStore } from '../storage/object-store.js';
 import type { HostKey } from './host-keys.js';
 import { SftpSession } from './sftp-session.js';
@@ -51,6 +52,22 @@ function hangUp(client: Connection): void {
   client.end();
   const socket = (client as unknown as { _sock?: { destroyed: boolean; destroy(): void } })._sock;
   if (socket && !socket.destroyed) setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
+}
+
+/**
+ * Frees each packet ssh2 writes to a connection's socket once the socket has written it (see
+ * freeBuffer): ssh2 allocates every encrypted packet anew (32 KiB for file data), and left to the
+ * collector a transfer's packets held tens of MiB of RSS and cost collections.
+ */
+function freeWrittenPackets(client: Connection): void {
+  const socket = (client as unknown as { _sock?: Socket })._sock;
+  if (!socket) return;
+  const write = socket.write.bind(socket) as (chunk: Buffer, callback: (err?: Error | null) => void) => boolean;
+  socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+    // ssh2 writes one Buffer without encoding or callback; anything else is passed on untouched.
+    if (rest.length === 0 && Buffer.isBuffer(chunk)) return write(chunk, () => freeBuffer(chunk));
+    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as Socket['write'];
 }
 
 interface PendingSocket {
@@ -109,7 +126,9 @@ export class SftpServer {
    */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.sftp;
-    const listener = createNetServer((socket) => this.accept(socket));
+    // No Nagle: SFTP answers (32 KiB READ data, WRITE statuses) are each smaller than a segment, and
+    // held back until the previous one is acknowledged they stall a pipelining client.
+    const listener = createNetServer({ noDelay: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(port, host, () => {
@@ -165,6 +184,7 @@ export class SftpServer {
     }
     const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0 };
     this.connections.add(conn);
+    freeWrittenPackets(client);
 
     let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
