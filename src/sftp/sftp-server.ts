@@ -3,7 +3,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import ssh2, { type AuthContext, type Connection, type ServerChannel } from 'ssh2';
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { AddressSet, type BruteForceGuard, type ConnectionLimiter, normalizeIp } from '../sessions/access-control.js';
@@ -86,7 +86,13 @@ interface SftpConnection {
   channels: Set<SftpSession>;
   sessionsOpen: number;
   authFailures: number;
+  /** Questions about a public key asked of the auth hook. */
+  hookQuestions: number;
+  /** The public key the auth hook last accepted when the client asked whether it would do, by hookKeyId. */
+  hookKeys: Map<string, { ok: true; account: AccountConfig; key: ParsedKey }>;
 }
+
+const hookKeyId = (username: string, key: Buffer) => `${username}\0${key.toString('base64')}`;
 
 /**
  * The SFTP front end: an ssh2 server that serves only the `sftp` subsystem (shell, exec, port and
@@ -182,7 +188,7 @@ export class SftpServer {
       hangUp(client);
       return;
     }
-    const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0 };
+    const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0, hookQuestions: 0, hookKeys: new Map() };
     this.connections.add(conn);
     freeWrittenPackets(client);
 
@@ -257,8 +263,9 @@ export class SftpServer {
    * One authentication request. Passwords go through the Authenticator (local hashes, else the
    * auth hook) under the shared brute-force guard, and a refusal is answered at the same delay
    * as FTP's; a public key is looked up among the local account's `publicKeys` (a key that is not
-   * listed is no failed attempt: clients offer every key they hold), and a signature that does not
-   * verify counts as a failed attempt. `allowFrom` applies to both.
+   * listed is no failed attempt: clients offer every key they hold), or, for a name that is not a
+   * local account, the auth hook is asked about it (each refused key counts toward MaxAuthTries); a
+   * signature that does not verify counts as a failed attempt. `allowFrom` applies to both.
    */
   private async authenticate(conn: SftpConnection, ctx: AuthContext): Promise<void> {
     const { authenticator, bruteForce, onLogin } = this.options;
@@ -267,7 +274,25 @@ export class SftpServer {
     if (ctx.method !== 'password' && ctx.method !== 'publickey') return ctx.reject(AUTH_METHODS);
     if (ctx.method === 'publickey' && !ctx.signature) {
       // The client asks whether a key would do, before it signs with it: no secret involved.
-      return authenticator.publicKeyLogin(ctx.username, ctx.key.data) ? ctx.accept() : ctx.reject(AUTH_METHODS);
+      if (authenticator.publicKeyLogin(ctx.username, ctx.key.data)) return ctx.accept();
+      // At most MAX_AUTH_FAILURES such questions reach the hook per connection, answered yes or no.
+      if (!authenticator.isHookUser(ctx.username) || conn.hookQuestions >= MAX_AUTH_FAILURES) return ctx.reject(AUTH_METHODS);
+      conn.hookQuestions++;
+      // A hook account: the hook decides now; its yes is kept for the signed attempt that follows.
+      const answer = await authenticator.hookPublicKeyLogin(ctx.username, ctx.key.data, clientIp);
+      if (answer.ok) {
+        conn.hookKeys.clear();
+        conn.hookKeys.set(hookKeyId(ctx.username, ctx.key.data), answer);
+        return ctx.accept();
+      }
+      log.info({ event: 'login', method: 'publickey', result: 'key-refused', reason: answer.reason }, 'public key refused by the auth hook');
+      // Each question costs the hook a request: they count toward the connection's attempts.
+      if (++conn.authFailures >= MAX_AUTH_FAILURES) {
+        ctx.reject();
+        hangUp(conn.client);
+        return;
+      }
+      return ctx.reject(AUTH_METHODS);
     }
     const arrived = performance.now();
     const answerRefusal = async () => {
@@ -294,9 +319,20 @@ export class SftpServer {
           source = result.source;
         } else refusal = { result: 'failed', reason: result.reason };
       } else {
-        const found = authenticator.publicKeyLogin(ctx.username, ctx.key.data);
+        let found = authenticator.publicKeyLogin(ctx.username, ctx.key.data);
+        let reason = found ? 'public key signature does not verify' : 'public key not accepted';
+        if (!found && authenticator.isHookUser(ctx.username)) {
+          const id = hookKeyId(ctx.username, ctx.key.data);
+          const answer = conn.hookKeys.get(id) ?? (await authenticator.hookPublicKeyLogin(ctx.username, ctx.key.data, clientIp));
+          conn.hookKeys.delete(id);
+          if (answer.ok) {
+            found = answer;
+            source = 'hook';
+            reason = 'public key signature does not verify';
+          } else reason = answer.reason;
+        }
         if (found && ctx.blob && ctx.signature && found.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) account = found.account;
-        else refusal = { result: 'failed', reason: 'public key signature does not verify' };
+        else refusal = { result: 'failed', reason };
       }
       if (account?.allowFrom && !new AddressSet(account.allowFrom).has(clientIp)) refusal = { result: 'address-not-allowed' };
     } catch (err) {

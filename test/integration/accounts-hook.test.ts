@@ -7,11 +7,12 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge } from '../support/bridge.js';
 import { curl, RawFtp } from '../support/clients.js';
-import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
+import { run, sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
 
 interface HookCall {
   username: string;
-  password: string;
+  password?: string;
+  publicKey?: { fingerprint: string; key: string };
   clientIp: string;
   protocol: string;
 }
@@ -39,6 +40,10 @@ beforeAll(async () => {
       };
       if (call.username === 'partner' && call.password === 'partner-pw') {
         return reply(200, JSON.stringify({ bucket: bucketForHook, prefix: 'partners/partner/', permissions: ['list', 'read', 'write'] }));
+      }
+      // The key line without its comment: what the bridge sends.
+      if (call.username === 'keyed' && call.publicKey?.key === keys.clientPublicKey.split(' ').slice(0, 2).join(' ')) {
+        return reply(200, JSON.stringify({ bucket: bucketForHook, prefix: 'partners/keyed/', permissions: ['list', 'read', 'write'] }));
       }
       if (call.username === 'slow') return void setTimeout(() => reply(200, JSON.stringify({ bucket: bucketForHook })), 3000).unref();
       if (call.username === 'garbled') return reply(200, '{"bucket": ');
@@ -137,6 +142,30 @@ describe('external auth hook', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1', protocol: 'sftp' }]);
     expect((await bridge.getObject('partners/partner/via-sftp.txt'))?.toString()).toBe('via sftp');
+  });
+
+  it('an SFTP public-key login asks the hook with the key and its fingerprint; the hook allows one key and denies another', async () => {
+    const fingerprint = (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${keys.clientKey}.pub`])).stdout.split(' ')[1];
+    expect(fingerprint).toMatch(/^SHA256:/);
+    const local = join(keys.dir, 'via-key.txt');
+    writeFileSync(local, 'via a key');
+    calls = [];
+    const r = await sftpBatch({ port: bridge.sftpPort as number, user: 'keyed', key: keys.clientKey }, [`put ${local} /via-key.txt`]);
+    expect(r.code, r.stderr).toBe(0);
+    // Asked once: when the client offered the key; its signed attempt used that answer.
+    expect(calls).toEqual([{ username: 'keyed', publicKey: { fingerprint, key: keys.clientPublicKey.split(' ').slice(0, 2).join(' ') }, clientIp: '127.0.0.1', protocol: 'sftp' }]);
+    expect((await bridge.getObject('partners/keyed/via-key.txt'))?.toString()).toBe('via a key');
+
+    const other = join(keys.dir, 'other_ed25519');
+    await keys.keygen(other, 'ed25519');
+    calls = [];
+    const denied = await sftpBatch({ port: bridge.sftpPort as number, user: 'keyed', key: other }, [`put ${local} /denied.txt`]);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/Permission denied/);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.publicKey?.key).toBe((await run('ssh-keygen', ['-y', '-f', other])).stdout.trim().split(' ').slice(0, 2).join(' '));
+    expect(await bridge.exists('partners/keyed/denied.txt')).toBe(false);
+    expect(logText).toMatch(/"result":"key-refused","reason":"auth hook: status 403"/);
   });
 });
 
