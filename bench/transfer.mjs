@@ -587,7 +587,7 @@ async function startRcloneSftp(settings, backend, bucket, password) {
   try {
     await waitForPort(port, child, 'rclone serve sftp');
   } catch (err) {
-    throw new Error(`${err.message}:\n${stderrTail.join('\n')}`);
+    throw new Error(`${err.message}:\n${stderrTail.join('\n')}`, { cause: err });
   }
   const version = spawnSync(settings.rclone, ['version'], { encoding: 'utf8' }).stdout?.split('\n')[0];
   return { child, pid: child.pid, port, version, tail: () => stderrTail.join('\n') };
@@ -616,19 +616,26 @@ function sftpBatch(settings, port, password, commands, tmp) {
     '-b', batch,
     'bench@127.0.0.1',
   ];
-  const child = spawn('sshpass', args, { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // GNU time, where there is one, reports the client's CPU (sshpass, sftp and its ssh together).
+  const timed = existsSync('/usr/bin/time');
+  const child = timed
+    ? spawn('/usr/bin/time', ['-f', 'bench-client-cpu %U %S', 'sshpass', ...args], { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('sshpass', args, { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] });
   let cipher;
+  let clientCpu;
   const tail = [];
   createInterface({ input: child.stderr }).on('line', (l) => {
     // "debug1: kex: client->server cipher: chacha20-poly1305@openssh.com MAC: <implicit> compression: none"
     const m = /kex: client->server cipher: (\S+)/.exec(l);
     if (m) cipher = m[1];
-    if (!l.startsWith('debug')) tail.push(l);
+    const cpu = /^bench-client-cpu ([\d.]+) ([\d.]+)$/.exec(l);
+    if (cpu) clientCpu = Number(cpu[1]) + Number(cpu[2]);
+    else if (!l.startsWith('debug')) tail.push(l);
     if (tail.length > 20) tail.shift();
   });
   const done = new Promise((resolveDone, reject) => {
     child.once('error', reject);
-    child.once('close', (code, signal) => (code === 0 ? resolveDone({ cipher }) : reject(new Error(`sftp exited with ${code ?? signal}: ${tail.join('\n')}`))));
+    child.once('close', (code, signal) => (code === 0 ? resolveDone({ cipher, clientCpu }) : reject(new Error(`sftp exited with ${code ?? signal}: ${tail.join('\n')}`))));
   });
   return { done, kill: () => child.kill('SIGKILL') };
 }
@@ -661,16 +668,24 @@ async function sftpComparison(ctx, tmp) {
   const ciphers = {};
   const keys = { direct: 'sftp-direct.bin', ftp: 'sftp-ftp.bin', bridgeSftp: 'sftp-bridge.bin', rclone: 'sftp-rclone.bin' };
   for (const key of Object.values(keys)) ctx.created.add(key);
-  const viaSftp = (c, label, name, port, commands) => {
+  const viaSftp = async (c, label, name, port, commands) => {
     let batch;
-    return measure(c, label, {
+    let clientCpu;
+    const result = await measure(c, label, {
       run: async () => {
         batch = sftpBatch(settings, port, bridge.password, commands, tmp);
-        ciphers[name] = (await batch.done).cipher;
+        const done = await batch.done;
+        ciphers[name] = done.cipher;
+        clientCpu = done.clientCpu;
         return { bytes, sha256: sourceSha256 };
       },
       abort: () => batch?.kill(),
     });
+    if (clientCpu !== undefined) {
+      result.cpuSeconds.client = round(clientCpu, 2);
+      result.cpuSeconds.other = round(Math.max(0, result.cpuSeconds.other - clientCpu), 2);
+    }
+    return result;
   };
 
   const up = {};
@@ -755,6 +770,7 @@ function summarizeSftp(settings, sftp, bridgeHwmMiB) {
     serverCpuPerGiB: round(t.cpuSeconds.bridge / gib, 2),
     s3CpuPerGiB: round(t.cpuSeconds.s3 / gib, 2),
     otherCpuPerGiB: round(t.cpuSeconds.other / gib, 2),
+    clientCpuPerGiB: t.cpuSeconds.client === undefined ? undefined : round(t.cpuSeconds.client / gib, 2),
     serverRssMaxMiB: t.bridgeRssMaxMiB,
   });
   const dir = (d) => Object.fromEntries(Object.entries(d).map(([k, t]) => [k, row(t, d.direct)]));
@@ -777,13 +793,13 @@ function summarizeSftp(settings, sftp, bridgeHwmMiB) {
 function sftpReport(s) {
   const out = [''];
   out.push(`SFTP: ${s.sizeMiB} MiB each way, OpenSSH sftp (batch, password) against the bridge (cipher ${s.ciphers.bridge}) and ${s.rcloneVersion} serve sftp (cipher ${s.ciphers.rclone})`);
-  out.push(`${padEnd('direction', 10)}${padEnd('path', 20)}${pad('MB/s', 8)}${pad('/direct', 9)}${pad('server CPU s/GiB', 18)}${pad('S3 CPU s/GiB', 14)}${pad('other s/GiB', 13)}${pad('server RSS max MiB', 20)}`);
+  out.push(`${padEnd('direction', 10)}${padEnd('path', 20)}${pad('MB/s', 8)}${pad('/direct', 9)}${pad('server CPU s/GiB', 18)}${pad('S3 CPU s/GiB', 14)}${pad('sftp client s/GiB', 19)}${pad('other s/GiB', 13)}${pad('server RSS max MiB', 20)}`);
   const names = { direct: 'direct S3', ftp: 'FTP via bridge', bridgeSftp: 'SFTP via bridge', rclone: 'rclone serve sftp' };
   for (const dirName of ['upload', 'download']) {
     for (const [k, r] of Object.entries(s[dirName])) {
       const server = k === 'direct' ? '-' : r.serverCpuPerGiB.toFixed(2);
       const rss = k === 'direct' ? '-' : r.serverRssMaxMiB.toFixed(1);
-      out.push(`${padEnd(dirName, 10)}${padEnd(names[k], 20)}${pad(r.mbPerS.toFixed(1), 8)}${pad(r.ratio.toFixed(3), 9)}${pad(server, 18)}${pad(r.s3CpuPerGiB.toFixed(2), 14)}${pad(r.otherCpuPerGiB.toFixed(2), 13)}${pad(rss, 20)}`);
+      out.push(`${padEnd(dirName, 10)}${padEnd(names[k], 20)}${pad(r.mbPerS.toFixed(1), 8)}${pad(r.ratio.toFixed(3), 9)}${pad(server, 18)}${pad(r.s3CpuPerGiB.toFixed(2), 14)}${pad(r.clientCpuPerGiB === undefined ? '-' : r.clientCpuPerGiB.toFixed(2), 19)}${pad(r.otherCpuPerGiB.toFixed(2), 13)}${pad(rss, 20)}`);
     }
   }
   out.push(`target: SFTP via the bridge at least as fast as rclone serve sftp: upload ${s.uploadPass ? 'PASS' : 'FAIL'}, download ${s.downloadPass ? 'PASS' : 'FAIL'}`);
