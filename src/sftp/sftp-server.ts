@@ -55,15 +55,29 @@ function hangUp(client: Connection): void {
 }
 
 /**
- * Frees each packet ssh2 writes to a connection's socket once the socket has written it (see
- * freeBuffer): ssh2 allocates every encrypted packet anew (32 KiB for file data), and left to the
- * collector a transfer's packets held tens of MiB of RSS and cost collections.
+ * How ssh2's writes reach a connection's socket. The writes of one turn of the event loop go out
+ * in one writev: ssh2 writes each encrypted packet in three pieces (length, payload, tag or MAC),
+ * and without Nagle (see listen) each piece would be a system call and a TCP segment of its own
+ * (a 4-byte one, a 32 KiB one, a 16-byte one per READ answer), and a pipelining client's WRITE
+ * statuses would each cost one too, on both ends. And each piece is freed once the socket has
+ * written it (see freeBuffer): ssh2 allocates them anew, and left to the collector a transfer's
+ * packets held tens of MiB of RSS and cost collections.
  */
-function freeWrittenPackets(client: Connection): void {
+function batchAndFreeWrites(client: Connection): void {
   const socket = (client as unknown as { _sock?: Socket })._sock;
   if (!socket) return;
   const write = socket.write.bind(socket) as (chunk: Buffer, callback: (err?: Error | null) => void) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
     // ssh2 writes one Buffer without encoding or callback; anything else is passed on untouched.
     if (rest.length === 0 && Buffer.isBuffer(chunk)) return write(chunk, () => freeBuffer(chunk));
     return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
@@ -190,7 +204,7 @@ export class SftpServer {
     }
     const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0, hookQuestions: 0, hookKeys: new Map() };
     this.connections.add(conn);
-    freeWrittenPackets(client);
+    batchAndFreeWrites(client);
 
     let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
