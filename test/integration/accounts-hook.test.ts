@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge } from '../support/bridge.js';
 import { curl, RawFtp } from '../support/clients.js';
@@ -166,6 +167,34 @@ describe('external auth hook', () => {
     expect(calls[0]?.publicKey?.key).toBe((await run('ssh-keygen', ['-y', '-f', other])).stdout.trim().split(' ').slice(0, 2).join(' '));
     expect(await bridge.exists('partners/keyed/denied.txt')).toBe(false);
     expect(logText).toMatch(/"result":"key-refused","reason":"auth hook: status 403"/);
+  });
+
+  it('a client offering key after key: at most 6 are put to the hook, then the connection is closed', async () => {
+    const offered: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const file = join(keys.dir, `many_${i}`);
+      await keys.keygen(file, 'ed25519');
+      offered.push(readFileSync(file, 'utf8'));
+    }
+    calls = [];
+    let asked = 0;
+    const client = new ssh2.Client();
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.connect({
+      host: '127.0.0.1',
+      port: bridge.sftpPort,
+      username: 'keyed',
+      hostVerifier: () => true,
+      readyTimeout: 60_000,
+      authHandler: (_methodsLeft, _partial, next) => {
+        const key = offered[asked++];
+        next((key ? { type: 'publickey', username: 'keyed', key } : false) as never);
+      },
+    });
+    await closed;
+    expect(calls).toHaveLength(6);
+    expect(calls.every((c) => c.username === 'keyed' && c.publicKey !== undefined)).toBe(true);
   });
 });
 
