@@ -285,6 +285,9 @@ export class SftpServer {
     const { authenticator, bruteForce, onLogin } = this.options;
     const { clientIp } = conn;
     const log = conn.log.child({ user: ctx.username });
+    // A request the client sent before the disconnect for its last allowed failure arrived: not
+    // checked, and not counted.
+    if (conn.authFailures >= MAX_AUTH_FAILURES) return ctx.reject();
     if (ctx.method !== 'password' && ctx.method !== 'publickey') return ctx.reject(AUTH_METHODS);
     if (ctx.method === 'publickey' && !ctx.signature) {
       // The client asks whether a key would do, before it signs with it: no secret involved.
