@@ -15,12 +15,13 @@
 // Settings: see bench/README.md (all BENCH_* environment variables).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -86,6 +87,11 @@ function readSettings() {
     swiftBase: process.env.BENCH_SWIFT_BASE || '/tmp/ftp-s3-bridge-swift-bench',
     swiftKeep: process.env.BENCH_SWIFT_KEEP === '1',
     scan: process.env.BENCH_SCAN === '1',
+    // The SFTP comparison (bridge vs rclone serve sftp, OpenSSH sftp as the client); 0: skipped.
+    sftpMiB: intEnv('BENCH_SFTP_MIB', 512, 0),
+    rclone: process.env.BENCH_RCLONE || 'rclone',
+    // OpenSSH's Ciphers for the SFTP client (e.g. aes128-gcm@openssh.com); unset: its default order
+    sftpCiphers: process.env.BENCH_SFTP_CIPHERS || undefined,
   };
 }
 
@@ -255,6 +261,7 @@ async function startBridge(settings, backend, bucket, tmp) {
     ],
     ...(settings.clamdSocket ? { scan: { clamd: { socket: settings.clamdSocket }, maxMiB: settings.sizeMiB, timeoutSeconds: 600 } } : {}),
     log: { level: settings.logLevel },
+    ...(settings.sftpHostKey ? { sftp: { enabled: true, host: '127.0.0.1', port: 0, hostKeys: [settings.sftpHostKey] } } : {}),
   };
   const checkConfig = () => spawnSync(process.execPath, [BIN, 'check-config', '--config', file], { encoding: 'utf8', timeout: 60_000 });
   // Builds with a metrics/health HTTP server (default 0.0.0.0:9464) get it on loopback and a free
@@ -265,11 +272,13 @@ async function startBridge(settings, backend, bucket, tmp) {
   if (check.status !== 0) throw new Error(`the bridge refuses the bench config (${check.status}): ${check.stderr}`);
   const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS || '').split(/\s+/).filter(Boolean);
   const audits = [];
+  let sftpPort;
   const bridge = await startBridgeProcess(cleanups, file, {
     bin: BIN,
     nodeArgs,
     stderr: 'pipe',
     onLine: (line) => {
+      if (line.includes('"SFTP listening"')) sftpPort = JSON.parse(line).port;
       // transfer audit lines: {"component":"audit","operation":"STOR",...} (older builds: "audit":true, "op")
       if (line.includes('"component":"audit"') || line.includes('"audit":true')) {
         try {
@@ -281,7 +290,15 @@ async function startBridge(settings, backend, bucket, tmp) {
     },
   });
   bridgeLogTail = bridge.tail;
-  return { child: bridge.child, pid: bridge.pid, port: bridge.port, user, password, audits, logTail: bridge.tail };
+  if (settings.sftpHostKey) {
+    // logged right after "FTP listening"
+    const deadline = Date.now() + 30_000;
+    while (sftpPort === undefined) {
+      if (Date.now() > deadline || bridge.child.exitCode !== null) throw new Error(`the bridge logged no "SFTP listening":\n${bridge.tail()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return { child: bridge.child, pid: bridge.pid, port: bridge.port, sftpPort, user, password, audits, logTail: bridge.tail };
 }
 
 // ---- process monitor: bridge RSS, CPU time per process group and system-wide ---------------------
@@ -494,6 +511,302 @@ async function oneRound(ctx, r) {
   return { round: r, order: order('direct', 'bridge'), upload: up, download: down };
 }
 
+// ---- SFTP: the bridge against rclone serve sftp, OpenSSH sftp as the client -----------------------------
+const GiB = 1024 ** 3;
+/** What a bridge SFTP upload may hold on top of the FTP budget: the reorder window (`sftp.writeReorderWindowKiB` default). */
+const SFTP_REORDER_WINDOW_MiB = 4;
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitForPort(port, child, what) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    const open = await new Promise((r) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        r(true);
+      });
+      socket.once('error', () => r(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${what} does not listen on ${port} after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * `rclone serve sftp` over the same bucket, with the bridge's host key, password and S3 part size
+ * and concurrency. Its S3 remote comes from environment variables (no rclone.conf, so no quoting of
+ * the endpoint): RCLONE_CONFIG_BENCHS3_*. Its VFS cache is off (the default): it streams, as the
+ * bridge does.
+ */
+async function startRcloneSftp(settings, backend, bucket, password) {
+  const port = await freePort();
+  // AWS_CA_BUNDLE (set on some machines for the AWS CLI) makes rclone's AWS SDK fail at start
+  // ("unable to load custom CA bundle, HTTPClient's transport unsupported type"); the endpoint is
+  // plain HTTP on loopback, so it has no use here.
+  const { AWS_CA_BUNDLE: _unused, ...inherited } = process.env;
+  const env = {
+    ...inherited,
+    RCLONE_CONFIG_BENCHS3_TYPE: 's3',
+    RCLONE_CONFIG_BENCHS3_PROVIDER: 'Other',
+    RCLONE_CONFIG_BENCHS3_ENDPOINT: backend.endpoint,
+    RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID: backend.accessKeyId,
+    RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY: backend.secretAccessKey,
+    RCLONE_CONFIG_BENCHS3_REGION: backend.region,
+    RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE: 'true',
+  };
+  const args = [
+    '--config', '/dev/null',
+    'serve', 'sftp', `benchs3:${bucket}`,
+    '--addr', `127.0.0.1:${port}`,
+    '--user', 'bench',
+    '--pass', password,
+    '--key', settings.sftpHostKey,
+    '--s3-chunk-size', `${settings.partSizeMiB}M`,
+    '--s3-upload-concurrency', String(settings.queueSize),
+    '--log-level', 'NOTICE',
+  ];
+  const child = spawn(settings.rclone, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  onCleanup('rclone serve sftp', () => stopChild(child));
+  const stderrTail = [];
+  createInterface({ input: child.stderr }).on('line', (l) => {
+    if (stderrTail.push(l) > 30) stderrTail.shift();
+  });
+  try {
+    await waitForPort(port, child, 'rclone serve sftp');
+  } catch (err) {
+    throw new Error(`${err.message}:\n${stderrTail.join('\n')}`, { cause: err });
+  }
+  const version = spawnSync(settings.rclone, ['version'], { encoding: 'utf8' }).stdout?.split('\n')[0];
+  return { child, pid: child.pid, port, version, tail: () => stderrTail.join('\n') };
+}
+
+/**
+ * OpenSSH `sftp -b` through sshpass (password login), verbose so the negotiated cipher can be read.
+ * Resolves `{ cipher }` once the batch succeeded; rejects with its last lines otherwise.
+ */
+function sftpBatch(settings, port, password, commands, tmp) {
+  const batch = join(tmp, `batch-${randomBytes(4).toString('hex')}`);
+  writeFileSync(batch, commands.join('\n') + '\n');
+  const args = [
+    '-e', 'sftp',
+    '-F', '/dev/null',
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'IdentityAgent=none',
+    '-o', 'BatchMode=no',
+    '-o', 'PreferredAuthentications=password',
+    '-o', 'PubkeyAuthentication=no',
+    '-o', 'NumberOfPasswordPrompts=1',
+    ...(settings.sftpCiphers ? ['-o', `Ciphers=${settings.sftpCiphers}`] : []),
+    '-v',
+    '-P', String(port),
+    '-b', batch,
+    'bench@127.0.0.1',
+  ];
+  // GNU time, where there is one, reports the client's CPU (sshpass, sftp and its ssh together).
+  const timed = existsSync('/usr/bin/time');
+  const child = timed
+    ? spawn('/usr/bin/time', ['-f', 'bench-client-cpu %U %S', 'sshpass', ...args], { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('sshpass', args, { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let cipher;
+  let clientCpu;
+  const tail = [];
+  createInterface({ input: child.stderr }).on('line', (l) => {
+    // "debug1: kex: client->server cipher: chacha20-poly1305@openssh.com MAC: <implicit> compression: none"
+    const m = /kex: client->server cipher: (\S+)/.exec(l);
+    if (m) cipher = m[1];
+    const cpu = /^bench-client-cpu ([\d.]+) ([\d.]+)$/.exec(l);
+    if (cpu) clientCpu = Number(cpu[1]) + Number(cpu[2]);
+    else if (!l.startsWith('debug')) tail.push(l);
+    if (tail.length > 20) tail.shift();
+  });
+  const done = new Promise((resolveDone, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => (code === 0 ? resolveDone({ cipher, clientCpu }) : reject(new Error(`sftp exited with ${code ?? signal}: ${tail.join('\n')}`))));
+  });
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+async function fileHash(file) {
+  const sink = new HashSink();
+  await pipeline(createReadStream(file, { highWaterMark: CHUNK }), sink);
+  return { bytes: sink.bytes, sha256: sink.digest() };
+}
+
+/**
+ * 512 MiB (BENCH_SFTP_MIB) up and down four ways in one run: direct to S3, FTP through the bridge,
+ * SFTP through the bridge and SFTP through `rclone serve sftp`, OpenSSH's `sftp` the client of both
+ * SFTP servers. Uploads read one file of the pattern bytes; SFTP downloads write a file that is hashed
+ * afterwards (untimed), the others hash in memory.
+ */
+async function sftpComparison(ctx, tmp) {
+  const { settings, bridge } = ctx;
+  const bytes = settings.sftpMiB * MiB;
+  const sizeCtx = { ...ctx, settings: { ...settings, bytes } };
+  const source = join(tmp, 'sftp-source.bin');
+  const pattern = new PatternSource(ctx.base, bytes);
+  await pipeline(pattern, createWriteStream(source, { highWaterMark: CHUNK }));
+  const sourceSha256 = pattern.digest();
+  const rclone = await startRcloneSftp(settings, ctx.backend, ctx.bucket, bridge.password);
+  log(`rclone serve sftp pid ${rclone.pid} on 127.0.0.1:${rclone.port} (${rclone.version})`);
+  const rcloneMonitor = new Monitor(rclone.pid, ctx.backend.pids);
+  onCleanup('rclone monitor', () => rcloneMonitor.stop());
+  const rcloneCtx = { ...sizeCtx, monitor: rcloneMonitor };
+  const ciphers = {};
+  const keys = { direct: 'sftp-direct.bin', ftp: 'sftp-ftp.bin', bridgeSftp: 'sftp-bridge.bin', rclone: 'sftp-rclone.bin' };
+  for (const key of Object.values(keys)) ctx.created.add(key);
+  const viaSftp = async (c, label, name, port, commands) => {
+    let batch;
+    let clientCpu;
+    const result = await measure(c, label, {
+      run: async () => {
+        batch = sftpBatch(settings, port, bridge.password, commands, tmp);
+        const done = await batch.done;
+        ciphers[name] = done.cipher;
+        clientCpu = done.clientCpu;
+        return { bytes, sha256: sourceSha256 };
+      },
+      abort: () => batch?.kill(),
+    });
+    if (clientCpu !== undefined) {
+      result.cpuSeconds.client = round(clientCpu, 2);
+      result.cpuSeconds.other = round(Math.max(0, result.cpuSeconds.other - clientCpu), 2);
+    }
+    return result;
+  };
+
+  const up = {};
+  up.direct = await measure(sizeCtx, `sftp: direct upload   ${keys.direct}`, {
+    run: async () => {
+      const upload = new Upload({
+        client: ctx.s3,
+        params: { Bucket: ctx.bucket, Key: keys.direct, Body: createReadStream(source, { highWaterMark: CHUNK }) },
+        partSize: settings.partSizeMiB * MiB,
+        queueSize: settings.queueSize,
+        leavePartsOnError: false,
+      });
+      await upload.done();
+      return { bytes, sha256: sourceSha256 };
+    },
+  });
+  const ftp = await ftpLogin(bridge, settings.timeoutMs);
+  try {
+    up.ftp = await measure(sizeCtx, `sftp: FTP upload      ${keys.ftp}`, {
+      run: async () => {
+        await ftp.uploadFrom(createReadStream(source, { highWaterMark: CHUNK }), keys.ftp);
+        return { bytes, sha256: sourceSha256 };
+      },
+      abort: () => ftp.close(),
+    });
+  } finally {
+    ftp.close();
+  }
+  up.bridgeSftp = await viaSftp(sizeCtx, `sftp: bridge upload   ${keys.bridgeSftp}`, 'bridge', bridge.sftpPort, [`put ${source} /${keys.bridgeSftp}`]);
+  up.rclone = await viaSftp(rcloneCtx, `sftp: rclone upload   ${keys.rclone}`, 'rclone', rclone.port, [`put ${source} /${keys.rclone}`]);
+  for (const key of Object.values(keys)) {
+    const stored = await withTimeout(`verifying ${key}`, settings.timeoutMs, () => getObjectHash(ctx, key));
+    expectHash(`object ${key} in S3`, stored.sha256, sourceSha256);
+  }
+  log('sftp: all four stored objects verified');
+
+  const down = {};
+  const target = join(tmp, 'sftp-download.bin');
+  const checkDownload = async (what) => {
+    const got = await fileHash(target);
+    rmSync(target, { force: true });
+    expectHash(what, got.sha256, sourceSha256);
+  };
+  down.direct = await measure(sizeCtx, `sftp: direct download ${keys.direct}`, { run: () => getObjectHash(ctx, keys.direct) });
+  const ftpDown = await ftpLogin(bridge, settings.timeoutMs);
+  try {
+    down.ftp = await measure(sizeCtx, `sftp: FTP download    ${keys.direct}`, {
+      run: async () => {
+        const sink = new HashSink();
+        await ftpDown.downloadTo(sink, keys.direct);
+        return { bytes: sink.bytes, sha256: sink.digest() };
+      },
+      abort: () => ftpDown.close(),
+    });
+  } finally {
+    ftpDown.close();
+  }
+  expectHash('FTP download', down.ftp.sha256, sourceSha256);
+  down.bridgeSftp = await viaSftp(sizeCtx, `sftp: bridge download ${keys.direct}`, 'bridgeDown', bridge.sftpPort, [`get /${keys.direct} ${target}`]);
+  await checkDownload('bridge SFTP download');
+  down.rclone = await viaSftp(rcloneCtx, `sftp: rclone download ${keys.direct}`, 'rcloneDown', rclone.port, [`get /${keys.direct} ${target}`]);
+  await checkDownload('rclone SFTP download');
+
+  for (const key of Object.values(keys)) {
+    await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key }));
+    ctx.created.delete(key);
+  }
+  rcloneMonitor.sample();
+  const rcloneStatus = procStatus(rclone.pid);
+  rcloneMonitor.stop();
+  await stopChild(rclone.child);
+  rmSync(source, { force: true });
+  return { up, down, ciphers, rclone: { version: rclone.version, vmHwmMiB: round(rcloneStatus.hwmKiB / 1024, 1), sampledMaxMiB: round(rcloneMonitor.maxRssKiB / 1024, 1) } };
+}
+
+/** The SFTP rows: MB/s and ratio against direct, the server's CPU seconds per GiB, its peak RSS per transfer. */
+function summarizeSftp(settings, sftp, bridgeHwmMiB) {
+  const gib = (settings.sftpMiB * MiB) / GiB;
+  const row = (t, direct) => ({
+    mbPerS: t.mbPerS,
+    ratio: round(t.mbPerS / direct.mbPerS, 3),
+    serverCpuPerGiB: round(t.cpuSeconds.bridge / gib, 2),
+    s3CpuPerGiB: round(t.cpuSeconds.s3 / gib, 2),
+    otherCpuPerGiB: round(t.cpuSeconds.other / gib, 2),
+    clientCpuPerGiB: t.cpuSeconds.client === undefined ? undefined : round(t.cpuSeconds.client / gib, 2),
+    serverRssMaxMiB: t.bridgeRssMaxMiB,
+  });
+  const dir = (d) => Object.fromEntries(Object.entries(d).map(([k, t]) => [k, row(t, d.direct)]));
+  const upload = dir(sftp.up);
+  const download = dir(sftp.down);
+  const budgetMiB = RSS_BASE_MiB + settings.partSizeMiB * settings.queueSize + SFTP_REORDER_WINDOW_MiB;
+  const bridgePeak = Math.max(bridgeHwmMiB, sftp.up.bridgeSftp.bridgeRssMaxMiB, sftp.down.bridgeSftp.bridgeRssMaxMiB);
+  return {
+    sizeMiB: settings.sftpMiB,
+    ciphers: sftp.ciphers,
+    rcloneVersion: sftp.rclone.version,
+    upload,
+    download,
+    uploadPass: upload.bridgeSftp.mbPerS >= upload.rclone.mbPerS,
+    downloadPass: download.bridgeSftp.mbPerS >= download.rclone.mbPerS,
+    rss: { bridgePeakMiB: bridgePeak, rclonePeakMiB: Math.max(sftp.rclone.vmHwmMiB, sftp.rclone.sampledMaxMiB), budgetMiB, pass: bridgePeak <= budgetMiB },
+  };
+}
+
+function sftpReport(s) {
+  const out = [''];
+  out.push(`SFTP: ${s.sizeMiB} MiB each way, OpenSSH sftp (batch, password) against the bridge (cipher ${s.ciphers.bridge}) and ${s.rcloneVersion} serve sftp (cipher ${s.ciphers.rclone})`);
+  out.push(`${padEnd('direction', 10)}${padEnd('path', 20)}${pad('MB/s', 8)}${pad('/direct', 9)}${pad('server CPU s/GiB', 18)}${pad('S3 CPU s/GiB', 14)}${pad('sftp client s/GiB', 19)}${pad('other s/GiB', 13)}${pad('server RSS max MiB', 20)}`);
+  const names = { direct: 'direct S3', ftp: 'FTP via bridge', bridgeSftp: 'SFTP via bridge', rclone: 'rclone serve sftp' };
+  for (const dirName of ['upload', 'download']) {
+    for (const [k, r] of Object.entries(s[dirName])) {
+      const server = k === 'direct' ? '-' : r.serverCpuPerGiB.toFixed(2);
+      const rss = k === 'direct' ? '-' : r.serverRssMaxMiB.toFixed(1);
+      out.push(`${padEnd(dirName, 10)}${padEnd(names[k], 20)}${pad(r.mbPerS.toFixed(1), 8)}${pad(r.ratio.toFixed(3), 9)}${pad(server, 18)}${pad(r.s3CpuPerGiB.toFixed(2), 14)}${pad(r.clientCpuPerGiB === undefined ? '-' : r.clientCpuPerGiB.toFixed(2), 19)}${pad(r.otherCpuPerGiB.toFixed(2), 13)}${pad(rss, 20)}`);
+    }
+  }
+  out.push(`target: SFTP via the bridge at least as fast as rclone serve sftp: upload ${s.uploadPass ? 'PASS' : 'FAIL'}, download ${s.downloadPass ? 'PASS' : 'FAIL'}`);
+  out.push(`bridge peak RSS ${s.rss.bridgePeakMiB} MiB vs budget ${s.rss.budgetMiB} MiB (${RSS_BASE_MiB} + partSize x queueSize + ${SFTP_REORDER_WINDOW_MiB} MiB reorder window)  ${s.rss.pass ? 'PASS' : 'FAIL'}; rclone peak RSS ${s.rss.rclonePeakMiB} MiB`);
+  return out.join('\n') + '\n';
+}
+
 // ---- report -------------------------------------------------------------------------------------------
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -628,24 +941,31 @@ async function main() {
     settings.clamdSocket = clamd.socket;
     log(`clamd pid ${clamd.pid} on ${clamd.socket}`);
   }
+  if (settings.sftpMiB > 0) {
+    settings.sftpHostKey = join(tmp, 'ssh_host_ed25519_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', settings.sftpHostKey]);
+  }
   const bridge = await startBridge(settings, backend, bucket, tmp);
   log(`bridge pid ${bridge.pid} listening on 127.0.0.1:${bridge.port}`);
   // clamd's CPU counts with the store's ("s3" column) in the per-transfer table.
   const monitor = new Monitor(bridge.pid, clamd ? () => [...backend.pids(), clamd.pid] : backend.pids);
   const idle = procStatus(bridge.pid);
   onCleanup('monitor', () => monitor.stop());
-  const ctx = { settings, s3, bucket, base, bridge, monitor, created, sourceSha256: undefined };
+  const ctx = { settings, s3, backend, bucket, base, bridge, monitor, created, sourceSha256: undefined };
 
   const rounds = [];
   for (let r = 1; r <= settings.rounds; r++) rounds.push(await oneRound(ctx, r));
 
-  // Peak RSS right before the bridge stops.
+  // Peak RSS of the FTP rounds (the SFTP comparison reports its own).
   monitor.sample();
   const status = procStatus(bridge.pid);
+  const ftpSampledMaxKiB = monitor.maxRssKiB;
+  const sftp = settings.sftpMiB > 0 ? await sftpComparison(ctx, tmp) : undefined;
+  const sftpBridgeHwmMiB = round(procStatus(bridge.pid).hwmKiB / 1024, 1);
   const rss = {
     idleAfterStartMiB: round(idle.rssKiB / 1024, 1),
     vmHwmMiB: round(status.hwmKiB / 1024, 1),
-    sampledMaxMiB: round(monitor.maxRssKiB / 1024, 1),
+    sampledMaxMiB: round(ftpSampledMaxKiB / 1024, 1),
     samples: monitor.samples,
   };
   monitor.stop();
@@ -661,6 +981,7 @@ async function main() {
     sha256: ctx.sourceSha256,
     targets: { ratio: TARGET_RATIO, rssBudget: `${RSS_BASE_MiB} MiB + partSize x queueSize` },
     summary: summarize(settings, rounds, rss),
+    ...(sftp ? { sftp: { summary: summarizeSftp(settings, sftp, sftpBridgeHwmMiB), upload: sftp.up, download: sftp.down } } : {}),
     rounds,
     bridgeAudit: bridge.audits.map((a) => ({ op: a.operation ?? a.op, path: a.path, bytes: a.bytes, durationMs: a.durationMs, result: a.result })),
   };
@@ -668,6 +989,7 @@ async function main() {
   mkdirSync(dirname(settings.output), { recursive: true });
   writeFileSync(settings.output, JSON.stringify(result, null, 2) + '\n');
   printReport(result);
+  if (result.sftp) process.stdout.write(sftpReport(result.sftp.summary));
 }
 
 main().then(

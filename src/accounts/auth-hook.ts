@@ -11,7 +11,8 @@ export type HookResult = { ok: true; account: AccountConfig } | { ok: false; rea
  * External authentication: POST {username, password, clientIp, protocol} as JSON; a 200 whose body is a
  * valid account (without username and passwordHash) logs the user in, anything else refuses.
  * fetch verifies HTTPS certificates against Node's CA store; that is never turned off here.
- * Successful answers may be cached; the key holds a hash of the password, never the password.
+ * Successful answers may be cached; the key holds a hash of the password, never the password. For
+ * SFTP public-key logins the body carries `publicKey: {fingerprint, key}` instead of `password`.
  */
 export class AuthHook {
   private readonly cache = new Map<string, { account: AccountConfig; until: number }>();
@@ -28,8 +29,23 @@ export class AuthHook {
   }
 
   /** @param protocol the front end asking (`ftp`, `sftp`): the hook may answer differently per protocol */
-  async login(username: string, password: string, clientIp: string, protocol: 'ftp' | 'sftp' = 'ftp'): Promise<HookResult> {
-    const key = this.config.cacheSeconds > 0 ? cacheKey(username, password, clientIp, protocol) : undefined;
+  login(username: string, password: string, clientIp: string, protocol: 'ftp' | 'sftp' = 'ftp'): Promise<HookResult> {
+    const secret = createHash('sha256').update(password, 'utf8').digest('hex');
+    return this.ask({ username, password, clientIp, protocol }, [username, clientIp, protocol, secret]);
+  }
+
+  /**
+   * Whether `publicKey` may log in as `username` (SFTP): POSTs `{username, publicKey: {fingerprint,
+   * key}, clientIp, protocol}`, `key` being the OpenSSH public key line (`ssh-ed25519 AAAA...`). The
+   * caller has verified (or will verify) that the client holds the private key.
+   */
+  publicKeyLogin(username: string, publicKey: { fingerprint: string; key: string }, clientIp: string, protocol: 'sftp' = 'sftp'): Promise<HookResult> {
+    return this.ask({ username, publicKey, clientIp, protocol }, [username, clientIp, protocol, 'publickey', publicKey.key]);
+  }
+
+  private async ask(request: Record<string, unknown>, cacheParts: string[]): Promise<HookResult> {
+    const username = request.username as string;
+    const key = this.config.cacheSeconds > 0 ? JSON.stringify(cacheParts) : undefined;
     const cached = key === undefined ? undefined : this.cache.get(key);
     if (cached && cached.until > Date.now()) return { ok: true, account: cached.account };
     if (cached) this.cache.delete(key as string);
@@ -43,7 +59,7 @@ export class AuthHook {
           accept: 'application/json',
           ...(this.target.authorization ? { authorization: this.target.authorization } : {}),
         },
-        body: JSON.stringify({ username, password, clientIp, protocol }),
+        body: JSON.stringify(request),
         signal: AbortSignal.timeout(this.config.timeoutSeconds * 1000),
         redirect: 'error',
       });
@@ -81,9 +97,4 @@ export class AuthHook {
     const now = Date.now();
     for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k);
   }
-}
-
-function cacheKey(username: string, password: string, clientIp: string, protocol: string): string {
-  const passwordHash = createHash('sha256').update(password, 'utf8').digest('hex');
-  return JSON.stringify([username, clientIp, protocol, passwordHash]);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import ssh2, { type ParsedKey } from 'ssh2';
 import type { AccountConfig } from '../config/schema.js';
 import { AccountStore } from './account-store.js';
@@ -40,8 +41,8 @@ export class Authenticator {
 
   /**
    * The local account `username` when `publicKey` (an SSH public key blob) is one of its
-   * `publicKeys`; the auth hook is never asked (it knows passwords only). The caller verifies
-   * the client's signature with the key.
+   * `publicKeys` (the hook is never asked about a local account; see hookPublicKeyLogin). The
+   * caller verifies the client's signature with the key.
    */
   publicKeyLogin(username: string, publicKey: Buffer): { account: AccountConfig; key: ParsedKey } | undefined {
     const account = this.store.get(username);
@@ -51,6 +52,28 @@ export class Authenticator {
       if (account && key && !(key instanceof Error) && key.getPublicSSH().equals(publicKey)) return { account, key };
     }
     return undefined;
+  }
+
+  /** Whether a login as `username` is the auth hook's to decide: not a local account, and a hook configured. */
+  isHookUser(username: string): boolean {
+    return this.hook !== undefined && !this.store.get(username);
+  }
+
+  /**
+   * Asks the auth hook whether `publicKey` (an SSH public key blob) may log in as `username`, a
+   * name that is not a local account: the hook gets the key as an OpenSSH line and its SHA256
+   * fingerprint. Refused without asking when `username` is local or there is no hook. The caller
+   * verifies the client's signature (`key`).
+   */
+  async hookPublicKeyLogin(username: string, publicKey: Buffer, clientIp: string): Promise<{ ok: true; account: AccountConfig; key: ParsedKey } | { ok: false; reason: string }> {
+    if (!this.hook || this.store.get(username)) return { ok: false, reason: 'not a hook account' };
+    const line = publicKeyLine(publicKey);
+    const parsed = line ? ssh2.utils.parseKey(line) : undefined;
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!line || !key || key instanceof Error) return { ok: false, reason: 'unreadable public key' };
+    const fingerprint = `SHA256:${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')}`;
+    const answer = await this.hook.publicKeyLogin(username, { fingerprint, key: line }, clientIp);
+    return answer.ok ? { ok: true, account: answer.account, key } : { ok: false, reason: `auth hook: ${answer.reason}` };
   }
 
   async login(username: string, password: string, clientIp = '', protocol: 'ftp' | 'sftp' = 'ftp'): Promise<LoginResult> {
@@ -65,4 +88,14 @@ export class Authenticator {
     // No reason: not even the log tells an unknown user from a wrong password.
     return { ok: false };
   }
+}
+
+/** An SSH public key blob as an OpenSSH public key line (`<type> <base64>`), its type read from the blob. */
+function publicKeyLine(blob: Buffer): string | undefined {
+  if (blob.length < 4) return undefined;
+  const typeLength = blob.readUInt32BE(0);
+  if (typeLength === 0 || typeLength > 64 || 4 + typeLength > blob.length) return undefined;
+  const type = blob.toString('latin1', 4, 4 + typeLength);
+  if (!/^[a-z0-9@.-]+$/.test(type)) return undefined;
+  return `${type} ${blob.toString('base64')}`;
 }

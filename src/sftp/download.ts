@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { freeBuffer } from '../storage/free-buffer.js';
 
 /** How much a sequential reader keeps fetched ahead of the client's READs. */
 export const READ_AHEAD_BYTES = 1024 * 1024;
@@ -11,6 +12,10 @@ export const READ_AHEAD_BYTES = 1024 * 1024;
  */
 export class SequentialReader {
   private readonly chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already taken. */
+  private headOffset = 0;
+  /** Chunks taken completely by the last take(), freed by release(). */
+  private spent: Buffer[] = [];
   private buffered = 0;
   private ended = false;
   private error: Error | undefined;
@@ -52,14 +57,14 @@ export class SequentialReader {
     let want = Math.min(length, this.buffered);
     while (want > 0) {
       const head = this.chunks[0] as Buffer;
-      if (head.length <= want) {
-        out.push(head);
+      const n = Math.min(want, head.length - this.headOffset);
+      out.push(head.subarray(this.headOffset, this.headOffset + n));
+      this.headOffset += n;
+      want -= n;
+      if (this.headOffset === head.length) {
+        this.spent.push(head);
         this.chunks.shift();
-        want -= head.length;
-      } else {
-        out.push(head.subarray(0, want));
-        this.chunks[0] = head.subarray(want);
-        want = 0;
+        this.headOffset = 0;
       }
     }
     const data = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
@@ -67,6 +72,17 @@ export class SequentialReader {
     this.position += data.length;
     if (this.buffered < READ_AHEAD_BYTES && this.source.isPaused() && !this.ended) this.source.resume();
     return data;
+  }
+
+  /**
+   * Frees the chunks the last take() used up, and `taken` (what it returned) if that is a buffer of
+   * its own: the caller has copied it out (ssh2 copies READ data into its packet). Chunks come from
+   * the S3 response (the HTTP parser's copies), so nothing else reads them.
+   */
+  release(taken: Buffer): void {
+    for (const chunk of this.spent) freeBuffer(chunk);
+    this.spent = [];
+    freeBuffer(taken);
   }
 
   close(): void {

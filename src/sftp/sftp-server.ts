@@ -3,7 +3,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import ssh2, { type AuthContext, type Connection, type ServerChannel } from 'ssh2';
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
 import type { Authenticator } from '../accounts/authenticator.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { AccountSessions, AddressSet, type BruteForceGuard, type ConnectionLimiter, LogThrottle, normalizeIp } from '../sessions/access-control.js';
@@ -11,6 +11,7 @@ import { HeaderSniffer, ProxyProtocolGate } from '../sessions/proxy-protocol.js'
 import type { OperationListener } from '../sessions/operations.js';
 import { Session } from '../sessions/session.js';
 import type { TransferPolicy } from '../sessions/transfer-policy.js';
+import { freeBuffer } from '../storage/free-buffer.js';
 import type { FileStore } from '../storage/object-store.js';
 import type { HostKey } from './host-keys.js';
 import { SftpSession } from './sftp-session.js';
@@ -56,6 +57,36 @@ function hangUp(client: Connection): void {
   if (socket && !socket.destroyed) setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
 }
 
+/**
+ * How ssh2's writes reach a connection's socket. The writes of one turn of the event loop go out
+ * in one writev: ssh2 writes each encrypted packet in three pieces (length, payload, tag or MAC),
+ * and without Nagle (see listen) each piece would be a system call and a TCP segment of its own
+ * (a 4-byte one, a 32 KiB one, a 16-byte one per READ answer), and a pipelining client's WRITE
+ * statuses would each cost one too, on both ends. And each piece is freed once the socket has
+ * written it (see freeBuffer): ssh2 allocates them anew, and left to the collector a transfer's
+ * packets held tens of MiB of RSS and cost collections.
+ */
+function batchAndFreeWrites(client: Connection): void {
+  const socket = (client as unknown as { _sock?: Socket })._sock;
+  if (!socket) return;
+  const write = socket.write.bind(socket) as (chunk: Buffer, callback: (err?: Error | null) => void) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    // ssh2 writes one Buffer without encoding or callback; anything else is passed on untouched.
+    if (rest.length === 0 && Buffer.isBuffer(chunk)) return write(chunk, () => freeBuffer(chunk));
+    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as Socket['write'];
+}
+
 interface PendingSocket {
   socket: Socket;
   /** The client's address: the PROXY header's when a trusted proxy sent one, else the socket's peer. */
@@ -74,7 +105,13 @@ interface SftpConnection {
   channels: Set<SftpSession>;
   sessionsOpen: number;
   authFailures: number;
+  /** Questions about a public key asked of the auth hook. */
+  hookQuestions: number;
+  /** The public key the auth hook last accepted when the client asked whether it would do, by hookKeyId. */
+  hookKeys: Map<string, { ok: true; account: AccountConfig; key: ParsedKey }>;
 }
+
+const hookKeyId = (username: string, key: Buffer) => `${username}\0${key.toString('base64')}`;
 
 /**
  * The SFTP front end: an ssh2 server that serves only the `sftp` subsystem (shell, exec, port and
@@ -123,7 +160,9 @@ export class SftpServer {
    */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.sftp;
-    const listener = createNetServer((socket) => void this.accept(socket));
+    // No Nagle: SFTP answers (32 KiB READ data, WRITE statuses) are each smaller than a segment, and
+    // held back until the previous one is acknowledged they stall a pipelining client.
+    const listener = createNetServer({ noDelay: true }, (socket) => void this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(port, host, () => {
@@ -214,8 +253,9 @@ export class SftpServer {
       hangUp(client);
       return;
     }
-    const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0 };
+    const conn: SftpConnection = { id, client, clientIp, log, channels: new Set(), sessionsOpen: 0, authFailures: 0, hookQuestions: 0, hookKeys: new Map() };
     this.connections.add(conn);
+    batchAndFreeWrites(client);
 
     let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
@@ -288,17 +328,39 @@ export class SftpServer {
    * One authentication request. Passwords go through the Authenticator (local hashes, else the
    * auth hook) under the shared brute-force guard, and a refusal is answered at the same delay
    * as FTP's; a public key is looked up among the local account's `publicKeys` (a key that is not
-   * listed is no failed attempt: clients offer every key they hold), and a signature that does not
-   * verify counts as a failed attempt. `allowFrom` applies to both.
+   * listed is no failed attempt: clients offer every key they hold), or, for a name that is not a
+   * local account, the auth hook is asked about it (each refused key counts toward MaxAuthTries); a
+   * signature that does not verify counts as a failed attempt. `allowFrom` applies to both.
    */
   private async authenticate(conn: SftpConnection, ctx: AuthContext): Promise<void> {
     const { authenticator, bruteForce, onLogin } = this.options;
     const { clientIp } = conn;
     const log = conn.log.child({ user: ctx.username });
+    // A request the client sent before the disconnect for its last allowed failure arrived: not
+    // checked, and not counted.
+    if (conn.authFailures >= MAX_AUTH_FAILURES) return ctx.reject();
     if (ctx.method !== 'password' && ctx.method !== 'publickey') return ctx.reject(AUTH_METHODS);
     if (ctx.method === 'publickey' && !ctx.signature) {
       // The client asks whether a key would do, before it signs with it: no secret involved.
-      return authenticator.publicKeyLogin(ctx.username, ctx.key.data) ? ctx.accept() : ctx.reject(AUTH_METHODS);
+      if (authenticator.publicKeyLogin(ctx.username, ctx.key.data)) return ctx.accept();
+      // At most MAX_AUTH_FAILURES such questions reach the hook per connection, answered yes or no.
+      if (!authenticator.isHookUser(ctx.username) || conn.hookQuestions >= MAX_AUTH_FAILURES) return ctx.reject(AUTH_METHODS);
+      conn.hookQuestions++;
+      // A hook account: the hook decides now; its yes is kept for the signed attempt that follows.
+      const answer = await authenticator.hookPublicKeyLogin(ctx.username, ctx.key.data, clientIp);
+      if (answer.ok) {
+        conn.hookKeys.clear();
+        conn.hookKeys.set(hookKeyId(ctx.username, ctx.key.data), answer);
+        return ctx.accept();
+      }
+      log.info({ event: 'login', method: 'publickey', result: 'key-refused', reason: answer.reason }, 'public key refused by the auth hook');
+      // Each question costs the hook a request: they count toward the connection's attempts.
+      if (++conn.authFailures >= MAX_AUTH_FAILURES) {
+        ctx.reject();
+        hangUp(conn.client);
+        return;
+      }
+      return ctx.reject(AUTH_METHODS);
     }
     const arrived = performance.now();
     const answerRefusal = async () => {
@@ -325,9 +387,20 @@ export class SftpServer {
           source = result.source;
         } else refusal = { result: 'failed', reason: result.reason };
       } else {
-        const found = authenticator.publicKeyLogin(ctx.username, ctx.key.data);
+        let found = authenticator.publicKeyLogin(ctx.username, ctx.key.data);
+        let reason = found ? 'public key signature does not verify' : 'public key not accepted';
+        if (!found && authenticator.isHookUser(ctx.username)) {
+          const id = hookKeyId(ctx.username, ctx.key.data);
+          const answer = conn.hookKeys.get(id) ?? (await authenticator.hookPublicKeyLogin(ctx.username, ctx.key.data, clientIp));
+          conn.hookKeys.delete(id);
+          if (answer.ok) {
+            found = answer;
+            source = 'hook';
+            reason = 'public key signature does not verify';
+          } else reason = answer.reason;
+        }
         if (found && ctx.blob && ctx.signature && found.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) account = found.account;
-        else refusal = { result: 'failed', reason: 'public key signature does not verify' };
+        else refusal = { result: 'failed', reason };
       }
       if (account?.allowFrom && !new AddressSet(account.allowFrom).has(clientIp)) refusal = { result: 'address-not-allowed' };
     } catch (err) {

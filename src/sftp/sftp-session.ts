@@ -278,6 +278,7 @@ export class SftpSession {
       if (!data) return this.sftp.status(reqid, SFTP_STATUS.EOF);
       handle.bytes += data.length;
       this.sftp.data(reqid, data);
+      handle.reader.release(data);
     });
   }
 

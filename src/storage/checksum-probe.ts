@@ -57,14 +57,24 @@ export async function retainsByDefault(client: S3Client, bucket: string, abortSi
  * the headers and still refuse the commit's XML: OpenStack Swift's s3api answers MalformedXML).
  * A store that cannot be reached or refuses for another reason (AccessDenied) throws.
  */
-export async function probeChecksum(client: S3Client, bucket: string, key: string, algorithm: S3Checksum, abortSignal?: AbortSignal): Promise<ChecksumProbe> {
+export async function probeChecksum(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  algorithm: S3Checksum,
+  abortSignal?: AbortSignal,
+  /** Collects the version id of every write (a versioned bucket), for {@link removeProbe}. */
+  versions: string[] = [],
+): Promise<ChecksumProbe> {
   const body = Buffer.concat([Buffer.from('ftp-s3-bridge checksum probe '), randomBytes(16)]);
   const other = Buffer.from(body);
   other[0] = (other[0] as number) ^ 0xff;
   const opts = { abortSignal };
   const value = await checksumOfBytes(algorithm, body);
-  const put = (sum: string) =>
-    client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ChecksumAlgorithm: algorithm, [checksumMember(algorithm)]: sum }), opts);
+  const put = async (sum: string) => {
+    const written = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ChecksumAlgorithm: algorithm, [checksumMember(algorithm)]: sum }), opts);
+    if (written.VersionId) versions.push(written.VersionId);
+  };
   try {
     await put(value);
   } catch (err) {
@@ -90,7 +100,7 @@ export async function probeChecksum(client: S3Client, bucket: string, key: strin
       new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: body, ChecksumAlgorithm: algorithm, ...sum }),
       opts,
     );
-    await client.send(
+    const completed = await client.send(
       new CompleteMultipartUploadCommand({
         Bucket: bucket,
         Key: key,
@@ -100,6 +110,7 @@ export async function probeChecksum(client: S3Client, bucket: string, key: strin
       }),
       opts,
     );
+    if (completed.VersionId) versions.push(completed.VersionId);
     uploadId = undefined;
   } catch (err) {
     if (uploadId) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), opts).catch(() => undefined);
@@ -120,15 +131,26 @@ function isChecksumRefusal(err: unknown): boolean {
 }
 
 /**
- * Writes a small object at `key` with each algorithm (see {@link probeChecksum}), then deletes
- * it: what `check-config --probe` reports. On a versioned bucket each write leaves a noncurrent version.
+ * Removes what a probe wrote at `key`: each version it created (a versioned bucket keeps no
+ * noncurrent version and gets no delete marker), or the object itself on an unversioned bucket.
+ * Failures are ignored: the probe's answer stands.
+ */
+export async function removeProbe(client: S3Client, bucket: string, key: string, versions: readonly string[], abortSignal?: AbortSignal): Promise<void> {
+  const deletes = versions.length ? versions.map((VersionId) => ({ Bucket: bucket, Key: key, VersionId })) : [{ Bucket: bucket, Key: key }];
+  for (const input of deletes) await client.send(new DeleteObjectCommand(input), { abortSignal }).catch(() => undefined);
+}
+
+/**
+ * Writes a small object at `key` with each algorithm (see {@link probeChecksum}), then removes
+ * every version it wrote: what `check-config --probe` reports.
  */
 export async function probeChecksums(client: S3Client, bucket: string, key: string): Promise<ChecksumProbe[]> {
   const out: ChecksumProbe[] = [];
+  const versions: string[] = [];
   try {
-    for (const algorithm of S3_CHECKSUM_ALGORITHMS) out.push(await probeChecksum(client, bucket, key, algorithm));
+    for (const algorithm of S3_CHECKSUM_ALGORITHMS) out.push(await probeChecksum(client, bucket, key, algorithm, undefined, versions));
   } finally {
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+    await removeProbe(client, bucket, key, versions);
   }
   return out;
 }
@@ -294,15 +316,16 @@ export class ChecksumTargets {
     const signal = AbortSignal.timeout(this.options.timeoutMs);
     const key = `${target.prefix}.ftp-s3-bridge-probe-${randomBytes(6).toString('hex')}`;
     let wrote = false;
+    const versions: string[] = [];
     try {
       if (await retainsByDefault(target.client, target.bucket, signal)) return { retains: true };
       wrote = true;
-      return { probe: await probeChecksum(target.client, target.bucket, key, algorithm, signal) };
+      return { probe: await probeChecksum(target.client, target.bucket, key, algorithm, signal, versions) };
     } catch (err) {
       return { failed: signal.aborted ? `no answer in ${this.options.timeoutMs / 1000} s` : errorName(err) };
     } finally {
       // Not bound by the probe's time-out: an object the probe wrote must not stay.
-      if (wrote) await target.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: key }), { abortSignal: AbortSignal.timeout(this.options.timeoutMs) }).catch(() => undefined);
+      if (wrote) await removeProbe(target.client, target.bucket, key, versions, AbortSignal.timeout(this.options.timeoutMs));
     }
   }
 

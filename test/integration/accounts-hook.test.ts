@@ -1,17 +1,19 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge } from '../support/bridge.js';
 import { curl, RawFtp } from '../support/clients.js';
-import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
+import { run, sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
 
 interface HookCall {
   username: string;
-  password: string;
+  password?: string;
+  publicKey?: { fingerprint: string; key: string };
   clientIp: string;
   protocol: string;
 }
@@ -39,6 +41,10 @@ beforeAll(async () => {
       };
       if (call.username === 'partner' && call.password === 'partner-pw') {
         return reply(200, JSON.stringify({ bucket: bucketForHook, prefix: 'partners/partner/', permissions: ['list', 'read', 'write'] }));
+      }
+      // The key line without its comment: what the bridge sends.
+      if (call.username === 'keyed' && call.publicKey?.key === keys.clientPublicKey.split(' ').slice(0, 2).join(' ')) {
+        return reply(200, JSON.stringify({ bucket: bucketForHook, prefix: 'partners/keyed/', permissions: ['list', 'read', 'write'] }));
       }
       if (call.username === 'slow') return void setTimeout(() => reply(200, JSON.stringify({ bucket: bucketForHook })), 3000).unref();
       if (call.username === 'garbled') return reply(200, '{"bucket": ');
@@ -137,6 +143,58 @@ describe('external auth hook', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(calls).toEqual([{ username: 'partner', password: 'partner-pw', clientIp: '127.0.0.1', protocol: 'sftp' }]);
     expect((await bridge.getObject('partners/partner/via-sftp.txt'))?.toString()).toBe('via sftp');
+  });
+
+  it('an SFTP public-key login asks the hook with the key and its fingerprint; the hook allows one key and denies another', async () => {
+    const fingerprint = (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${keys.clientKey}.pub`])).stdout.split(' ')[1];
+    expect(fingerprint).toMatch(/^SHA256:/);
+    const local = join(keys.dir, 'via-key.txt');
+    writeFileSync(local, 'via a key');
+    calls = [];
+    const r = await sftpBatch({ port: bridge.sftpPort as number, user: 'keyed', key: keys.clientKey }, [`put ${local} /via-key.txt`]);
+    expect(r.code, r.stderr).toBe(0);
+    // Asked once: when the client offered the key; its signed attempt used that answer.
+    expect(calls).toEqual([{ username: 'keyed', publicKey: { fingerprint, key: keys.clientPublicKey.split(' ').slice(0, 2).join(' ') }, clientIp: '127.0.0.1', protocol: 'sftp' }]);
+    expect((await bridge.getObject('partners/keyed/via-key.txt'))?.toString()).toBe('via a key');
+
+    const other = join(keys.dir, 'other_ed25519');
+    await keys.keygen(other, 'ed25519');
+    calls = [];
+    const denied = await sftpBatch({ port: bridge.sftpPort as number, user: 'keyed', key: other }, [`put ${local} /denied.txt`]);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/Permission denied/);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.publicKey?.key).toBe((await run('ssh-keygen', ['-y', '-f', other])).stdout.trim().split(' ').slice(0, 2).join(' '));
+    expect(await bridge.exists('partners/keyed/denied.txt')).toBe(false);
+    expect(logText).toMatch(/"result":"key-refused","reason":"auth hook: status 403"/);
+  });
+
+  it('a client offering key after key: at most 6 are put to the hook, then the connection is closed', async () => {
+    const offered: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const file = join(keys.dir, `many_${i}`);
+      await keys.keygen(file, 'ed25519');
+      offered.push(readFileSync(file, 'utf8'));
+    }
+    calls = [];
+    let asked = 0;
+    const client = new ssh2.Client();
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.connect({
+      host: '127.0.0.1',
+      port: bridge.sftpPort,
+      username: 'keyed',
+      hostVerifier: () => true,
+      readyTimeout: 60_000,
+      authHandler: (_methodsLeft, _partial, next) => {
+        const key = offered[asked++];
+        next((key ? { type: 'publickey', username: 'keyed', key } : false) as never);
+      },
+    });
+    await closed;
+    expect(calls).toHaveLength(6);
+    expect(calls.every((c) => c.username === 'keyed' && c.publicKey !== undefined)).toBe(true);
   });
 });
 

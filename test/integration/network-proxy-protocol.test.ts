@@ -214,7 +214,8 @@ describe('PROXY protocol through a real HAProxy (send-proxy-v2 to the control, i
   it('SFTP port: the trusted source without a header is closed after the time-out, an untrusted one sending a header at once', async () => {
     const direct = await rawSftp(bridge.sftpPort as number, '127.0.0.1', undefined);
     expect(direct).toMatchObject({ closed: true, text: '' });
-    expect(direct.ms).toBeGreaterThanOrEqual(2000);
+    // The server's timer and this clock may differ by a millisecond or two (1999 ms was seen).
+    expect(direct.ms).toBeGreaterThanOrEqual(2000 - 50);
     const forged = await rawSftp(bridge.sftpPort as number, '127.0.0.5', 'PROXY TCP4 198.51.100.7 127.0.0.6 40000 22\r\nSSH-2.0-x\r\n');
     expect(forged.closed).toBe(true);
     expect(forged.ms).toBeLessThan(2000);
@@ -270,7 +271,8 @@ describe('PROXY protocol on raw sockets: trust rules, time-out, size cap', () =>
   it('a trusted source without a header is closed without a greeting after headerTimeoutSeconds', async () => {
     const r = await rawSession(bridge.port, '127.0.0.4', undefined);
     expect(r).toMatchObject({ closed: true, text: '' });
-    expect(r.ms).toBeGreaterThanOrEqual(TIMEOUT_S * 1000);
+    // The server's timer and this clock may differ by a millisecond or two.
+    expect(r.ms).toBeGreaterThanOrEqual(TIMEOUT_S * 1000 - 50);
     expect(await waitForLine(log, (l) => l.reason === 'proxy-header-timeout')).toMatchObject({ event: 'connection-refused', clientIp: '127.0.0.4' });
   });
 

@@ -188,6 +188,55 @@ describe('SFTP and FTP share the brute-force guard', () => {
   }, 60_000);
 });
 
+describe('failed authentication attempts on one connection', () => {
+  it('are bounded at 6 (MaxAuthTries), then the connection is closed; they count toward the brute-force ban', async () => {
+    const guarded = await TestBridge.start({
+      config: sftpConfig(keys.hostKey),
+      ftp: { loginFailureDelayMs: 50, bruteForce: { maxFailures: 7, windowSeconds: 300, banSeconds: 300 } },
+    });
+    try {
+      const failedLogins = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${guarded.httpPort}/metrics`)).text();
+        return Number(/^ftp_logins_total\{result="failed",protocol="sftp"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      /** One connection that offers up to `tries` wrong passwords; resolves how many it sent once the connection is closed. */
+      const wrongPasswords = async (tries: number) => {
+        let asked = 0;
+        const client = new ssh2.Client();
+        client.on('error', () => undefined);
+        const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+        client.connect({
+          host: '127.0.0.1',
+          port: guarded.sftpPort,
+          username: USER,
+          hostVerifier: () => true,
+          readyTimeout: 60_000,
+          authHandler: (_methodsLeft, _partial, next) => {
+            asked++;
+            next((asked > tries ? false : { type: 'password', username: USER, password: `wrong-${asked}` }) as never);
+          },
+        });
+        await closed;
+        return asked;
+      };
+      // A client that never stops trying (bounded here at 20).
+      const asked = await wrongPasswords(20);
+      expect(await failedLogins()).toBe(6);
+      expect(asked).toBeLessThanOrEqual(7); // the 7th may be sent before the disconnect arrives; it is neither answered nor counted
+      // The 6 counted toward the guard: one more failure (7 = maxFailures) bans the address, from FTP too.
+      await wrongPasswords(1);
+      expect(await failedLogins()).toBe(7);
+      const socket = connect(guarded.port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      await new Promise((resolve) => socket.once('close', resolve));
+      expect(text).toBe('421 Too many failed logins; try again later\r\n');
+    } finally {
+      await guarded.close();
+    }
+  }, 60_000);
+});
+
 describe('SFTP during a graceful drain', () => {
   it('an upload in flight runs to its commit; new connections are refused', async () => {
     const draining = await TestBridge.start({

@@ -58,6 +58,19 @@ describe('SFTP with OpenSSH sftp', () => {
     expect(await bridge.keys('dir')).toEqual([]);
   });
 
+  it('rename: the server announces posix-rename@openssh.com, OpenSSH renames with it, and it replaces an existing target', async () => {
+    const first = join(work, 'first.txt');
+    const second = join(work, 'second.txt');
+    writeFileSync(first, 'first\n');
+    writeFileSync(second, 'second\n');
+    const r = await sftpBatch(publicKey(), [`put ${first} /first.txt`, `put ${second} /second.txt`, 'rename /first.txt /second.txt'], { args: ['-vv'] });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Server supports extension "posix-rename@openssh.com" revision 1/);
+    expect(r.stderr).toMatch(/Sending SSH2_FXP_EXTENDED\(posix-rename@openssh.com\) "\/first.txt" to "\/second.txt"/);
+    expect((await bridge.getObject('second.txt'))?.toString()).toBe('first\n');
+    expect(await bridge.exists('first.txt')).toBe(false);
+  });
+
   it('metrics count SFTP logins and transfers under protocol="sftp"', async () => {
     const local = join(work, 'counted.bin');
     writeFileSync(local, 'counted');

@@ -92,13 +92,13 @@ function client(program: 'sftp' | 'scp', login: SftpLogin): { command: string; a
  * OpenSSH `sftp -b`: runs the batch commands (one per line) as `login.user` on 127.0.0.1; the
  * batch stops at the first command that fails (exit code 1) unless it starts with `-`.
  */
-export async function sftpBatch(login: SftpLogin, commands: string[], options: { timeoutMs?: number } = {}): Promise<RunResult> {
+export async function sftpBatch(login: SftpLogin, commands: string[], options: { timeoutMs?: number; /** more `sftp` options, e.g. `-vv` */ args?: string[] } = {}): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sftp-batch-'));
   const batch = join(dir, 'batch');
   writeFileSync(batch, commands.join('\n') + '\n');
   const { command, args, env } = client('sftp', login);
   try {
-    return await run(command, [...args, '-b', batch, `${login.user}@127.0.0.1`], { env, timeoutMs: options.timeoutMs });
+    return await run(command, [...args, ...(options.args ?? []), '-b', batch, `${login.user}@127.0.0.1`], { env, timeoutMs: options.timeoutMs });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
