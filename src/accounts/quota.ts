@@ -1,5 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Logger } from 'pino';
+import { SharedQuotaLedger, type LeaseRequest, type LeaseResult, type SharedQuotaEntry } from '../cluster/quota-ledger.js';
+import type { SharedState } from '../cluster/shared-state.js';
 import type { AccountConfig } from '../config/schema.js';
 import { StorageError } from '../storage/errors.js';
 import type { MeasuredUsage, Usage } from '../storage/s3-usage.js';
@@ -50,8 +52,11 @@ interface Entry {
 export interface UploadReservation {
   /** Bytes received so far (for an append: the appended bytes). */
   readonly bytes: number;
-  /** Takes `n` more bytes; false (and nothing taken) when they would cross maxBytes. */
-  grow(n: number): boolean;
+  /**
+   * Takes `n` more bytes; false (and nothing taken) when they would cross maxBytes. A promise when
+   * the answer needs the shared ledger (cluster.redis: the upload's lease is used up).
+   */
+  grow(n: number): boolean | Promise<boolean>;
   /** The upload committed an object with `etag`: what it reserved becomes the account's usage. */
   commit(etag: string | undefined): void;
   /** The upload failed or was aborted: what it reserved is free again. No-op after commit. */
@@ -86,18 +91,27 @@ const normalEtag = (etag: string | undefined) => etag?.replace(/"/g, '');
  * commit, e.g. by digest persistence copying a multipart object onto itself, counts the object
  * twice until the next measurement: the conservative side.)
  *
- * The ledger is per process: see the README's Quotas section for the bound across replicas.
+ * With `cluster.redis` (a {@link SharedState} that is available) the decisions are the shared
+ * ledger's (cluster/quota-ledger.ts): the usage measured by any replica, the commits of every
+ * replica and the reservations of the live ones count; an upload leases its bytes in blocks and
+ * grows within its lease without a round trip. This process's own ledger is kept all the same and
+ * decides whenever Redis is unavailable: then the bound is per replica (docs/accounts.md#quotas).
+ * A reservation taken on the process's own ledger stays there until it settles.
  */
 export class QuotaTracker {
   private readonly entries = new Map<string, Entry>();
   /** Numbers commits and changes, to tell which ones a measurement may have missed. */
   private events = 0;
+  private readonly ledger: SharedQuotaLedger | undefined;
 
   constructor(
     private readonly measure: MeasureUsage,
     private readonly refreshMs: number,
     private readonly logger?: Logger,
-  ) {}
+    shared?: SharedState,
+  ) {
+    this.ledger = shared ? new SharedQuotaLedger(shared) : undefined;
+  }
 
   /** Committed usage of an account's prefix (measured, plus own commits since): from the cache when fresh. */
   async usage(account: AccountConfig): Promise<Usage> {
@@ -112,7 +126,11 @@ export class QuotaTracker {
   async reserve(account: AccountConfig, options: ReserveOptions): Promise<UploadReservation> {
     const quota = account.quota;
     if (!quota || (quota.maxBytes === undefined && quota.maxObjects === undefined)) {
-      return new Reservation(this, account.bucket, options.key, undefined, undefined, 1);
+      return new Reservation(this, account, options.key, undefined, undefined, 1);
+    }
+    if (this.ledger?.available()) {
+      const reservation = await this.reserveShared(account, quota, options);
+      if (reservation) return reservation;
     }
     const entry = await this.current(account);
     let replaces: boolean | undefined;
@@ -127,15 +145,77 @@ export class QuotaTracker {
       this.logger?.info({ event: 'quota', user: account.username, usage: committedOf(entry), reserved: entry.reserved, quota, why: refusal }, 'upload refused: quota');
       throw new StorageError('STORAGE_FULL', `Quota exceeded (${refusal})`);
     }
-    const reservation = new Reservation(this, account.bucket, options.key, entry, quota.maxBytes, replaces ? 0 : 1);
+    return this.track(new Reservation(this, account, options.key, entry, quota.maxBytes, replaces ? 0 : 1, this.sharedEntryOf(account)));
+  }
+
+  /** Adds a reservation to its local entry (which counts it whichever ledger decides). */
+  private track(reservation: Reservation): Reservation {
+    const entry = reservation.entry as Entry;
     entry.reservations.add(reservation);
     entry.reserved.objects += reservation.objects;
     watch(entry, reservation.key, 1);
     return reservation;
   }
 
+  /** The shared ledger decides: a reservation, a refusal (thrown), or undefined when Redis is unavailable. */
+  private async reserveShared(account: AccountConfig, quota: NonNullable<AccountConfig['quota']>, options: ReserveOptions): Promise<Reservation | undefined> {
+    const shared = this.sharedEntryOf(account) as SharedQuotaEntry;
+    let replaces: boolean | undefined;
+    if (options.append && quota.maxObjects !== undefined) replaces = (await options.replacesObject?.()) ?? false;
+    const ask = (objects: 0 | 1) => this.lease(account, shared, { need: 0, objects, size: options.size, limits: quota, refreshMs: this.refreshMs });
+    let result = await ask(replaces ? 0 : 1);
+    if (result && 'refused' in result && result.refused === 'objects' && replaces === undefined && options.replacesObject) {
+      replaces = await options.replacesObject();
+      if (replaces) result = await ask(0);
+    }
+    if (!result) return undefined;
+    if ('refused' in result) {
+      this.logger?.info({ event: 'quota', user: account.username, usage: result.usage, quota, why: result.refused, shared: true }, 'upload refused: quota');
+      throw new StorageError('STORAGE_FULL', `Quota exceeded (${result.refused})`);
+    }
+    const reservation = new Reservation(this, account, options.key, this.entryFor(account), quota.maxBytes, replaces ? 0 : 1, shared);
+    reservation.decidedShared = true;
+    reservation.leased = result.granted;
+    reservation.sharedObjects = reservation.objects;
+    return this.track(reservation);
+  }
+
+  /**
+   * Asks the shared ledger, measuring into it first when it has no usable measurement (then once
+   * more, taking the fresh one whatever its age). Undefined: Redis is unavailable.
+   */
+  private async lease(account: AccountConfig, shared: SharedQuotaEntry, request: LeaseRequest): Promise<Exclude<LeaseResult, 'measure'> | undefined> {
+    const first = await shared.lease(request);
+    if (first !== 'measure') return first;
+    if (!(await shared.measure(() => this.measure(account, () => false)))) return undefined;
+    const second = await shared.lease({ ...request, refreshMs: undefined });
+    return second === 'measure' ? undefined : second;
+  }
+
+  /** @internal Reservation.grow beyond its lease: more from the shared ledger, or this process's decision when Redis is unavailable. */
+  async topUp(reservation: Reservation, n: number): Promise<boolean> {
+    const shared = reservation.shared as SharedQuotaEntry;
+    const limits = reservation.account.quota ?? {};
+    let result: Exclude<LeaseResult, 'measure'> | undefined;
+    try {
+      result = this.ledger?.available() ? await this.lease(reservation.account, shared, { need: reservation.bytes + n - reservation.leased, objects: 0, limits }) : undefined;
+    } catch {
+      result = undefined; // a failed measurement: decide locally, as when Redis is down
+    }
+    if (result && 'granted' in result) {
+      // Settled while asking: what was just granted goes back at once.
+      if (reservation.settledAlready) shared.settle(result.granted, 0);
+      else reservation.leased += result.granted;
+    }
+    if (reservation.settledAlready) return false;
+    if (result) return 'granted' in result;
+    const entry = await this.current(reservation.account).catch(() => reservation.entry as Entry);
+    return this.fits(entry, reservation.maxBytes, n);
+  }
+
   /** Something under `bucket/key` was removed or renamed: measure again before the next decision. */
   markStale(bucket: string, key: string): void {
+    this.ledger?.markStale(bucket, key);
     const seq = ++this.events;
     for (const entry of this.entriesOf(bucket, key)) entry.changedAt = seq;
   }
@@ -148,6 +228,8 @@ export class QuotaTracker {
   /** @internal Reservation.commit (with the committed object's ETag) and release (`committed` undefined). */
   settle(reservation: Reservation, committed: { etag: string | undefined } | undefined): void {
     const { entry } = reservation;
+    // The shared ledger learns of every commit, also of uploads decided locally during an outage.
+    reservation.shared?.settle(reservation.leased, reservation.sharedObjects, committed ? { bytes: reservation.bytes, objects: reservation.objects } : undefined);
     if (entry) {
       entry.reservations.delete(reservation);
       entry.reserved.bytes -= reservation.bytes;
@@ -214,6 +296,10 @@ export class QuotaTracker {
     return [...this.entries.values()].filter((e) => e.bucket === bucket && key.startsWith(e.prefix));
   }
 
+  private sharedEntryOf(account: AccountConfig): SharedQuotaEntry | undefined {
+    return this.ledger?.entry(account.endpoint ?? '', account.bucket, account.prefix);
+  }
+
   private entryFor(account: AccountConfig): Entry {
     const id = JSON.stringify([account.endpoint ?? '', account.bucket, account.prefix]);
     let entry = this.entries.get(id);
@@ -253,21 +339,45 @@ class Reservation implements UploadReservation {
   bytes = 0;
   /** The ETag the measurement in force listed under `key` (undefined: not listed, or not looked at). */
   listedEtag: string | undefined;
+  /** Bytes the shared ledger granted this upload (it grows within them without asking). */
+  leased = 0;
+  /** The object slot held in the shared ledger. */
+  sharedObjects = 0;
+  /** Whether the shared ledger admitted this upload (then it decides its bytes while Redis is available). */
+  decidedShared = false;
   private settled = false;
+  readonly bucket: string;
 
   constructor(
     private readonly tracker: QuotaTracker,
-    readonly bucket: string,
+    readonly account: AccountConfig,
     readonly key: string,
     /** The entry whose quota this upload counts against; undefined for an account without a quota. */
     readonly entry: Entry | undefined,
-    private readonly maxBytes: number | undefined,
+    readonly maxBytes: number | undefined,
     readonly objects: 0 | 1,
-  ) {}
+    /** The shared ledger's entry (cluster.redis); it decides the bytes when the reservation started there. */
+    readonly shared?: SharedQuotaEntry,
+  ) {
+    this.bucket = account.bucket;
+  }
 
-  grow(n: number): boolean {
+  get settledAlready(): boolean {
+    return this.settled;
+  }
+
+  grow(n: number): boolean | Promise<boolean> {
     if (this.settled) return false;
-    if (this.entry && !this.tracker.fits(this.entry, this.maxBytes, n)) return false;
+    if (!this.entry || this.maxBytes === undefined) return this.take(n);
+    if (this.decidedShared) {
+      if (this.bytes + n <= this.leased) return this.take(n);
+      return this.tracker.topUp(this, n).then((fits) => fits && this.take(n));
+    }
+    return this.tracker.fits(this.entry, this.maxBytes, n) && this.take(n);
+  }
+
+  private take(n: number): boolean {
+    if (this.settled) return false;
     this.bytes += n;
     if (this.entry) this.entry.reserved.bytes += n;
     return true;
@@ -297,13 +407,20 @@ export function reserveAsReceived(reservation: UploadReservation, onExceeded: ()
   return new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
       if (exceeded) return callback();
-      if (!reservation.grow(chunk.length)) {
-        exceeded = true;
-        reservation.release();
-        onExceeded();
-        return callback();
-      }
-      callback(null, chunk);
+      const decide = (fits: boolean) => {
+        if (exceeded) return callback();
+        if (!fits) {
+          exceeded = true;
+          reservation.release();
+          onExceeded();
+          return callback();
+        }
+        callback(null, chunk);
+      };
+      const fits = reservation.grow(chunk.length);
+      if (typeof fits === 'boolean') return decide(fits);
+      // The shared ledger answers (or this process's own, when Redis fails): the stream waits meanwhile.
+      fits.then(decide, (error: unknown) => callback(error as Error));
     },
   });
 }

@@ -6,6 +6,7 @@ import { AccountsFile, type ReloadOutcome } from '../accounts/accounts-file.js';
 import { AuthHook } from '../accounts/auth-hook.js';
 import { Authenticator } from '../accounts/authenticator.js';
 import { QuotaTracker } from '../accounts/quota.js';
+import type { SharedState } from '../cluster/shared-state.js';
 import { objectParamsFor } from '../accounts/s3-policy.js';
 import type { AccountConfig, BridgeConfig } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
@@ -83,6 +84,8 @@ export interface AccountServicesOptions {
   onS3Request?: (info: S3RequestInfo) => void;
   /** Where the reload counter goes (the bridge's metrics registry). */
   registry?: Registry;
+  /** State shared by the replicas (cluster.redis): quota reservations and the global bandwidth caps count cluster-wide. */
+  shared?: SharedState;
 }
 
 /** Accounts and their policies: the live store and its file, the auth hook, quotas, bandwidth, S3 targets. */
@@ -128,8 +131,10 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
     (account, watching) => measurePrefix(clients.get(targetOf(account)), account.bucket, account.prefix, watching),
     config.auth.quotaRefreshSeconds * 1000,
     logger.child({ component: 'quota' }),
+    options.shared,
   );
-  const transferPolicy = new TransferPolicy(new Bandwidth(config.ftp.bandwidth), quota);
+  const bandwidth = new Bandwidth(config.ftp.bandwidth, options.shared);
+  const transferPolicy = new TransferPolicy(bandwidth, quota);
   const targets = () => accountTargets(store.all(), clients, config.s3);
   return {
     store,
@@ -164,6 +169,7 @@ export async function startAccountServices(options: AccountServicesOptions): Pro
       ),
     close() {
       file?.close();
+      bandwidth.close();
       // The default client belongs to the bridge, which destroys it.
       clients.destroy();
     },

@@ -151,7 +151,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
   redisState?.start();
   const s3 = createS3Client(config.s3, (info) => metrics.onS3Request(info));
-  const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry });
+  const accounts = await startAccountServices({ config, logger, defaultClient: s3, onS3Request: (info) => metrics.onS3Request(info), registry: metrics.registry, shared });
   const checksumAlgorithm = resolveChecksumAlgorithm(config.s3);
   // Which checksum S3 verifies on uploads, and why: the default with a custom endpoint is none.
   logger.info(

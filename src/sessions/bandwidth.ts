@@ -1,4 +1,6 @@
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import { BandwidthShare } from '../cluster/bandwidth-share.js';
+import { LOCAL_STATE, type SharedState } from '../cluster/shared-state.js';
 
 /**
  * A token bucket of `bytesPerSecond`. It starts empty (no burst at the start of a transfer) and
@@ -10,19 +12,31 @@ import { Transform, pipeline, type Readable, type TransformCallback } from 'node
 export class TokenBucket {
   private tokens = 0;
   private last = performance.now();
-  private readonly capacity: number;
+  private capacity = 0;
 
-  constructor(readonly bytesPerSecond: number) {
+  constructor(public bytesPerSecond: number) {
+    this.setRate(bytesPerSecond);
+  }
+
+  /** Changes the rate from now on (a replica's share of a cluster-wide cap); what was earned so far stays. */
+  setRate(bytesPerSecond: number): void {
+    this.refill();
+    this.bytesPerSecond = bytesPerSecond;
     this.capacity = Math.max(64 * 1024, bytesPerSecond / 4);
+    this.tokens = Math.min(this.capacity, this.tokens);
   }
 
   /** Takes `bytes` and returns the delay in ms until they may be sent. */
   take(bytes: number): number {
+    this.refill();
+    this.tokens -= bytes;
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
+  }
+
+  private refill(): void {
     const now = performance.now();
     this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
     this.last = now;
-    this.tokens -= bytes;
-    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
   }
 }
 
@@ -63,18 +77,32 @@ function throttle(buckets: TokenBucket[]): Transform {
   });
 }
 
+/** A global cap: its bucket and, with shared state, this replica's share of it. */
+interface GlobalCap {
+  bucket: TokenBucket;
+  share: BandwidthShare;
+}
+
+function globalCap(kibps: number | undefined, shared: SharedState, direction: 'upload' | 'download'): GlobalCap | undefined {
+  if (!kibps) return undefined;
+  const bucket = new TokenBucket(kibps * 1024);
+  return { bucket, share: new BandwidthShare(shared, direction, (replicas) => bucket.setRate((kibps * 1024) / replicas)) };
+}
+
 /**
- * The bandwidth caps of a server: one pair of global buckets shared by every session, and the
- * per-account limits applied to each transfer of a session (an FTP session runs one transfer at a
- * time, so a bucket per transfer is a bucket per session).
+ * The bandwidth caps of a server: one pair of global buckets shared by every session (with
+ * `cluster.redis`, by every replica: each one's bucket runs at the cap divided by the replicas with
+ * transfers running in that direction), and the per-account limits applied to each transfer of a
+ * session (an FTP session runs one transfer at a time, so a bucket per transfer is a bucket per
+ * session; a session lives on one replica, so these need nothing shared).
  */
 export class Bandwidth {
-  private readonly globalUpload: TokenBucket | undefined;
-  private readonly globalDownload: TokenBucket | undefined;
+  private readonly globalUpload: GlobalCap | undefined;
+  private readonly globalDownload: GlobalCap | undefined;
 
-  constructor(global: BandwidthLimits | undefined) {
-    this.globalUpload = global?.uploadKiBps ? new TokenBucket(global.uploadKiBps * 1024) : undefined;
-    this.globalDownload = global?.downloadKiBps ? new TokenBucket(global.downloadKiBps * 1024) : undefined;
+  constructor(global: BandwidthLimits | undefined, shared: SharedState = LOCAL_STATE) {
+    this.globalUpload = globalCap(global?.uploadKiBps, shared, 'upload');
+    this.globalDownload = globalCap(global?.downloadKiBps, shared, 'download');
   }
 
   /** The upload stream limited by the global and the account's caps (the stream itself when none apply). */
@@ -86,9 +114,18 @@ export class Bandwidth {
     return this.limit(source, this.globalDownload, account?.downloadKiBps);
   }
 
-  private limit(source: Readable, global: TokenBucket | undefined, perSessionKiBps: number | undefined): Readable {
-    const buckets = [global, perSessionKiBps ? new TokenBucket(perSessionKiBps * 1024) : undefined].filter((b) => b !== undefined);
+  /** Stops the renewals of the shares (the bridge stops). */
+  close(): void {
+    this.globalUpload?.share.close();
+    this.globalDownload?.share.close();
+  }
+
+  private limit(source: Readable, global: GlobalCap | undefined, perSessionKiBps: number | undefined): Readable {
+    const buckets = [global?.bucket, perSessionKiBps ? new TokenBucket(perSessionKiBps * 1024) : undefined].filter((b) => b !== undefined);
     if (!buckets.length) return source;
-    return pipeline(source, throttle(buckets), () => undefined);
+    const limiter = throttle(buckets);
+    // The share counts this replica while one of its transfers in this direction runs.
+    if (global) limiter.once('close', global.share.acquire());
+    return pipeline(source, limiter, () => undefined);
   }
 }
