@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -40,6 +40,13 @@ type Admission = { release: () => void };
 /** Why a connection is turned away, and the text of its 421. */
 type Refusal = { refused: 'banned' | ConnectionRefusal; message: string };
 
+/** A limiter's verdict with the text of the 421 of a refusal. */
+function refusalText(admitted: Admission | { refused: ConnectionRefusal }): Admission | Refusal {
+  if (!('refused' in admitted)) return admitted;
+  const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
+  return { refused: admitted.refused, message };
+}
+
 /** The FTP front end: ftp-srv (ftp-srv-adapter.ts) accepts connections, our command table answers every command. */
 export class FtpServer {
   private readonly listener: ControlListener;
@@ -52,11 +59,10 @@ export class FtpServer {
   /** The implicit FTPS listener (ftp.tls.implicitPort), once listening. */
   private implicit: NetServer | undefined;
   /**
-   * The admission of the implicit FTPS connection being handed to the control listener, taken at
-   * TCP accept (before its handshake): onConnect, which runs synchronously within that hand-over,
-   * takes the slot from here instead of counting the connection a second time.
+   * Admissions taken before ftp-srv sees the socket (`gate`; an implicit FTPS connection's at TCP
+   * accept, before its handshake), which onConnect takes instead of counting the connection again.
    */
-  private admittedImplicit: Admission | undefined;
+  private readonly admitted = new WeakMap<Socket, Admission>();
 
   constructor(private readonly options: FtpServerOptions) {
     const { ftp, logger } = options;
@@ -91,7 +97,7 @@ export class FtpServer {
     };
     this.listener = new ControlListener(
       { host: ftp.host, port: ftp.port, greeting: ftp.greeting, passive: ftp.passive, log: logger },
-      { accept: (peer) => this.onConnect(peer), closed: (connection) => this.connections.delete(connection) },
+      { gate: (socket) => this.gate(socket), accept: (peer) => this.onConnect(peer), closed: (connection) => this.connections.delete(connection) },
     );
   }
 
@@ -104,27 +110,56 @@ export class FtpServer {
     this.options.logger.warn({ event: 'connection-refused', clientIp, reason, ...(listener ? { listener } : {}), ...(suppressed ? { suppressed } : {}) }, 'connection refused');
   }
 
-  /** Bans and connection limits for a new connection from `clientIp`: a slot to release when it closes, or why not. */
-  private admit(clientIp: string): Admission | Refusal {
+  /**
+   * Bans and connection limits for a new connection from `clientIp`: a slot to release when it
+   * closes, or why not. The limits are cluster-wide when Redis is available (`admitShared`).
+   */
+  private async admit(clientIp: string): Promise<Admission | Refusal> {
     if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: CLIENT_BANNED.message };
-    const admitted = this.limiter.admit(clientIp);
-    if (!('refused' in admitted)) return admitted;
-    const message = admitted.refused === 'max-connections' ? 'Too many connections' : 'Too many connections from your address';
-    return { refused: admitted.refused, message };
+    return refusalText(await this.limiter.admitShared(clientIp));
   }
 
   /**
-   * Admission (limits, bans) and the login and idle timers of a new control connection. On the
-   * control port this runs at TCP accept: ftp-srv emits 'connect' synchronously in its listener's
-   * 'connection' handler, before its greeting and with the socket paused. An implicit FTPS
-   * connection was admitted at accept already, before its handshake (listenImplicit).
+   * Admission of a control-port connection before ftp-srv greets it (the limits may ask Redis,
+   * within its command time-out); a refused one gets its 421 here and is closed.
+   */
+  private async gate(socket: Socket): Promise<boolean> {
+    if (this.admitted.has(socket)) return true;
+    socket.on('error', () => undefined);
+    const clientIp = normalizeIp(socket.remoteAddress);
+    const admitted = await this.admit(clientIp);
+    if ('refused' in admitted) {
+      this.logRefusal(clientIp, admitted.refused);
+      socket.end(`421 ${admitted.message}\r\n`);
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return false;
+    }
+    if (socket.destroyed) {
+      admitted.release();
+      return false;
+    }
+    this.admitted.set(socket, admitted);
+    return true;
+  }
+
+  /** `admit` on this replica's own counts, for a connection that did not pass `gate`. */
+  private admitLocal(clientIp: string): Admission | Refusal {
+    if (this.bruteForce.bannedFor(clientIp) > 0) return { refused: 'banned', message: CLIENT_BANNED.message };
+    return refusalText(this.limiter.admit(clientIp));
+  }
+
+  /**
+   * The login and idle timers of a new control connection, admitted already (limits, bans) by
+   * `gate` at TCP accept, or for an implicit FTPS connection before its handshake (listenImplicit).
+   * ftp-srv emits 'connect' synchronously in its listener's 'connection' handler, before its
+   * greeting and with the socket paused.
    */
   private onConnect(peer: ControlPeer): Connection | { refuse: string } {
     const { ftp, logger } = this.options;
     const socket = peer.commandSocket;
     const clientIp = normalizeIp(socket.remoteAddress);
-    const admitted = this.admittedImplicit ?? this.admit(clientIp);
-    this.admittedImplicit = undefined;
+    const admitted = this.admitted.get(socket) ?? this.admitLocal(clientIp);
+    this.admitted.delete(socket);
     if ('refused' in admitted) {
       this.logRefusal(clientIp, admitted.refused);
       return { refuse: admitted.message };
@@ -202,7 +237,7 @@ export class FtpServer {
     }
     if (refusal || !result?.ok) {
       log.warn({ event: 'login', ...refusal }, 'login failed');
-      if (attempt.failed()) {
+      if (await attempt.failed()) {
         log.warn({ event: 'brute-force-ban', banSeconds: this.options.ftp.bruteForce.banSeconds }, 'address banned after too many failed logins');
       }
       await answerRefusal();
@@ -245,26 +280,25 @@ export class FtpServer {
     const server = createNetServer({ pauseOnConnect: true }, (socket) => {
       // Bans and limits apply here, at accept: a connection that never handshakes holds a slot.
       const clientIp = normalizeIp(socket.remoteAddress);
-      const admitted = this.admit(clientIp);
-      if ('refused' in admitted) {
-        this.logRefusal(clientIp, admitted.refused, 'implicit');
-        // Before TLS there is no way to say 421: closed at once, without a handshake.
-        socket.destroy();
-        return;
-      }
-      const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
-      secure.once('close', admitted.release);
-      handshake(secure).then(
-        () => {
-          this.admittedImplicit = admitted;
-          try {
+      socket.on('error', () => undefined);
+      void this.admit(clientIp).then((admitted) => {
+        if ('refused' in admitted || socket.destroyed) {
+          if ('refused' in admitted) this.logRefusal(clientIp, admitted.refused, 'implicit');
+          else admitted.release();
+          // Before TLS there is no way to say 421: closed at once, without a handshake.
+          socket.destroy();
+          return;
+        }
+        const secure = serverTlsSocket(socket, tls.secureContext, ftp.tls.handshakeTimeoutSeconds * 1000, logger);
+        secure.once('close', admitted.release);
+        handshake(secure).then(
+          () => {
+            this.admitted.set(secure, admitted);
             this.listener.serve(secure);
-          } finally {
-            this.admittedImplicit = undefined;
-          }
-        },
-        () => logger.debug({ clientIp: normalizeIp(socket.remoteAddress) }, 'implicit FTPS handshake failed'),
-      );
+          },
+          () => logger.debug({ clientIp: normalizeIp(socket.remoteAddress) }, 'implicit FTPS handshake failed'),
+        );
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

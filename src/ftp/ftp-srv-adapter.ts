@@ -53,6 +53,11 @@ export interface ControlListenerOptions {
 
 export interface ControlListenerHooks {
   /**
+   * A new TCP connection, before ftp-srv sees it (no greeting yet, the socket paused): true to
+   * serve it; false when the hook turned it away itself. Lets admission wait on something (Redis).
+   */
+  gate?(socket: Socket): Promise<boolean>;
+  /**
    * A new control connection, at TCP accept (before the greeting, the socket still paused): our
    * Connection for it, or the text of the 421 it is turned away with.
    */
@@ -145,6 +150,21 @@ export class ControlListener {
         hooks.closed(accepted);
       });
     });
+    const gate = hooks.gate;
+    if (gate) {
+      // ftp-srv's own 'connection' handler runs once the gate lets the socket through.
+      const server = this.srv.server;
+      const handlers = server.listeners('connection') as ((socket: Socket) => void)[];
+      server.removeAllListeners('connection');
+      server.on('connection', (socket: Socket) => {
+        gate(socket).then(
+          (serve) => {
+            if (serve) for (const handler of handlers) handler.call(server, socket);
+          },
+          () => socket.destroy(),
+        );
+      });
+    }
     this.srv.on('client-error', ({ error, context }: { error: Error; context: string }) => {
       options.log.debug({ err: error, context }, 'client connection error');
     });

@@ -209,8 +209,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const { cert, key, minVersion, reloadCheckSeconds } = config.ftp.tls;
   const tls = cert && key ? await TlsCredentials.load({ cert, key, minVersion, reloadCheckSeconds }, logger.child({ component: 'tls' })) : undefined;
   // One ban list and one count of connections for both front ends.
-  const bruteForce = new BruteForceGuard(config.ftp.bruteForce);
-  const limiter = new ConnectionLimiter(config.ftp.maxConnections, config.ftp.maxConnectionsPerIp, config.ftp.bruteForce.ipv6PrefixLength);
+  const bruteForce = new BruteForceGuard(config.ftp.bruteForce, Date.now, redisState);
+  const limiter = new ConnectionLimiter(config.ftp.maxConnections, config.ftp.maxConnectionsPerIp, config.ftp.bruteForce.ipv6PrefixLength, redisState);
   ftp = new FtpServer({
     bruteForce,
     limiter,
@@ -263,6 +263,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       process.off('SIGHUP', onHangup);
       accounts.close();
       s3.destroy();
+      bruteForce.close();
       await redisState?.stop();
     })());
   let ftpAddress: AddressInfo;

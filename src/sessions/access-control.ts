@@ -1,4 +1,7 @@
 import { BlockList, isIP, isIPv4 } from 'node:net';
+import { SharedBans } from '../cluster/shared-bans.js';
+import { SharedConnections } from '../cluster/shared-connections.js';
+import type { SharedState } from '../cluster/shared-state.js';
 
 /**
  * An address as the socket layer reports it, an IPv4-mapped IPv6 address ("::ffff:10.0.0.1")
@@ -84,8 +87,12 @@ export interface BruteForceOptions {
 export interface LoginAttempt {
   /** The login succeeded: the slot is freed and nothing is counted. */
   succeeded(): void;
-  /** The login was refused: counted as a failure; true when that got the client banned. */
-  failed(): boolean;
+  /**
+   * The login was refused: counted as a failure; true when that got the client banned. A promise
+   * when the failure is also counted cluster-wide: it resolves once Redis has counted it (or the
+   * command timed out), so the ban is in force everywhere before the refusal is answered.
+   */
+  failed(): boolean | Promise<boolean>;
 }
 
 /** Bounds the memory an address-spraying attacker can make the guard hold. */
@@ -93,7 +100,12 @@ const MAX_TRACKED_ADDRESSES = 100_000;
 /** Attempts of one client waiting for a slot; each is a connection, so this is a backstop only. */
 const MAX_WAITING_PER_CLIENT = 1000;
 
-const UNGUARDED: LoginAttempt = { succeeded: () => {}, failed: () => false };
+/** A slot in the replica's own count, settled synchronously. */
+interface LocalAttempt extends LoginAttempt {
+  failed(): boolean;
+}
+
+const UNGUARDED: LocalAttempt = { succeeded: () => {}, failed: () => false };
 
 interface ClientRecord {
   /** Times of the failures within the window. */
@@ -108,19 +120,28 @@ interface ClientRecord {
  * Counts failed logins per client (`clientKey`) and bans a client that fails too often. An attempt
  * takes its slot when it starts, so parallel attempts cannot get more than `maxFailures` passwords
  * checked before the ban: attempts beyond that wait until one in flight is settled.
+ *
+ * With a `SharedState` on Redis the same holds across all replicas: an attempt takes a slot in this
+ * replica's own count first, then one in the cluster's (src/cluster/shared-bans.ts); while Redis is
+ * unavailable the replica's own count decides alone.
  */
 export class BruteForceGuard {
   private readonly clients = new Map<string, ClientRecord>();
   private readonly bannedUntil = new Map<string, number>();
+  private readonly cluster: SharedBans | undefined;
 
   constructor(
     private readonly options: BruteForceOptions,
     private readonly now: () => number = Date.now,
-  ) {}
+    shared?: SharedState,
+  ) {
+    if (shared && options.maxFailures > 0) this.cluster = new SharedBans(shared, options, now);
+  }
 
-  /** Milliseconds the client remains banned; 0 when it is not banned. */
+  /** Milliseconds the client remains banned (here, or by the cluster as far as this replica has heard); 0 when it is not banned. */
   bannedFor(ip: string | undefined): number {
-    return this.bannedForKey(this.keyOf(ip));
+    const key = this.keyOf(ip);
+    return Math.max(this.bannedForKey(key), this.cluster?.bannedFor(key) ?? 0);
   }
 
   /**
@@ -130,6 +151,55 @@ export class BruteForceGuard {
   async begin(ip: string | undefined): Promise<LoginAttempt | 'banned'> {
     if (this.options.maxFailures <= 0) return UNGUARDED;
     const key = this.keyOf(ip);
+    const cluster = this.cluster;
+    if (cluster && cluster.bannedFor(key) > 0) return 'banned';
+    const local = await this.beginLocal(key);
+    if (local === 'banned' || !cluster) return local;
+    for (;;) {
+      const shared = await cluster.begin(key);
+      // Redis unavailable: this replica's own count decides.
+      if (shared === undefined) return local;
+      if (shared === 'wait') {
+        await cluster.changed(key);
+        continue;
+      }
+      if ('banned' in shared) {
+        local.succeeded();
+        return 'banned';
+      }
+      return this.sharedAttempt(key, local, cluster, shared.slot);
+    }
+  }
+
+  /** Closes the connection that hears of the cluster's bans. */
+  close(): void {
+    this.cluster?.close();
+  }
+
+  /** An attempt holding a slot here and one in the cluster. */
+  private sharedAttempt(key: string, local: LocalAttempt, cluster: SharedBans, slot: string): LoginAttempt {
+    let settled = false;
+    return {
+      succeeded: () => {
+        if (settled) return;
+        settled = true;
+        local.succeeded();
+        void cluster.settle(key, slot, false);
+      },
+      failed: async () => {
+        if (settled) return false;
+        settled = true;
+        const bannedHere = local.failed();
+        const bannedThere = await cluster.settle(key, slot, true);
+        // This replica's own count banned first (failures counted while Redis was down): shared too.
+        if (bannedHere && bannedThere === false) await cluster.ban(key);
+        return bannedHere || bannedThere === true;
+      },
+    };
+  }
+
+  /** The slot in this replica's own count. */
+  private async beginLocal(key: string): Promise<LocalAttempt | 'banned'> {
     for (;;) {
       if (this.bannedForKey(key) > 0) return 'banned';
       const record = this.record(key);
@@ -151,7 +221,7 @@ export class BruteForceGuard {
     return banned;
   }
 
-  private attempt(key: string, record: ClientRecord): LoginAttempt {
+  private attempt(key: string, record: ClientRecord): LocalAttempt {
     let settled = false;
     const settle = (failed: boolean): boolean => {
       if (settled) return false;
@@ -224,16 +294,40 @@ export class BruteForceGuard {
 
 export type ConnectionRefusal = 'max-connections' | 'max-connections-per-ip';
 
-/** Global and per-client (`clientKey`) counts of open control connections. */
+/**
+ * Global and per-client (`clientKey`) counts of open control connections. With a `SharedState` on
+ * Redis, `admitShared` applies the limits to the sum over all live replicas
+ * (src/cluster/shared-connections.ts); while Redis is unavailable, to this replica's own count.
+ */
 export class ConnectionLimiter {
   private total = 0;
   private readonly perIp = new Map<string, number>();
+  private readonly cluster: SharedConnections | undefined;
 
   constructor(
     private readonly maxConnections: number,
     private readonly maxConnectionsPerIp: number,
     private readonly ipv6PrefixLength = DEFAULT_IPV6_PREFIX_LENGTH,
-  ) {}
+    shared?: SharedState,
+  ) {
+    if (shared && (maxConnections > 0 || maxConnectionsPerIp > 0)) {
+      this.cluster = new SharedConnections(shared, maxConnections, maxConnectionsPerIp, () => ({ total: this.total, perClient: this.perIp }));
+    }
+  }
+
+  /**
+   * `admit`, then the same limits over every live replica's count when Redis is available (a
+   * Redis that does not answer within its command time-out leaves the decision to this replica).
+   */
+  async admitShared(ip: string | undefined): Promise<{ release: () => void } | { refused: ConnectionRefusal }> {
+    const admitted = this.admit(ip);
+    if ('refused' in admitted || !this.cluster) return admitted;
+    const key = clientKey(ip, this.ipv6PrefixLength);
+    const verdict = await this.cluster.admit(key, this.total, this.perIp.get(key) ?? 0);
+    if (verdict === 'ok' || verdict === undefined) return admitted;
+    admitted.release();
+    return { refused: verdict };
+  }
 
   /** Admits a connection (call `release` when it closes) or says which limit refuses it. */
   admit(ip: string | undefined): { release: () => void } | { refused: ConnectionRefusal } {
@@ -252,6 +346,7 @@ export class ConnectionLimiter {
         const left = (this.perIp.get(key) ?? 1) - 1;
         if (left > 0) this.perIp.set(key, left);
         else this.perIp.delete(key);
+        this.cluster?.publish(key);
       },
     };
   }

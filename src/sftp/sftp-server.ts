@@ -109,7 +109,7 @@ export class SftpServer {
    */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.sftp;
-    const listener = createNetServer((socket) => this.accept(socket));
+    const listener = createNetServer((socket) => void this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(port, host, () => {
@@ -122,17 +122,21 @@ export class SftpServer {
     return listener.address() as AddressInfo;
   }
 
-  /** Admission (bans, limits) and the login time-out of a new TCP connection. */
-  private accept(socket: Socket): void {
+  /** Admission (bans, limits: cluster-wide when Redis is available) and the login time-out of a new TCP connection. */
+  private async accept(socket: Socket): Promise<void> {
     const { logger, bruteForce, limiter, loginTimeoutSeconds } = this.options;
     const clientIp = normalizeIp(socket.remoteAddress);
     socket.on('error', () => undefined);
     const refusal = this.draining ? 'shutting-down' : bruteForce.bannedFor(clientIp) > 0 ? 'banned' : undefined;
-    const admitted = refusal ? undefined : limiter.admit(clientIp);
+    const admitted = refusal ? undefined : await limiter.admitShared(clientIp);
     if (refusal || !admitted || 'refused' in admitted) {
       const reason = refusal ?? (admitted && 'refused' in admitted ? admitted.refused : 'refused');
       logger.warn({ event: 'connection-refused', clientIp, protocol: 'sftp', reason }, 'connection refused');
       socket.destroy();
+      return;
+    }
+    if (socket.destroyed) {
+      admitted.release();
       return;
     }
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -285,7 +289,7 @@ export class SftpServer {
     }
     if (refusal || !account) {
       log.warn({ event: 'login', method: ctx.method, ...refusal }, 'login failed');
-      if (attempt.failed()) log.warn({ event: 'brute-force-ban' }, 'address banned after too many failed logins');
+      if (await attempt.failed()) log.warn({ event: 'brute-force-ban' }, 'address banned after too many failed logins');
       await answerRefusal();
       onLogin?.('failed');
       conn.authFailures++;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LOCAL_STATE } from '../../../src/cluster/shared-state.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { AddressSet, BruteForceGuard, clientKey, ConnectionLimiter, LogThrottle, normalizeIp, type LoginAttempt } from '../../../src/sessions/access-control.js';
 import { parseEprt, parsePort } from '../../../src/ftp/commands/data-connection.js';
@@ -229,5 +230,32 @@ describe('LogThrottle', () => {
     // The oldest keys were dropped, so their next line is let through again.
     expect(throttle.admit('k0')).toBe(0);
     expect(throttle.admit('k19999')).toBeUndefined();
+  });
+});
+
+describe('with shared state that is unavailable (Redis down)', () => {
+  it('the guard decides on its own count: maxFailures slots, then a ban', async () => {
+    const guard = new BruteForceGuard({ maxFailures: 3, windowSeconds: 60, banSeconds: 60 }, Date.now, LOCAL_STATE);
+    const outcomes: (LoginAttempt | 'banned')[] = [];
+    const all = Array.from({ length: 6 }, () => guard.begin('1.1.1.1').then((a) => (outcomes.push(a), a)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const started = outcomes.filter((a): a is LoginAttempt => a !== 'banned');
+    expect(started).toHaveLength(3);
+    expect(await started[0]?.failed()).toBe(false);
+    expect(await started[1]?.failed()).toBe(false);
+    expect(await started[2]?.failed()).toBe(true);
+    expect((await Promise.all(all)).slice(3).every((a) => a === 'banned')).toBe(true);
+    expect(guard.bannedFor('1.1.1.1')).toBeGreaterThan(0);
+    guard.close();
+  });
+
+  it('the limiter admits on its own count', async () => {
+    const limiter = new ConnectionLimiter(0, 2, 64, LOCAL_STATE);
+    const a = await limiter.admitShared('1.1.1.1');
+    expect('release' in a).toBe(true);
+    expect('release' in (await limiter.admitShared('1.1.1.1'))).toBe(true);
+    expect(await limiter.admitShared('1.1.1.1')).toEqual({ refused: 'max-connections-per-ip' });
+    if ('release' in a) a.release();
+    expect('release' in (await limiter.admitShared('1.1.1.1'))).toBe(true);
   });
 });
