@@ -48,19 +48,20 @@
 // Prints the figures and writes bench/results/scale-out.json.
 // Settings: SCALE_OUT_CLIENTS (300), SCALE_OUT_SECONDS (120), SCALE_OUT_MAX_CURL (200),
 // SCALE_OUT_PARTNER_PERCENT (25), SCALE_OUT_BASE_PORT (12000; below the ephemeral port range),
-// SCALE_OUT_REDIS_OUTAGE_S (5), SCALE_OUT_TIME_LIMIT_S (SECONDS + 150), HAPROXY, REDIS_SERVER,
-// SCALE_OUT_VERBOSE; parts that need a feature switch off with SCALE_OUT_PROXY=0 (no PROXY
+// SCALE_OUT_REDIS_OUTAGE_S (5), SCALE_OUT_TIME_LIMIT_S (SECONDS + 150), SCALE_OUT_BRIDGE_BIN
+// (another build's dist/cli/main.js), HAPROXY, REDIS_SERVER, SCALE_OUT_VERBOSE; parts that need a feature switch off with SCALE_OUT_PROXY=0 (no PROXY
 // protocol: client addresses not checked, no ban check), SCALE_OUT_REDIS=0 (no Redis, no outage),
 // SCALE_OUT_BANS=0, SCALE_OUT_QUOTA=0, SCALE_OUT_RESTARTS=0.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { BIN, Cleanups, ROOT, intEnv, procStatus, runMain, s3Client, startRedisServer, startS3rver, stopChild, tempDir, writeBridgeConfig } from './lib.mjs';
+import { BIN, CLK_TCK, Cleanups, ROOT, intEnv, procCpu, procStatus, runMain, s3Client, startRedisServer, startS3rver, stopChild, tempDir, writeBridgeConfig } from './lib.mjs';
 
 const CLIENTS = intEnv('SCALE_OUT_CLIENTS', 300, 2);
 const SECONDS = intEnv('SCALE_OUT_SECONDS', 120, 10);
@@ -77,6 +78,8 @@ const QUOTA = flag('SCALE_OUT_QUOTA');
 const RESTARTS = flag('SCALE_OUT_RESTARTS');
 const VERBOSE = Boolean(process.env.SCALE_OUT_VERBOSE);
 const HAPROXY = process.env.HAPROXY ?? 'haproxy';
+// Another build of the bridge (its dist/cli/main.js), e.g. a merge of branches not yet on this one.
+const BRIDGE_BIN = process.env.SCALE_OUT_BRIDGE_BIN || BIN;
 if (CLIENTS > 500) throw new Error('SCALE_OUT_CLIENTS must be <= 500 (client addresses 127.0.2.1-127.0.3.254)');
 
 const REPLICAS = 3;
@@ -162,6 +165,24 @@ function trackRss(r) {
   }
 }
 
+// CPU seconds of the load window, by process: is the machine the limit?
+const cpu = { replicas: 0, counting: false };
+const cpuOf = (pid) => {
+  const c = procCpu(pid);
+  return c.user + c.sys;
+};
+/** CPU of this process's children that have exited and been reaped (curl, replaced replicas). */
+function reapedChildrenCpu() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / CLK_TCK; // cutime, cstime: fields 16 and 17 of stat(5)
+}
+/** Adds a replica incarnation's CPU since the load started (or since it started) as it is stopped. */
+function countReplicaCpu(r) {
+  if (cpu.counting) cpu.replicas += cpuOf(r.proc.child.pid) - (r.cpuAtLoadStart ?? 0);
+  r.cpuAtLoadStart = 0;
+}
+
 let redis;
 let s3store;
 const hashes = {};
@@ -191,7 +212,7 @@ async function startReplica(r) {
     shutdown: { drainTimeoutSeconds: DRAIN_SECONDS },
     log: { level: 'warn' },
   });
-  r.proc = run(process.execPath, [BIN, '--config', file]);
+  r.proc = run(process.execPath, [BRIDGE_BIN, '--config', file]);
   await waitFor(`replica ${r.index} ready`, async () => {
     if (r.proc.child.exitCode !== null) throw new Error(`replica ${r.index} exited: ${r.proc.output().slice(-3000)}`);
     return ready(r);
@@ -495,6 +516,7 @@ async function rollingRestarts(loadStart) {
     const at = loadStart + (0.15 + 0.25 * k) * SECONDS * 1000;
     if (Date.now() < at) await sleep(at - Date.now());
     trackRss(r);
+    countReplicaCpu(r);
     const t0 = Date.now();
     r.proc.child.kill('SIGTERM');
     const { code, signal } = await r.proc.exited;
@@ -563,7 +585,7 @@ async function main() {
     if (spawnSync(tool, args).status !== 0) throw new Error(`${tool} not found; apt-get install haproxy curl redis-server`);
   }
   work = tempDir(cleanups, 'ftp-s3-bridge-scale-out-');
-  const { hashPassword } = await import(join(ROOT, 'dist/accounts/passwords.js'));
+  const { hashPassword } = await import(join(dirname(dirname(BRIDGE_BIN)), 'accounts/passwords.js'));
   s3store = await startS3rver(cleanups, 'ftp-s3-bridge-scale-out-s3-');
   s3 = s3Client(s3store, { maxSockets: 64 });
   cleanups.add(() => s3.destroy(), 's3 client');
@@ -594,6 +616,9 @@ async function main() {
   );
   const stop = { done: false };
   const loadStart = Date.now();
+  for (const r of replicas) r.cpuAtLoadStart = cpuOf(r.proc.child.pid);
+  const cpuStart = { self: process.cpuUsage(), children: reapedChildrenCpu(), s3: cpuOf(s3store.pid), haproxy: cpuOf(haproxy.child.pid) };
+  cpu.counting = true;
   const clients = [
     ...Array.from({ length: cameras }, (_, id) => camera(id, clientAddress(id + 1), stop)),
     ...Array.from({ length: partners }, (_, id) => partner(id, clientAddress(cameras + id + 1), seeds, stop)),
@@ -605,6 +630,18 @@ async function main() {
   if (Date.now() < stopAt) await sleep(stopAt - Date.now());
   stop.done = true;
   const loadSeconds = (Date.now() - loadStart) / 1000;
+  for (const r of replicas) countReplicaCpu(r);
+  cpu.counting = false;
+  const self = process.cpuUsage(cpuStart.self);
+  const cpuSeconds = {
+    replicas: cpu.replicas,
+    s3rver: cpuOf(s3store.pid) - cpuStart.s3,
+    haproxy: cpuOf(haproxy.child.pid) - cpuStart.haproxy,
+    bench: (self.user + self.system) / 1e6,
+    // curl, and the drain of the replicas stopped meanwhile (their CPU before SIGTERM is in `replicas`)
+    curlAndExited: reapedChildrenCpu() - cpuStart.children,
+  };
+  const cpuTotal = Object.values(cpuSeconds).reduce((a, b) => a + b, 0);
   const uploadedInTime = stats.uploaded;
   const downloadedInTime = stats.downloaded;
   log(`stopping the clients (${uploadedInTime} uploads, ${downloadedInTime} downloads so far)`);
@@ -661,6 +698,9 @@ async function main() {
     objectsChecked: stats.committed.size,
     restarts,
     finalStops,
+    cpuSeconds: Object.fromEntries(Object.entries(cpuSeconds).map(([k, v]) => [k, Number(v.toFixed(1))])),
+    coresBusy: Number((cpuTotal / loadSeconds).toFixed(2)),
+    loadAverage: loadavg().map((l) => Number(l.toFixed(1))),
     peakRssMiB: Object.fromEntries(replicas.map((r) => [`replica${r.index}`, Number((r.peakRssKiB / 1024).toFixed(1))])),
     bans,
     quota,
