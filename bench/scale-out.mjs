@@ -29,10 +29,11 @@
 //       0.5-1.5 x SCALE_OUT_PAUSE_S in between; "partners" download one of the files seeded at the
 //       start (read-only account) at 512 KiB/s, with the same pauses. Both start spread over the
 //       first pause. A failed attempt is retried (bounded).
-// Timeline: clients start; the ban and the quota checks run through the lanes; then the replicas
-// are restarted one after the other (SIGTERM, wait for the exit, start again, wait until ready),
-// and Redis is SIGKILLed half-way through the run for SCALE_OUT_REDIS_OUTAGE_S and started again,
-// empty, on the same port; the clients stop after SCALE_OUT_SECONDS.
+// Timeline: the ban and the quota checks run through the lanes; then the clients start; the
+// replicas are restarted one after the other at 15, 40 and 65 % of SCALE_OUT_SECONDS (SIGTERM, wait
+// for the exit, start again, wait until ready); at 50 % the ban is checked once more and Redis is
+// SIGKILLed for SCALE_OUT_REDIS_OUTAGE_S, then started again, empty, on the same port, and the
+// quota check runs again on a second account; the clients stop after SCALE_OUT_SECONDS.
 // Checks (exit 1 on any violation):
 //   - every 226 upload is an intact object (SHA-256) whose x-amz-meta-ftp-client-ip is the address
 //     the client connected from (the PROXY header, end to end, data connections included); every
@@ -40,9 +41,11 @@
 //     still there, of its size; every download is byte-exact; the seeded objects are unchanged;
 //   - bans: an attacker sends wrong passwords through replica 1, 2, 3, 1, ... in turn: at most
 //     `maxFailures` of them are checked (530), every later attempt is refused (421) on every
-//     replica, its right password too, while another address logs in on every replica;
+//     replica, its right password too, while another address logs in on every replica; half-way,
+//     under load and after two restarts, its right password is still refused on every replica;
 //   - quota: 9 parallel uploads of one account with `quota.maxBytes`, three through each replica:
-//     the bytes committed under its prefix never exceed maxBytes (and some are committed);
+//     the bytes committed under its prefix never exceed maxBytes (and some are committed); before
+//     the load, and again right after Redis came back empty;
 //   - Redis outage: no upload lost, uploads succeed during it, cluster_redis_up of every running
 //     replica is 0 during it and 1 after;
 //   - every replica exits 0 after SIGTERM.
@@ -149,7 +152,7 @@ async function waitFor(what, check, timeoutMs = 60_000) {
   }
 }
 
-const httpGet = (r, path) => globalThis.fetch(`http://${r.host}:${r.httpPort}${path}`, { signal: AbortSignal.timeout(5_000) });
+const httpGet = (r, path) => globalThis.fetch(`http://${r.host}:${r.httpPort}${path}`, { signal: AbortSignal.timeout(2_000) });
 const ready = (r) => httpGet(r, '/readyz').then((res) => res.status === 200);
 /** A metric of a replica (first sample), or undefined when it does not answer. */
 const metric = (r, name) =>
@@ -162,8 +165,10 @@ const metric = (r, name) =>
     .catch(() => undefined);
 /** cluster_redis_up of a replica: 0, 1, or undefined when it does not answer. */
 const redisUp = (r) => metric(r, 'cluster_redis_up');
-/** Decisions the replicas took on their own state (Redis down or slow), summed. */
-const fallbacks = async () => (await Promise.all(replicas.map((r) => metric(r, 'cluster_redis_fallbacks_total')))).reduce((a, b) => a + (b ?? 0), 0);
+/** cluster_redis_fallbacks_total of each replica (undefined: no answer). */
+const fallbacks = () => Promise.all(replicas.map((r) => metric(r, 'cluster_redis_fallbacks_total')));
+/** Decisions taken on the replicas' own state between two `fallbacks()` (a replica restarted meanwhile counts from 0). */
+const fallbacksBetween = (before, after) => after.reduce((sum, n, i) => sum + (n === undefined ? 0 : n - (before[i] !== undefined && before[i] <= n ? before[i] : 0)), 0);
 
 function trackRss(r) {
   try {
@@ -513,7 +518,7 @@ async function quotaCheck(account, firstAddress, when) {
   }
   const succeeded = results.filter((r) => r.code === 0);
   // Redis down or slower than commandTimeoutMs: each replica decides on its own (by design), so the bound is per replica.
-  const fallbacksDuring = REDIS ? (await fallbacks()) - fallbacksBefore : undefined;
+  const fallbacksDuring = REDIS ? fallbacksBetween(fallbacksBefore, await fallbacks()) : undefined;
   if (fallbacksDuring) log(`quota (${when}): the replicas decided ${fallbacksDuring} times on their own state during the check (Redis slow or down)`);
   if (committedBytes > QUOTA_BYTES) violation(`quota (${when}): ${committedBytes} bytes committed under ${account.prefix}, maxBytes is ${QUOTA_BYTES}`);
   if (succeeded.length === 0) violation('quota: no upload of the quota account succeeded');
@@ -557,6 +562,18 @@ async function redisOutage(loadStart) {
   const at = loadStart + 0.5 * SECONDS * 1000;
   if (Date.now() < at) await sleep(at - Date.now());
   const running = () => replicas.filter((r) => r.proc.child.exitCode === null);
+  // The ban is held in Redis: under load, and on the replicas restarted since, the attacker is still refused.
+  const banHeld = [];
+  if (BANS) {
+    for (const r of running()) {
+      if (!(await ready(r).catch(() => false))) continue;
+      const { result, codes } = await ftpLogin(ATTACKER, lanePort(r), CAMERA, CAMERA.password);
+      if (result === 'timeout' || result === 'closed') continue;
+      banHeld.push({ replica: r.index, result });
+      if (result !== 421) violation(`ban: under load, the banned address's right password on replica ${r.index}: ${result} (${codes.join(' ')}), not 421`);
+    }
+    log(`ban: under load, the banned address refused on replicas ${banHeld.filter((b) => b.result === 421).map((b) => b.replica).join(', ') || 'none'}`);
+  }
   const before = await Promise.all(replicas.map(redisUp));
   log(`Redis: SIGKILL (cluster_redis_up before: ${before.join(' ')})`);
   outage.from = Date.now();
@@ -567,10 +584,10 @@ async function redisOutage(loadStart) {
   while (Date.now() < deadline) {
     await Promise.all(
       running().map(async (r) => {
-        if ((await redisUp(r)) === 0) seenDown.add(r.index);
+        if ((await redisUp(r)) === 0 && Date.now() < deadline) seenDown.add(r.index);
       }),
     );
-    await sleep(200);
+    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
   }
   await redis.start();
   outage.to = Date.now();
@@ -592,7 +609,7 @@ async function redisOutage(loadStart) {
   else log(`Redis: cluster_redis_up 1 on every replica ${backMs} ms after the restart`);
   // Redis came back empty: the bound must hold again from the first upload on.
   if (QUOTA) quotaResults.push(await quotaCheck(QUOTA_ACCOUNT_2, 30, 'right after Redis restarted'));
-  return { outageMs: outage.to - outage.from, downSeenOn: [...seenDown].sort(), upAgainOn: [...seenUp].sort(), upAgainAfterMs: backMs };
+  return { banHeldBeforeOutage: banHeld, outageMs: outage.to - outage.from, downSeenOn: [...seenDown].sort(), upAgainOn: [...seenUp].sort(), upAgainAfterMs: backMs };
 }
 
 // ---- main -------------------------------------------------------------------------------------------------------
@@ -642,6 +659,11 @@ async function main() {
     `${REPLICAS} replicas (${PASSIVE_PORTS} passive ports each) behind HAProxy (PROXY v2: ${PROXY ? 'on' : 'OFF'}), Redis: ${REDIS ? 'on' : 'OFF'}; ` +
       `${cameras} cameras and ${partners} partners for ${SECONDS} s, at most ${MAX_CURL} curl processes at once`,
   );
+  // The ban and quota checks first, on the idle cluster: through the lanes they need every replica
+  // up, and the restarts below keep to their times whatever the load does to the checks' duration.
+  const bans = BANS ? await banCheck() : undefined;
+  if (QUOTA) quotaResults.push(await quotaCheck(QUOTA_ACCOUNT, 10, 'at the start'));
+
   const stop = { done: false };
   const loadStart = Date.now();
   for (const r of replicas) r.cpuAtLoadStart = cpuOf(r.proc.child.pid);
@@ -651,8 +673,6 @@ async function main() {
     ...Array.from({ length: cameras }, (_, id) => camera(id, clientAddress(id + 1), stop)),
     ...Array.from({ length: partners }, (_, id) => partner(id, clientAddress(cameras + id + 1), seeds, stop)),
   ];
-  const bans = BANS ? await banCheck() : undefined;
-  if (QUOTA) quotaResults.push(await quotaCheck(QUOTA_ACCOUNT, 10, 'at the start'));
   const [, redisResult] = await Promise.all([RESTARTS ? rollingRestarts(loadStart) : undefined, REDIS ? redisOutage(loadStart) : undefined]);
   const stopAt = loadStart + SECONDS * 1000;
   if (Date.now() < stopAt) await sleep(stopAt - Date.now());
