@@ -42,7 +42,8 @@
 //   - bans: an attacker sends wrong passwords through replica 1, 2, 3, 1, ... in turn: at most
 //     `maxFailures` of them are checked (530), every later attempt is refused (421) on every
 //     replica, its right password too, while another address logs in on every replica; half-way,
-//     under load and after two restarts, its right password is still refused on every replica;
+//     under load, its right password is still refused by every replica that is up (restarted ones
+//     included);
 //   - quota: 9 parallel uploads of one account with `quota.maxBytes`, three through each replica:
 //     the bytes committed under its prefix never exceed maxBytes (and some are committed); before
 //     the load, and again right after Redis came back empty;
