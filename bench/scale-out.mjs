@@ -590,10 +590,11 @@ async function redisOutage(loadStart) {
     );
     await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
   }
+  const startAt = Date.now();
   await redis.start();
   outage.to = Date.now();
   outage.active = false;
-  log(`Redis: started again after ${outage.to - outage.from} ms; cluster_redis_up 0 seen on replicas ${[...seenDown].sort().join(', ')}`);
+  log(`Redis: started again after ${outage.to - outage.from} ms (the start itself took ${outage.to - startAt} ms); cluster_redis_up 0 seen on replicas ${[...seenDown].sort().join(', ')}`);
   if (seenDown.size < REPLICAS - 1) violation(`Redis outage: cluster_redis_up 0 seen on replicas ${[...seenDown].join(', ') || 'none'} only`);
   const seenUp = new Set();
   const upDeadline = Date.now() + 30_000;
