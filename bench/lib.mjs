@@ -2,7 +2,8 @@
 // on signals, temporary directories, a loopback S3 (s3rver, or Swift + s3api), S3 clients, and the
 // built bridge as a separate process. Loopback only.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { Agent as HttpAgent } from 'node:http';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -357,4 +358,61 @@ export function procCpu(pid) {
   } catch {
     return { user: 0, sys: 0 };
   }
+}
+
+// ---- Redis --------------------------------------------------------------------------------------------------
+/** Sends PING to 127.0.0.1:`port`; resolves true on +PONG within `timeoutMs`. */
+function redisPing(port, timeoutMs = 1_000) {
+  return new Promise((resolvePing) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    const done = (ok) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolvePing(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    let reply = '';
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk;
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+/**
+ * redis-server (Debian's package, or `REDIS_SERVER`) on 127.0.0.1:`port`, without persistence, in
+ * `dir`; stopped by `cleanups`. Resolves `{ url, port, kill(), start(), pid() }`: `kill` SIGKILLs it
+ * (an outage), `start` starts it again on the same port, empty.
+ */
+export async function startRedisServer(cleanups, { port, dir }) {
+  mkdirSync(dir, { recursive: true });
+  let child;
+  let output = '';
+  const start = async () => {
+    const proc = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    const keep = (c) => (output = (output + c).slice(-4000));
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    proc.on('error', keep);
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && proc.exitCode === null) {
+      if (await redisPing(port)) return;
+      await sleep(50);
+    }
+    await stopChild(proc, 0);
+    throw new Error(`redis-server did not start on 127.0.0.1:${port}: ${output}`);
+  };
+  const kill = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await waitExit(child);
+  };
+  cleanups.add(kill, 'redis-server');
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, kill, start, pid: () => child.pid };
 }
