@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/schema.js';
 import { redactUrl } from '../config/redact.js';
@@ -89,10 +89,20 @@ export class RedisSharedState implements SharedState {
   private up = false;
   private stopped = false;
 
-  constructor(
+  /**
+   * Loads the Redis client only here: a replica without `cluster.redis` does not pay for it (the
+   * ioredis module costs about 20 MiB of RSS loaded).
+   */
+  static async create(config: NonNullable<ClusterConfig['redis']>, replicaId: string | undefined, logger: Logger): Promise<RedisSharedState> {
+    const { Redis: RedisClient } = await import('ioredis');
+    return new RedisSharedState(config, replicaId, logger, RedisClient);
+  }
+
+  private constructor(
     config: NonNullable<ClusterConfig['redis']>,
     replicaId: string | undefined,
     private readonly logger: Logger,
+    RedisClient: typeof Redis,
   ) {
     this.replicaId = replicaId ?? defaultReplicaId();
     this.prefix = config.keyPrefix;
@@ -106,7 +116,7 @@ export class RedisSharedState implements SharedState {
       retryStrategy: (times) => Math.min(2_000, 100 * 2 ** Math.min(times, 5)),
       ...(config.tls ? { tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}) } } : {}),
     };
-    this.redis = new Redis(config.url, options);
+    this.redis = new RedisClient(config.url, options);
     const where = redactUrl(config.url);
     this.redis.on('ready', () => {
       this.logger.info({ event: 'cluster', redis: where, replica: this.replicaId }, 'shared state on Redis available');

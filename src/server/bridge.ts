@@ -149,7 +149,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   let sftp: SftpServer | undefined;
   const memoryBudget = new MemoryBudget(config.s3.memoryLimitMiB * 1024 * 1024, config.s3.memoryShare);
   // Bans, limits, quota reservations and bandwidth shared by every replica (cluster.redis), else this replica's own.
-  const redisState = config.cluster.redis ? new RedisSharedState(config.cluster.redis, config.cluster.replicaId, logger.child({ component: 'cluster' })) : undefined;
+  const redisState = config.cluster.redis ? await RedisSharedState.create(config.cluster.redis, config.cluster.replicaId, logger.child({ component: 'cluster' })) : undefined;
   const shared: SharedState = redisState ?? LOCAL_STATE;
   const metrics = new BridgeMetrics({
     sessionsActive: () => ftp.connections.size + (sftp?.connections.size ?? 0),

@@ -29,7 +29,7 @@ describe('shared state on a real redis-server', () => {
 
   it('announces the replica while it runs, falls back during an outage with one warning, and resumes', async () => {
     const log = new LogLines();
-    const state = new RedisSharedState({ url: redis.url, keyPrefix: '{t1}:', commandTimeoutMs: 500 }, 'replica-a', pino({ level: 'info' }, log.stream));
+    const state = await RedisSharedState.create({ url: redis.url, keyPrefix: '{t1}:', commandTimeoutMs: 500 }, 'replica-a', pino({ level: 'info' }, log.stream));
     const changes: boolean[] = [];
     state.onAvailability((up) => changes.push(up));
     state.start();
@@ -63,7 +63,7 @@ describe('shared state on a real redis-server', () => {
 
   it('starts and serves with Redis unreachable', async () => {
     const log = new LogLines();
-    const state = new RedisSharedState({ url: 'redis://127.0.0.1:1', keyPrefix: '{t2}:', commandTimeoutMs: 500 }, 'replica-b', pino({ level: 'info' }, log.stream));
+    const state = await RedisSharedState.create({ url: 'redis://127.0.0.1:1', keyPrefix: '{t2}:', commandTimeoutMs: 500 }, 'replica-b', pino({ level: 'info' }, log.stream));
     state.start();
     try {
       expect(state.available()).toBe(false);
