@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
   CreateBucketCommand,
@@ -66,6 +67,30 @@ export function s3Client(s3: TestS3): S3Client {
 
 export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
+/** Whether nothing listens on 127.0.0.1:`port` now (bind and release it). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first port of a random block of 10 below Linux's ephemeral range (32768-60999) whose ports
+ * are all free now: another process (a bench's HAProxy, another test run) may hold ports there,
+ * and a range it holds leaves PASV nothing but `425`.
+ */
+async function freePassiveBlock(): Promise<number> {
+  let portMin = 10000;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    portMin = 10000 + Math.floor(Math.random() * 2000) * 10;
+    const free = await Promise.all(Array.from({ length: 10 }, (_, i) => portFree(portMin + i)));
+    if (free.every(Boolean)) return portMin;
+  }
+  return portMin;
+}
+
 /** A running bridge on loopback against the test run's real S3, with a fresh bucket of its own. */
 export class TestBridge {
   /** The implicit FTPS listener's port (ftp.tls.implicitPort set, e.g. to 0). */
@@ -92,10 +117,10 @@ export class TestBridge {
     const bucket = `t-${randomBytes(6).toString('hex')}`;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const accounts = options.accounts ?? [{ username: USER, password: PASSWORD }];
-    // Each bridge gets its own passive range; random blocks keep parallel workers (and parallel
+    // Each bridge gets its own passive range; random free blocks keep parallel workers (and parallel
     // test runs) apart, and the bridge skips ports that are busy anyway. Every port may go to one
     // client address: a test's clients stand for many devices but share 127.0.0.1.
-    const portMin = 10000 + Math.floor(Math.random() * 2000) * 10; // below Linux's ephemeral range (32768-60999)
+    const portMin = await freePassiveBlock();
     const proxy = options.proxy ? await S3Proxy.start(backend.endpoint) : undefined;
     const config = parseConfig({
       ftp: { host: '127.0.0.1', port: 0, passive: { portMin, portMax: portMin + 9, maxPerClient: 10 }, loginFailureDelayMs: 200, ...options.ftp },
