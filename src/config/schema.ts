@@ -403,7 +403,8 @@ const ftpSection = z.strictObject({
   requireTls: z
     .boolean()
     .default(false)
-    .meta(doc('every account only over TLS: `USER` in the clear gets `530`, data connections need `PROT P` (`521` otherwise); needs `ftp.tls.cert` and `ftp.tls.key`')),  proxyProtocol: proxyProtocolSection('the control port, the implicit FTPS port and the passive data ports'),
+    .meta(doc('every account only over TLS: `USER` in the clear gets `530`, data connections need `PROT P` (`521` otherwise); needs `ftp.tls.cert` and `ftp.tls.key`')),
+  proxyProtocol: proxyProtocolSection('the control port, the implicit FTPS port and the passive data ports'),
 });
 
 /** The S3 client, uploads, and how the file tree maps onto S3. */
@@ -661,7 +662,8 @@ const sftpSection = z.strictObject({
     .min(64)
     .max(65_536)
     .default(4096)
-    .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),  proxyProtocol: proxyProtocolSection('the SFTP port'),
+    .meta(doc('how far ahead of the next expected offset an out-of-order `WRITE` may land and wait (pipelining clients send several at once); a write beyond, or one that goes backwards, fails the upload with `SSH_FX_OP_UNSUPPORTED`')),
+  proxyProtocol: proxyProtocolSection('the SFTP port'),
 });
 
 const clusterSection = z.strictObject({
