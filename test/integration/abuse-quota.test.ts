@@ -1,9 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge } from '../support/bridge.js';
-import { RawFtp, type FtpReply } from '../support/clients.js';
+import { firstReplies, openUpload, storedUnder, writeData, type PendingUpload } from '../support/parallel-uploads.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,61 +20,21 @@ afterAll(async () => {
   await bridge?.close();
 });
 
-/** What S3 holds under a prefix: bytes, and the sha256 of each object by key. */
-async function stored(prefix: string): Promise<{ bytes: number; hashes: Map<string, string> }> {
-  const page = await bridge.s3.send(new ListObjectsV2Command({ Bucket: bridge.bucket, Prefix: prefix }));
-  const hashes = new Map<string, string>();
-  for (const o of page.Contents ?? []) hashes.set(o.Key as string, (await bridge.objectHash(o.Key as string)) as string);
-  return { bytes: (page.Contents ?? []).reduce((n, o) => n + (o.Size ?? 0), 0), hashes };
-}
-
-interface Upload {
-  ftp: RawFtp;
-  data: Socket;
-  name: string;
-  body: Buffer;
-}
-
 /** `count` sessions of `user`, each logged in with its data connection open, ready for STOR. */
-async function sessions(user: string, count: number, size: number, names = 'f'): Promise<Upload[]> {
-  return Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      const ftp = await RawFtp.connect(bridge.port);
-      await ftp.login(user, `${user}-pw`);
-      const data = await ftp.pasv();
-      // The bridge resets the data connection of an upload it refuses.
-      data.on('error', () => undefined);
-      return { ftp, data, name: `${names}${i}.bin`, body: randomBytes(size) };
-    }),
-  );
+function sessions(user: string, count: number, size: number, names = 'f'): Promise<PendingUpload[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => openUpload(bridge, user, `${names}${i}.bin`, size)));
 }
-
-/** Resolves once `n` of `replies` have arrived, with those that have. */
-function firstReplies(replies: Promise<FtpReply>[], n: number): Promise<FtpReply[]> {
-  return new Promise((resolve, reject) => {
-    const arrived: FtpReply[] = [];
-    if (n === 0) resolve([]);
-    for (const r of replies) {
-      r.then((reply) => {
-        arrived.push(reply);
-        if (arrived.length === n) resolve([...arrived]);
-      }, reject);
-    }
-  });
-}
-
-const write = (socket: Socket, body: Buffer) => new Promise<void>((resolve) => socket.write(body, () => resolve()));
 
 /**
  * STORs (or `verb`) on every session at once, every upload's bytes sent while all data connections stay open;
  * waits for the `refused` uploads to be refused while the others are still open, then closes the
  * data connections. Returns each upload's final reply code.
  */
-async function parallelStors(uploads: Upload[], refused: number, verb = 'STOR'): Promise<number[]> {
+async function parallelStors(uploads: PendingUpload[], refused: number, verb = 'STOR'): Promise<number[]> {
   for (const u of uploads) u.ftp.send(`${verb} ${u.name}`);
   for (const u of uploads) expect((await u.ftp.reply()).code).toBe(150);
   const finals = uploads.map((u) => u.ftp.reply(60_000));
-  await Promise.all(uploads.map((u) => write(u.data, u.body)));
+  await Promise.all(uploads.map((u) => writeData(u.data, u.body)));
   const early = await firstReplies(finals, refused);
   expect(early.map((r) => r.code)).toEqual(Array(refused).fill(552));
   for (const u of uploads) u.data.end();
@@ -92,12 +49,12 @@ describe('quotas under parallel uploads', () => {
     const codes = await parallelStors(uploads, 4);
     expect([...codes].sort()).toEqual([226, 552, 552, 552, 552]);
     const winners = uploads.filter((_, i) => codes[i] === 226);
-    const s3 = await stored('bytes/');
+    const s3 = await storedUnder(bridge, 'bytes/');
     expect(s3.bytes).toBeLessThanOrEqual(1000);
     expect(s3.hashes).toEqual(new Map(winners.map((u) => [`bytes/${u.name}`, sha256(u.body)])));
     // The four aborted uploads left nothing reserved: the 100 bytes left are still there to use.
     expect(await parallelStors(await sessions('bytes', 1, 100, 'next'), 0)).toEqual([226]);
-    expect((await stored('bytes/')).bytes).toBe(1000);
+    expect((await storedUnder(bridge, 'bytes/')).bytes).toBe(1000);
   }, 120_000);
 
   it('5 parallel STORs of new names under maxObjects 2: two are admitted, three refused before their first byte', async () => {
@@ -106,11 +63,11 @@ describe('quotas under parallel uploads', () => {
     const first = await Promise.all(uploads.map((u) => u.ftp.reply()));
     expect(first.map((r) => r.code).sort()).toEqual([150, 150, 552, 552, 552]);
     const admitted = uploads.filter((_, i) => first[i]?.code === 150);
-    await Promise.all(admitted.map((u) => write(u.data, u.body)));
+    await Promise.all(admitted.map((u) => writeData(u.data, u.body)));
     for (const u of admitted) u.data.end();
     expect((await Promise.all(admitted.map((u) => u.ftp.reply(60_000)))).map((r) => r.code)).toEqual([226, 226]);
     for (const u of uploads) u.ftp.close();
-    const s3 = await stored('count/');
+    const s3 = await storedUnder(bridge, 'count/');
     expect(s3.hashes).toEqual(new Map(admitted.map((u) => [`count/${u.name}`, sha256(u.body)])));
   }, 120_000);
 
@@ -118,7 +75,7 @@ describe('quotas under parallel uploads', () => {
     const uploads = await sessions('large', 3, 6 * MiB);
     const codes = await parallelStors(uploads, 1);
     expect([...codes].sort()).toEqual([226, 226, 552]);
-    const s3 = await stored('large/');
+    const s3 = await storedUnder(bridge, 'large/');
     expect(s3.bytes).toBeLessThanOrEqual(13 * MiB);
     expect(s3.hashes).toEqual(new Map(uploads.filter((_, i) => codes[i] === 226).map((u) => [`large/${u.name}`, sha256(u.body)])));
     if (bridge.backend.capabilities.listMultipartUploads) expect(await bridge.pendingUploads()).toEqual([]);
@@ -130,7 +87,7 @@ describe('quotas under parallel uploads', () => {
     expect([...codes].sort()).toEqual([226, 552]);
     const winner = uploads.filter((_, i) => codes[i] === 226);
     const expected = Buffer.concat([Buffer.alloc(600, 'a'), ...winner.map((u) => u.body)]);
-    expect((await stored('append/')).hashes).toEqual(new Map([['append/log.txt', sha256(expected)]]));
+    expect((await storedUnder(bridge, 'append/')).hashes).toEqual(new Map([['append/log.txt', sha256(expected)]]));
     // 100 bytes are left; an append to the existing file takes no object slot at maxObjects 1.
     const [last] = await sessions('append', 1, 100);
     expect(await parallelStors([{ ...last!, name: 'log.txt' }], 0, 'APPE')).toEqual([226]);
@@ -138,6 +95,6 @@ describe('quotas under parallel uploads', () => {
     const [over] = await sessions('append', 1, 1);
     expect((await over!.ftp.command('APPE log.txt')).code).toBe(552);
     over!.ftp.close();
-    expect((await stored('append/')).bytes).toBe(1000);
+    expect((await storedUnder(bridge, 'append/')).bytes).toBe(1000);
   }, 120_000);
 });

@@ -8,6 +8,7 @@ import { LogLines } from '../support/log-lines.js';
 import { metricValue } from '../support/metrics.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
+import { until } from '../support/until.js';
 
 /**
  * Issue 17 §3: brute-force bans and connection limits hold across replicas sharing a Redis (a real
@@ -23,22 +24,12 @@ let redis: TestRedis;
 let probe: Redis;
 beforeAll(async () => {
   redis = await startRedis();
-  probe = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
-  probe.on('error', () => undefined);
+  probe = redis.client();
 });
 afterAll(async () => {
   probe?.disconnect();
   await redis?.stop();
 });
-
-/** Polls `check` (bounded) for a state whose cause was set off already. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** The first reply line of a new control connection (the connection stays open until `close`). */
 async function firstReply(port: number): Promise<{ text: string; close: () => void }> {

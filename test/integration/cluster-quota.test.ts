@@ -1,29 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, TestBridge, type TestAccount } from '../support/bridge.js';
-import { RawFtp, storBytes, type FtpReply } from '../support/clients.js';
+import { firstReplies, openUpload, storedUnder, writeData } from '../support/parallel-uploads.js';
+import { RawFtp, storBytes } from '../support/clients.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { until } from '../support/until.js';
 
 const MiB = 1024 * 1024;
-
-/** Waits until `check` holds (polling; bounded), for a state change that has a cause already set off. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 let redis: TestRedis;
 let probe: Redis;
 beforeAll(async () => {
   redis = await startRedis();
-  probe = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
-  probe.on('error', () => {});
+  probe = redis.client();
 });
 afterAll(async () => {
   probe?.disconnect();
@@ -42,43 +32,9 @@ async function replicas(keyPrefix: string, accounts: TestAccount[], more: { ftp?
 /** Both replicas are connected to Redis (each announces itself when its connection is ready). */
 const waitForReplicas = (keyPrefix: string) => until(async () => (await probe.exists(`${keyPrefix}replica:A`, `${keyPrefix}replica:B`)) === 2, 'both replicas on Redis');
 
-/** What S3 holds under a prefix: bytes, and the sha256 of each object by key. */
-async function stored(bridge: TestBridge, prefix: string): Promise<{ bytes: number; hashes: Map<string, string> }> {
-  const page = await bridge.s3.send(new ListObjectsV2Command({ Bucket: bridge.bucket, Prefix: prefix }));
-  const hashes = new Map<string, string>();
-  for (const o of page.Contents ?? []) hashes.set(o.Key as string, (await bridge.objectHash(o.Key as string)) as string);
-  return { bytes: (page.Contents ?? []).reduce((n, o) => n + (o.Size ?? 0), 0), hashes };
-}
-
-interface Upload {
-  ftp: RawFtp;
-  data: Socket;
-  name: string;
-  body: Buffer;
-}
-
-async function session(bridge: TestBridge, user: string, name: string, size: number): Promise<Upload> {
-  const ftp = await RawFtp.connect(bridge.port);
-  await ftp.login(user, `${user}-pw`);
-  const data = await ftp.pasv();
-  // The bridge resets the data connection of an upload it refuses.
-  data.on('error', () => undefined);
-  return { ftp, data, name, body: randomBytes(size) };
-}
-
-const write = (socket: Socket, body: Buffer) => new Promise<void>((resolve) => socket.write(body, () => resolve()));
-
-/** Resolves once `n` of `replies` have arrived. */
-function firstReplies(replies: Promise<FtpReply>[], n: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let arrived = 0;
-    for (const r of replies) r.then(() => ++arrived === n && resolve(), reject);
-  });
-}
-
 /** One STOR: 226 or 552 (refused before its first byte or cut at the quota). */
 async function stor(bridge: TestBridge, user: string, name: string, body: Buffer): Promise<number> {
-  const u = { ...(await session(bridge, user, name, 0)), body };
+  const u = { ...(await openUpload(bridge, user, name, 0)), body };
   u.ftp.send(`STOR ${u.name}`);
   const first = await u.ftp.reply();
   if (first.code !== 150) {
@@ -87,7 +43,7 @@ async function stor(bridge: TestBridge, user: string, name: string, body: Buffer
     return first.code;
   }
   const final = u.ftp.reply(60_000);
-  await write(u.data, body);
+  await writeData(u.data, body);
   u.data.end();
   const code = (await final).code;
   u.ftp.close();
@@ -112,11 +68,11 @@ describe('quota reservations shared by two replicas on Redis', () => {
   });
 
   it('6 parallel 6 MiB STORs of one account, 3 through each replica, under maxBytes 13 MiB never commit more than 13 MiB', async () => {
-    const uploads = await Promise.all(Array.from({ length: 6 }, (_, i) => session(i % 2 ? b : a, 'par', `f${i}.bin`, 6 * MiB)));
+    const uploads = await Promise.all(Array.from({ length: 6 }, (_, i) => openUpload(i % 2 ? b : a, 'par', `f${i}.bin`, 6 * MiB)));
     for (const u of uploads) u.ftp.send(`STOR ${u.name}`);
     for (const u of uploads) expect((await u.ftp.reply()).code).toBe(150);
     const finals = uploads.map((u) => u.ftp.reply(60_000));
-    await Promise.all(uploads.map((u) => write(u.data, u.body)));
+    await Promise.all(uploads.map((u) => writeData(u.data, u.body)));
     // At most two fit: four are cut while every data connection is still open (all bytes sent).
     await firstReplies(finals, 4);
     for (const u of uploads) u.data.end();
@@ -125,7 +81,7 @@ describe('quota reservations shared by two replicas on Redis', () => {
     const winners = uploads.filter((_, i) => codes[i] === 226);
     // As on one replica: the two that fit commit (a refused upload's lease goes back in the same step).
     expect([...codes].sort()).toEqual([226, 226, 552, 552, 552, 552]);
-    const s3 = await stored(a, 'par/');
+    const s3 = await storedUnder(a, 'par/');
     expect(s3.bytes).toBeLessThanOrEqual(13 * MiB);
     // Every 226 is intact; the refused ones left nothing (no object, no pending multipart upload).
     expect(s3.hashes).toEqual(new Map(winners.map((u) => [`par/${u.name}`, sha256(u.body)])));
@@ -141,7 +97,7 @@ describe('quota reservations shared by two replicas on Redis', () => {
     // What is left (13 MiB - 8 MiB - 1 KiB) is still there to use, through B.
     const rest = randomBytes(4 * MiB);
     expect(await stor(b, 'seq', 'rest.bin', rest)).toBe(226);
-    const s3 = await stored(a, 'seq/');
+    const s3 = await storedUnder(a, 'seq/');
     expect([...s3.hashes.keys()].sort()).toEqual(['seq/big-a.bin', 'seq/rest.bin', 'seq/small.bin']);
     expect(s3.hashes.get('seq/big-a.bin')).toBe(sha256(big));
     expect(s3.hashes.get('seq/rest.bin')).toBe(sha256(rest));
@@ -164,13 +120,13 @@ describe('quota reservations shared by two replicas on Redis', () => {
 
   it('Redis killed mid-upload: the upload completes, later ones use per-replica state, and the shared ledger resumes when Redis returns', async () => {
     const body = randomBytes(8 * MiB);
-    const u = { ...(await session(a, 'kill', 'during.bin', 0)), body };
+    const u = { ...(await openUpload(a, 'kill', 'during.bin', 0)), body };
     u.ftp.send(`STOR ${u.name}`);
     expect((await u.ftp.reply()).code).toBe(150);
     const final = u.ftp.reply(60_000);
-    await write(u.data, body.subarray(0, 2 * MiB));
+    await writeData(u.data, body.subarray(0, 2 * MiB));
     await redis.kill();
-    await write(u.data, body.subarray(2 * MiB));
+    await writeData(u.data, body.subarray(2 * MiB));
     u.data.end();
     expect((await final).code).toBe(226);
     u.ftp.close();
@@ -194,7 +150,7 @@ describe('quota reservations shared by two replicas on Redis', () => {
     expect(await stor(a, 'kill', 'after-a.bin', randomBytes(6 * MiB))).toBe(226);
     expect(await stor(b, 'kill', 'after-b.bin', randomBytes(6 * MiB))).toBe(552);
     expect(await a.exists('kill/after-b.bin')).toBe(false);
-    expect((await stored(a, 'kill/')).bytes).toBe(16 * MiB);
+    expect((await storedUnder(a, 'kill/')).bytes).toBe(16 * MiB);
   }, 180_000);
 });
 

@@ -4,23 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisSharedState } from '../../src/cluster/shared-state.js';
 import { LogLines } from '../support/log-lines.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
-
-/** Waits until `check` holds (polling; bounded), for a state change that has a cause already set off. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+import { until } from '../support/until.js';
 
 describe('shared state on a real redis-server', () => {
   let redis: TestRedis;
   let probe: Redis;
   beforeAll(async () => {
     redis = await startRedis();
-    probe = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
-    probe.on('error', () => {});
+    probe = redis.client();
   });
   afterAll(async () => {
     probe?.disconnect();
@@ -34,13 +25,13 @@ describe('shared state on a real redis-server', () => {
     state.onAvailability((up) => changes.push(up));
     state.start();
     try {
-      await until(() => state.available(), 'Redis to become available');
-      await until(async () => (await probe.exists('{t1}:replica:replica-a')) === 1, 'the liveness key');
+      await until(() => state.available(), 'Redis to become available', 20_000);
+      await until(async () => (await probe.exists('{t1}:replica:replica-a')) === 1, 'the liveness key', 20_000);
       expect(await probe.pttl('{t1}:replica:replica-a')).toBeGreaterThan(5_000);
       expect(await state.run('test', (r) => r.incr(state.key('n')))).toBe(1);
 
       await redis.kill();
-      await until(() => !state.available(), 'the outage to be seen');
+      await until(() => !state.available(), 'the outage to be seen', 20_000);
       // Every decision falls back at once (no queueing behind the outage), and says so once a minute.
       const t0 = Date.now();
       for (let i = 0; i < 20; i++) expect(await state.run('test', (r) => r.incr(state.key('n')))).toBeUndefined();
@@ -52,7 +43,7 @@ describe('shared state on a real redis-server', () => {
       await redis.start();
       await until(() => state.available(), 'Redis to be used again', 30_000);
       expect(await state.run('test', (r) => r.incr(state.key('n')))).toBe(1); // the restarted Redis is empty
-      await until(async () => (await probe.exists('{t1}:replica:replica-a')) === 1, 'the liveness key after the restart');
+      await until(async () => (await probe.exists('{t1}:replica:replica-a')) === 1, 'the liveness key after the restart', 20_000);
       expect(changes).toEqual([true, false, true]);
     } finally {
       await state.stop();
@@ -68,7 +59,7 @@ describe('shared state on a real redis-server', () => {
     try {
       expect(state.available()).toBe(false);
       expect(await state.run('test', async () => 1)).toBeUndefined();
-      await until(() => log.lines.some((l) => l.event === 'cluster' && l.level === 40), 'the warning');
+      await until(() => log.lines.some((l) => l.event === 'cluster' && l.level === 40), 'the warning', 20_000);
     } finally {
       await state.stop();
     }

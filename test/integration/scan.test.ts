@@ -9,14 +9,13 @@ import {
   ListObjectVersionsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client, sha256, TestBridge } from '../support/bridge.js';
 import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../support/clamd.js';
 import { RawFtp } from '../support/clients.js';
 import { startMoto } from '../support/moto-s3.js';
 import { startBackend, type StartedBackend } from '../support/s3-backends.js';
-import { sftpConfig, SshKeys } from '../support/sftp.js';
+import { sftpConfig, sftpSession, SshKeys } from '../support/sftp.js';
 
 /*
  * Malware scan before the commit, with a real clamd (Debian's clamav-daemon, started here on a
@@ -52,21 +51,15 @@ async function stor(port: number, user: string, name: string, body: Buffer, comm
 
 /** An SFTP upload (ssh2 client, password login): OPEN, one WRITE, CLOSE; the CLOSE status (0: OK) and its text. */
 async function sftpPut(port: number, user: string, path: string, body: Buffer): Promise<{ code: number; text: string }> {
-  const client = new ssh2.Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve);
-    client.once('error', reject);
-    client.connect({ host: '127.0.0.1', port, username: user, password: `${user}-pw`, hostVerifier: () => true, readyTimeout: 30_000 });
-  });
+  const { sftp, close } = await sftpSession(port, user, `${user}-pw`);
   try {
-    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
     const handle = await new Promise<Buffer>((resolve, reject) => sftp.open(path, 'w', (err, h) => (err ? reject(err) : resolve(h))));
     await new Promise<void>((resolve, reject) => sftp.write(handle, body, 0, body.length, 0, (err) => (err ? reject(err) : resolve())));
     return await new Promise((resolve) =>
       sftp.close(handle, (err) => resolve(err ? { code: (err as { code?: number }).code ?? -1, text: err.message } : { code: 0, text: '' })),
     );
   } finally {
-    client.end();
+    close();
   }
 }
 

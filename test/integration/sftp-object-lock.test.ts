@@ -3,11 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
-import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, s3Client, sha256 } from '../support/bridge.js';
 import { startBackend, type StartedBackend } from '../support/s3-backends.js';
-import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
+import { sftpBatch, sftpConfig, sftpSession, SshKeys } from '../support/sftp.js';
 
 /**
  * Object Lock and checksums through SFTP, on moto's S3 server (it implements Object Lock; s3rver
@@ -46,16 +45,7 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function rawSftp(): Promise<{ sftp: SFTPWrapper; close: () => void }> {
-  const client = new ssh2.Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve);
-    client.once('error', reject);
-    client.connect({ host: '127.0.0.1', port: bridge.sftpPort, username: USER, password: PASSWORD, hostVerifier: () => true, readyTimeout: 30_000 });
-  });
-  const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
-  return { sftp, close: () => client.end() };
-}
+const rawSftp = () => sftpSession(bridge.sftpPort as number, USER, PASSWORD);
 
 /** The status of a request that answers with a status: 0 for OK, else its code and message. */
 const statusOf = (call: (cb: (err?: Error | null) => void) => void) =>

@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, sha256, TestBridge, USER } from '../support/bridge.js';
-import { sftpBatch, sftpConfig, SshKeys } from '../support/sftp.js';
+import { sftpBatch, sftpConfig, sftpSession, SshKeys } from '../support/sftp.js';
 
 /** Permissions, confinement to the account's prefix, quotas and allowFrom, over SFTP. */
 let keys: SshKeys;
@@ -66,20 +65,14 @@ describe('SFTP listings of hostile names', () => {
   it('a control character in a name is shown as ? in the ls -l line; the filename field carries the name as it is', async () => {
     // DEL: a control character that every store here can list (Swift's XML listing cannot carry ESC).
     await bridge.put('home/alice/evil\x7f[2Jname.txt', 'x');
-    const client = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('error', reject);
-      client.connect({ host: '127.0.0.1', port: bridge.sftpPort, username: USER, password: PASSWORD, hostVerifier: () => true, readyTimeout: 30_000 });
-    });
+    const { sftp, close } = await sftpSession(bridge.sftpPort as number, USER, PASSWORD);
     try {
-      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
       const list = await new Promise<{ filename: string; longname: string }[]>((resolve, reject) => sftp.readdir('/', (err, l) => (err ? reject(err) : resolve(l))));
       const evil = list.find((e) => e.filename.startsWith('evil'));
       expect(evil?.filename).toBe('evil\x7f[2Jname.txt');
       expect(evil?.longname).toMatch(/ evil\?\[2Jname\.txt$/);
     } finally {
-      client.end();
+      close();
     }
   });
 });

@@ -7,7 +7,7 @@ import ssh2, { type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, sha256, TestBridge, USER } from '../support/bridge.js';
 import { LogLines } from '../support/log-lines.js';
-import { run, sftpBatch, sftpConfig, spawnSftp, SshKeys, SSH_OPTIONS } from '../support/sftp.js';
+import { run, sftpBatch, sftpConfig, sftpSession, spawnSftp, SshKeys, SSH_OPTIONS } from '../support/sftp.js';
 
 let keys: SshKeys;
 let bridge: TestBridge;
@@ -44,16 +44,7 @@ const completed = (key: string) =>
 const aborted = (key: string) => bridge.proxy!.requestsOf('AbortMultipartUpload').some((r) => r.key === key);
 
 /** An ssh2 SFTP client session as alice (password), for requests no CLI client sends on demand. */
-async function rawSftp(): Promise<{ sftp: SFTPWrapper; close: () => void }> {
-  const client = new ssh2.Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve);
-    client.once('error', reject);
-    client.connect({ host: '127.0.0.1', port: bridge.sftpPort, username: USER, password: PASSWORD, hostVerifier: () => true, readyTimeout: 30_000 });
-  });
-  const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
-  return { sftp, close: () => client.end() };
-}
+const rawSftp = () => sftpSession(bridge.sftpPort as number, USER, PASSWORD);
 
 const open = (sftp: SFTPWrapper, path: string, flags: 'w' | 'r') =>
   new Promise<Buffer>((resolve, reject) => sftp.open(path, flags, (err, handle) => (err ? reject(err) : resolve(handle))));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A free port on loopback (redis-server cannot be told to pick one and report it). */
@@ -50,6 +51,12 @@ export interface TestRedis {
   start(): Promise<void>;
   /** Stops it and removes its directory. */
   stop(): Promise<void>;
+  /**
+   * A client for the test to look at (or change) what the bridges wrote; one retry per command,
+   * so it reconnects after `start()`; errors while the server is down are the test's to expect.
+   * The caller disconnects it.
+   */
+  client(): Redis;
 }
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
@@ -90,6 +97,11 @@ export async function startRedis(): Promise<TestRedis> {
     url: `redis://127.0.0.1:${port}`,
     kill,
     start,
+    client() {
+      const client = new Redis(`redis://127.0.0.1:${port}`, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+      client.on('error', () => undefined);
+      return client;
+    },
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });

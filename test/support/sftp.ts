@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ssh2, { type SFTPWrapper } from 'ssh2';
 
 /** A directory of keys made with ssh-keygen: a host key for the bridge and a client key pair. */
 export class SshKeys {
@@ -115,4 +116,24 @@ export function scp(login: SftpLogin, from: string, to: string): Promise<RunResu
 export function spawnSftp(login: SftpLogin, batchFile: string): ChildProcess {
   const { command, args, env } = client('sftp', login);
   return spawn(command, [...args, '-b', batchFile, `${login.user}@127.0.0.1`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * An ssh2 SFTP client session on 127.0.0.1:`port`, logged in with a password, for requests no CLI
+ * client sends on demand; `close` ends the SSH connection.
+ */
+export async function sftpSession(port: number, username: string, password: string): Promise<{ sftp: SFTPWrapper; close: () => void }> {
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port, username, password, hostVerifier: () => true, readyTimeout: 30_000 });
+  });
+  try {
+    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    return { sftp, close: () => client.end() };
+  } catch (err) {
+    client.end();
+    throw err;
+  }
 }

@@ -4,6 +4,7 @@ import { BandwidthShare } from '../../../src/cluster/bandwidth-share.js';
 import { TokenBucket } from '../../../src/sessions/bandwidth.js';
 import { startRedis, type TestRedis } from '../../support/redis.js';
 import { SwitchableState } from '../../support/switchable-state.js';
+import { until } from '../../support/until.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -16,15 +17,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** Waits until `check` holds (polling; bounded): the renewals run every second. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('a global bandwidth cap shared by replicas', () => {
   it('divides the cap by the replicas with transfers running, gives it back when one stops, and uses the whole cap while Redis is down', async () => {
     const states = [new SwitchableState('A', client, '{bw}:'), new SwitchableState('B', client, '{bw}:')];
@@ -32,19 +24,19 @@ describe('a global bandwidth cap shared by replicas', () => {
     const shares = states.map((state, i) => new BandwidthShare(state, 'upload', (replicas) => (seen[i] = replicas)));
     try {
       const releaseA = shares[0]!.acquire();
-      await until(() => seen[0] === 1, 'A alone');
+      await until(() => seen[0] === 1, 'A alone', 10_000);
       const releaseB = shares[1]!.acquire();
-      await until(() => seen[1] === 2, 'B to see A');
-      await until(() => seen[0] === 2, 'A to see B on its next renewal');
+      await until(() => seen[1] === 2, 'B to see A', 10_000);
+      await until(() => seen[0] === 2, 'A to see B on its next renewal', 10_000);
       releaseA();
       expect(seen[0]).toBe(1);
-      await until(() => seen[1] === 1, 'B to have the whole cap back');
+      await until(() => seen[1] === 1, 'B to have the whole cap back', 10_000);
       states[1]!.setDown(true);
       const again = shares[0]!.acquire();
-      await until(() => seen[0] === 2, 'A to see B, still registered');
+      await until(() => seen[0] === 2, 'A to see B, still registered', 10_000);
       // B, cut off from Redis, takes the whole cap on its next renewal; A sees B's registration expire.
-      await until(() => seen[1] === 1 && states[1]!.fallbacks > 0, 'B on its own');
-      await until(() => seen[0] === 1, "B's registration to expire");
+      await until(() => seen[1] === 1 && states[1]!.fallbacks > 0, 'B on its own', 10_000);
+      await until(() => seen[0] === 1, "B's registration to expire", 10_000);
       again();
       releaseB();
     } finally {

@@ -9,6 +9,7 @@ import { SwitchableState } from '../../support/switchable-state.js';
 import type { AccountConfig } from '../../../src/config/schema.js';
 import { isStorageError } from '../../../src/storage/errors.js';
 import { startRedis, type TestRedis } from '../../support/redis.js';
+import { until } from '../../support/until.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -40,15 +41,6 @@ afterAll(async () => {
   client?.disconnect();
   await redis?.stop();
 });
-
-/** Waits until `check` holds (polling; bounded), for a Redis call already set off. */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** The Redis hash of the test account's quota entry, and the field of a replica's held bytes. */
 const entryKey = (state: SharedState) => state.key('quota', createHash('sha1').update(JSON.stringify(['', 'b', 'p/'])).digest('hex'));
@@ -164,7 +156,7 @@ describe('quota leases on the shared ledger', () => {
     // Back: A's commits during the outage reach the shared ledger (B measured before them).
     a.state.setDown(false);
     b.state.setDown(false);
-    await until(async () => Number(await client.hget(entryKey(a.state), 'ctb')) === 13 * MiB && (await heldBytes(a.state, 'A')) === 0, "A's flush on Redis's return");
+    await until(async () => Number(await client.hget(entryKey(a.state), 'ctb')) === 13 * MiB && (await heldBytes(a.state, 'A')) === 0, "A's flush on Redis's return", 10_000);
     const left = 40 * MiB - (4 * MiB + LEASE_BLOCK_BYTES) - MiB;
     await expect(b.tracker.reserve(account, { key: 'p/b', size: left + 1 })).rejects.toSatisfy(full);
     (await b.tracker.reserve(account, { key: 'p/b', size: left })).release();
@@ -178,7 +170,7 @@ describe('quota leases on the shared ledger', () => {
     r.release(); // lost: Redis still has A holding 8 MiB
     expect(await heldBytes(a.state, 'A')).toBeGreaterThanOrEqual(8 * MiB);
     a.state.setDown(false); // back: A sends what it holds (nothing)
-    await until(async () => (await heldBytes(a.state, 'A')) === 0, "A's flush on Redis's return");
+    await until(async () => (await heldBytes(a.state, 'A')) === 0, "A's flush on Redis's return", 10_000);
     const rb = await b.tracker.reserve(account, { key: 'p/b' });
     expect(await feed(rb, 10 * MiB)).toBe(true);
     rb.release();
@@ -195,7 +187,7 @@ describe('quota leases on the shared ledger', () => {
     bucket.objects--;
     a.tracker.markStale('b', 'p/a');
     const measured = bucket.measured;
-    await until(async () => (await b.tracker.reserve(account, { key: 'p/b', size: 3 * MiB }).then((x) => (x.release(), true), () => false)), 'the room freed by the delete');
+    await until(async () => (await b.tracker.reserve(account, { key: 'p/b', size: 3 * MiB }).then((x) => (x.release(), true), () => false)), 'the room freed by the delete', 10_000);
     expect(bucket.measured).toBe(measured + 1);
   });
 
