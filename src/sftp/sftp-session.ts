@@ -203,10 +203,11 @@ export class SftpSession {
       this.handles.delete(key);
       if (handle.kind === 'write') {
         const err = new StorageError('ABORTED', 'Channel closed before CLOSE');
-        handle.upload?.abort(err);
+        const aborted = handle.upload?.abort(err);
         if (handle.closing) continue;
         handle.admission?.release();
-        if (handle.upload) this.report({ op: this.writeOp(handle), path: handle.path, started: handle.started, error: err });
+        // Reported once the abort is done: the audit line never precedes the multipart abort.
+        if (aborted) void aborted.then(() => this.report({ op: this.writeOp(handle), path: handle.path, started: handle.started, error: err }));
       } else if (handle.kind === 'read') {
         handle.reader?.close();
       }

@@ -105,13 +105,26 @@ export class OrderedUpload {
     try {
       return await this.done;
     } catch (err) {
+      // The failure is reported once the sink has aborted: no open multipart upload behind it.
+      await this.sinkSettled();
       throw this.failure ?? err;
     }
   }
 
-  /** Aborts the upload (client gone, channel closed, shutdown): the sink aborts, nothing becomes visible. */
-  abort(err: Error): void {
+  /**
+   * Aborts the upload (client gone, channel closed, shutdown): the sink aborts, nothing becomes
+   * visible. Resolves once the sink has finished aborting its multipart upload.
+   */
+  abort(err: Error): Promise<void> {
     this.fail(err);
+    return this.sinkSettled();
+  }
+
+  private sinkSettled(): Promise<void> {
+    return this.options.sink.committed.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   private push(chunk: Buffer): boolean {
