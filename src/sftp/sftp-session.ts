@@ -140,7 +140,7 @@ export class SftpSession {
       });
     on('OPEN', (reqid, filename: string, flags: number) => this.open(reqid, filename, flags));
     on('READ', (reqid, handle: Buffer, offset: number, length: number) => this.read(reqid, handle, offset, length));
-    on('WRITE', (reqid, handle: Buffer, offset: number, data: Buffer) => this.write(reqid, handle, offset, data));
+    on('WRITE', (reqid, handle: Buffer, offset: number, data: Buffer, owned?: boolean) => this.write(reqid, handle, offset, data, owned === true));
     on('CLOSE', (reqid, handle: Buffer) => this.close(reqid, handle));
     on('FSTAT', (reqid, handle: Buffer) => this.fstat(reqid, handle));
     on('FSETSTAT', async (reqid, handle: Buffer) => {
@@ -283,16 +283,19 @@ export class SftpSession {
     });
   }
 
-  private async write(reqid: number, raw: Buffer, offset: number, data: Buffer): Promise<void> {
+  /** `owned`: the WRITE's packet memory is ours to free once its data is copied out (see OrderedUpload.write). */
+  private async write(reqid: number, raw: Buffer, offset: number, data: Buffer, owned: boolean): Promise<void> {
     const handle = this.handleOf(raw, 'write');
-    this.backlog += data.length;
+    // Read now: `data` may be freed (and read as empty) once the upload has copied it.
+    const length = data.length;
+    this.backlog += length;
     try {
       await this.serialized(handle, async () => {
         const upload = handle.upload ?? (await this.startUpload(handle, offset));
-        await upload.write(offset, data);
+        await upload.write(offset, data, owned);
       });
     } finally {
-      this.backlog -= data.length;
+      this.backlog -= length;
       this.releaseWindow();
     }
     this.ok(reqid);

@@ -1,5 +1,6 @@
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { freeMemoryOf } from '../storage/free-buffer.js';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
 import { StorageError } from '../storage/errors.js';
 import { SftpError } from './status.js';
@@ -36,7 +37,13 @@ export interface OrderedUploadOptions {
 export class OrderedUpload {
   private next: number;
   private readonly early = new Map<number, Buffer>();
-  private readonly input = new PassThrough({ highWaterMark: 256 * 1024 });
+  /**
+   * Where the ordered bytes go: the sink itself when nothing (bandwidth, quota) wraps the stream,
+   * else the stream the wrap reads. Only a write to the sink itself calls back once its bytes are
+   * copied out (into a part buffer): a stream in between calls back as soon as it queued them.
+   */
+  private readonly input: Writable;
+  private readonly direct: boolean;
   private failure: Error | undefined;
   /** Settles when the sink committed (or failed); never rejects unhandled. */
   private readonly done: Promise<CommittedObject>;
@@ -44,8 +51,11 @@ export class OrderedUpload {
   constructor(private readonly options: OrderedUploadOptions) {
     this.next = options.startOffset;
     const { sink, wrap } = options;
-    const source = wrap ? wrap(this.input) : this.input;
-    this.done = pipeline(source, sink).then(() => sink.committed);
+    const stream = new PassThrough({ highWaterMark: 256 * 1024 });
+    const source = wrap ? wrap(stream) : stream;
+    this.direct = source === stream;
+    this.input = this.direct ? sink : stream;
+    this.done = (this.direct ? finished(sink) : pipeline(source, sink)).then(() => sink.committed);
     this.done.catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
   }
 
@@ -62,8 +72,10 @@ export class OrderedUpload {
   /**
    * One WRITE: resolves once its bytes are passed on (or held within the window) and the stream
    * towards the sink has room again; rejects when the write is refused or the upload failed.
+   * `owned`: all the memory `data` is a view of is this upload's, to free once the bytes are copied
+   * out (ssh2 says so of a WRITE it put together from several SSH packets); `data` reads as empty then.
    */
-  async write(offset: number, data: Buffer): Promise<void> {
+  async write(offset: number, data: Buffer, owned = false): Promise<void> {
     this.throwIfFailed();
     if (data.length === 0) return;
     if (offset < this.next || this.overlapsEarly(offset, data.length)) {
@@ -81,10 +93,11 @@ export class OrderedUpload {
         throw err;
       }
       data.copy(copy);
+      if (owned) freeMemoryOf(data);
       this.early.set(offset, copy);
       return;
     }
-    let room = this.push(data);
+    let room = this.push(data, owned && this.direct ? () => freeMemoryOf(data) : undefined);
     for (let chunk = this.early.get(this.next); chunk; chunk = this.early.get(this.next)) {
       this.early.delete(this.next);
       room = this.push(chunk);
@@ -127,9 +140,10 @@ export class OrderedUpload {
     );
   }
 
-  private push(chunk: Buffer): boolean {
+  /** Passes bytes on; `copied` runs once the sink has copied them out (or failed). */
+  private push(chunk: Buffer, copied?: () => void): boolean {
     this.next += chunk.length;
-    return this.input.write(chunk);
+    return copied ? this.input.write(chunk, copied) : this.input.write(chunk);
   }
 
   /** Waits until the stream towards the sink drains, or the upload ends or fails. */

@@ -16,3 +16,13 @@ export function freeBuffer(buffer: Buffer): void {
     memory.transfer(0);
   }
 }
+
+/**
+ * Frees all the memory `buffer` is a view of, whatever part of it the view covers: for a caller
+ * that owns that memory entirely (told so by whoever allocated it). Every view of it reads as
+ * empty afterwards.
+ */
+export function freeMemoryOf(buffer: Buffer): void {
+  const memory = buffer.buffer;
+  if (memory instanceof ArrayBuffer && memory.byteLength > 0) memory.transfer(0);
+}

@@ -1,11 +1,12 @@
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../../src/storage/errors.js';
 import type { CommittedObject, UploadSink } from '../../../src/storage/object-store.js';
 import { SftpError } from '../../../src/sftp/status.js';
 import { OrderedUpload, type ReorderMemory } from '../../../src/sftp/upload.js';
 
-/** An in-memory upload sink: commits what it received on end, aborts on destroy. */
+/** An in-memory upload sink: copies out what it is given (as S3UploadSink does), commits it on end, aborts on destroy. */
 function fakeSink(): UploadSink & { received: Buffer[]; aborted: () => boolean } {
   const received: Buffer[] = [];
   let resolveCommit!: (o: CommittedObject) => void;
@@ -18,7 +19,7 @@ function fakeSink(): UploadSink & { received: Buffer[]; aborted: () => boolean }
   let aborted = false;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      received.push(chunk);
+      received.push(Buffer.from(chunk));
       cb();
     },
     final(cb) {
@@ -110,6 +111,42 @@ describe('OrderedUpload', () => {
     const upload = new OrderedUpload({ sink, startOffset: 0, windowBytes: 100, memory: countingMemory(5) });
     await expect(upload.write(10, bytes(10, 1))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(sink.aborted()).toBe(true);
+  });
+
+  it('frees an owned WRITE packet once the sink copied its data (held early: once copied into the window); its bytes arrive whole', async () => {
+    const sink = fakeSink();
+    const memory = countingMemory();
+    const upload = new OrderedUpload({ sink, startOffset: 0, windowBytes: 100, memory });
+    // As ssh2 hands them on: the data is the end of a packet that also holds the header and handle.
+    const packet = (fill: number) => {
+      const p = Buffer.alloc(40, 0xee);
+      p.fill(fill, 20);
+      return p;
+    };
+    const early = packet(2);
+    await upload.write(20, early.subarray(20), true);
+    expect(early.buffer.byteLength).toBe(0);
+    const first = packet(1);
+    await upload.write(0, first.subarray(20), true);
+    await nextTurn();
+    expect(first.buffer.byteLength).toBe(0);
+    const notOwned = packet(3);
+    await upload.write(40, notOwned.subarray(20));
+    await nextTurn();
+    expect(notOwned.buffer.byteLength).toBe(40);
+    await upload.finish();
+    expect(Buffer.concat(sink.received)).toEqual(Buffer.concat([bytes(20, 1), bytes(20, 2), bytes(20, 3)]));
+    expect(memory.held).toBe(0);
+  });
+
+  it('leaves an owned WRITE packet to the collector when a wrap (bandwidth, quota) stands between it and the sink', async () => {
+    const sink = fakeSink();
+    const upload = new OrderedUpload({ sink, startOffset: 0, windowBytes: 100, wrap: (data) => data.pipe(new PassThrough()) });
+    const packet = Buffer.alloc(40, 5);
+    await upload.write(0, packet.subarray(20), true);
+    await upload.finish();
+    expect(packet.buffer.byteLength).toBe(40);
+    expect(Buffer.concat(sink.received)).toEqual(bytes(20, 5));
   });
 
   it('a resume counts offsets from the start offset; abort() aborts the sink and fails later writes', async () => {
