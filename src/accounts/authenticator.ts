@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import ssh2, { type ParsedKey } from 'ssh2';
+import type { ParsedKey } from 'ssh2';
+import { ssh2 } from '../config/ssh2-module.js';
 import type { AccountConfig } from '../config/schema.js';
 import { AccountStore } from './account-store.js';
 import type { AuthHook } from './auth-hook.js';
@@ -47,7 +48,7 @@ export class Authenticator {
   publicKeyLogin(username: string, publicKey: Buffer): { account: AccountConfig; key: ParsedKey } | undefined {
     const account = this.store.get(username);
     for (const line of account?.publicKeys ?? []) {
-      const parsed = ssh2.utils.parseKey(line);
+      const parsed = ssh2().utils.parseKey(line);
       const key = Array.isArray(parsed) ? parsed[0] : parsed;
       if (account && key && !(key instanceof Error) && key.getPublicSSH().equals(publicKey)) return { account, key };
     }
@@ -68,7 +69,7 @@ export class Authenticator {
   async hookPublicKeyLogin(username: string, publicKey: Buffer, clientIp: string): Promise<{ ok: true; account: AccountConfig; key: ParsedKey } | { ok: false; reason: string }> {
     if (!this.hook || this.store.get(username)) return { ok: false, reason: 'not a hook account' };
     const line = publicKeyLine(publicKey);
-    const parsed = line ? ssh2.utils.parseKey(line) : undefined;
+    const parsed = line ? ssh2().utils.parseKey(line) : undefined;
     const key = Array.isArray(parsed) ? parsed[0] : parsed;
     if (!line || !key || key instanceof Error) return { ok: false, reason: 'unreadable public key' };
     const fingerprint = `SHA256:${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')}`;

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import ssh2 from 'ssh2';
+import { ssh2 } from '../config/ssh2-module.js';
 import { hashPassword, type HashAlgorithm } from '../accounts/passwords.js';
 import { ConfigError, loadConfig, parseConfig, readConfig, type Deprecation } from '../config/load.js';
 import type { BridgeConfig } from '../config/schema.js';
@@ -236,12 +236,12 @@ function devHostKey(dataDir: string): { file: string; fingerprint: string; creat
   let created = false;
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'ftp-s3-bridge dev' });
+    const pair = ssh2().utils.generateKeyPairSync('ed25519', { comment: 'ftp-s3-bridge dev' });
     writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
     writeFileSync(`${file}.pub`, pair.public + '\n');
     created = true;
   }
-  const parsed = ssh2.utils.parseKey(readFileSync(file));
+  const parsed = ssh2().utils.parseKey(readFileSync(file));
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error) throw new ConfigError([`sftp.hostKeys: ${file} is not a usable private key`]);
   return { file, fingerprint: fingerprintOf(key.getPublicSSH()), created };

@@ -1,7 +1,7 @@
 /* eslint-disable no-control-regex -- names must be checked for control characters */
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import ssh2 from 'ssh2';
+import { ssh2 } from './ssh2-module.js';
 import { z } from 'zod';
 
 /** Per-account operations; each FTP command needs one of them (see ftp/permissions). */
@@ -61,7 +61,7 @@ function publicKeyProblem(line: string): string | undefined {
   if (!/^(ssh-|ecdsa-sha2-|sk-)\S+ [A-Za-z0-9+/=]+( [^\r\n]*)?$/.test(line.trim())) {
     return 'not an OpenSSH public key line ("<type> <base64> [comment]"; authorized_keys options are not supported)';
   }
-  const parsed = ssh2.utils.parseKey(line.trim());
+  const parsed = ssh2().utils.parseKey(line.trim());
   if (parsed instanceof Error) return `not a valid public key: ${parsed.message}`;
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key.isPrivateKey()) return 'not a public key';

@@ -11,7 +11,7 @@ import { ConfigError } from '../config/load.js';
 import { ChecksumTargets, type ChecksumTarget } from '../storage/checksum-probe.js';
 import { objectLockProblem } from '../storage/object-lock.js';
 import { loadHostKeys } from '../sftp/host-keys.js';
-import { SftpServer } from '../sftp/sftp-server.js';
+import type { SftpServer } from '../sftp/sftp-server.js';
 import { createS3Client } from '../storage/s3-client.js';
 import { DigestCache } from '../storage/digests.js';
 import { MemoryBudget } from '../storage/memory-budget.js';
@@ -249,7 +249,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     tls,
   });
   if (config.sftp.enabled) {
-    sftp = new SftpServer({
+    // Loaded only here: a bridge without SFTP never loads ssh2 (see config/ssh2-module.ts).
+    const { SftpServer: SftpListener } = await import('../sftp/sftp-server.js');
+    sftp = new SftpListener({
       sftp: config.sftp,
       loginTimeoutSeconds: config.ftp.loginTimeoutSeconds,
       hostKeys,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import ssh2 from 'ssh2';
+import { ssh2 } from '../config/ssh2-module.js';
 
 /** A host key file that cannot be used; its message is one line naming the file and why. */
 export class HostKeyError extends Error {
@@ -36,7 +36,7 @@ export async function loadHostKeys(files: readonly string[]): Promise<HostKey[]>
       const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
       throw new HostKeyError(`sftp.hostKeys: cannot read host key ${file}: ${code}`);
     }
-    const parsed = ssh2.utils.parseKey(text);
+    const parsed = ssh2().utils.parseKey(text);
     const key = Array.isArray(parsed) ? parsed[0] : parsed;
     if (key instanceof Error || key === undefined) {
       const why = key instanceof Error ? key.message.split('\n')[0] : 'no key found';

@@ -72,4 +72,15 @@ describe('architecture', () => {
       .map((file) => relative(SRC, file));
     expect(importers).toEqual(['ftp/ftp-srv-adapter.ts']);
   });
+
+  it('ssh2 is loaded only with SFTP: outside src/sftp through config/ssh2-module.ts, and sftp-server only by a dynamic import', () => {
+    const ssh2Importers = sourceFiles(SRC)
+      .filter((file) => /^import (?!type )[^;]*from 'ssh2(?:\/[^']*)?';/m.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file));
+    expect(ssh2Importers.filter((file) => !file.startsWith('sftp/'))).toEqual([]);
+    const sftpServerImporters = sourceFiles(SRC)
+      .filter((file) => /^import (?!type )[^;]*from '[./]*sftp\/sftp-server\.js';/m.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file));
+    expect(sftpServerImporters).toEqual([]);
+  });
 });
