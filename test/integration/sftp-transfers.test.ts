@@ -71,13 +71,14 @@ describe('SFTP transfers', () => {
   // The ssh2 patch frees socket reads, decrypted packets and WRITE packets as soon as they are
   // spent, differently per cipher class (test/unit/sftp/ssh2-decipher-freeing.test.ts cuts packets
   // at every place): each one end to end.
-  it.each(['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'])('cipher %s: 24 MiB up and down byte-exact', async (cipher) => {
+  it.each(['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'])('cipher %s: 24 MiB up and down byte-exact, keys renewed every 4 MiB', async (cipher) => {
     const data = randomBytes(24 * 1024 * 1024);
     const name = `cipher-${cipher.replace(/[^a-z0-9]/g, '-')}.bin`;
     const local = join(work, name);
     writeFileSync(local, data);
     const back = join(work, `${name}.back`);
-    const r = await sftpBatch(login(), [`put ${local} /${name}`, `get /${name} ${back}`], { args: ['-o', `Ciphers=${cipher}`] });
+    // Keys renewed every 4 MiB: a new decipher takes over in the middle of a socket read.
+    const r = await sftpBatch(login(), [`put ${local} /${name}`, `get /${name} ${back}`], { args: ['-o', `Ciphers=${cipher}`, '-o', 'RekeyLimit=4M'] });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(await bridge.objectHash(name)).toBe(sha256(data));
