@@ -3,7 +3,8 @@ import type { SharedState } from '../../src/cluster/shared-state.js';
 
 /**
  * A fake SharedState over a real Redis (the Lua scripts are what is tested): `down` makes every
- * call fall back at once, as an outage does, and tells the listeners; `calls` counts round trips.
+ * call fall back at once, as an outage does, and tells the listeners; `calls` counts round trips;
+ * a command that fails falls back as it does in RedisSharedState.
  */
 export class SwitchableState implements SharedState {
   calls = 0;
@@ -29,7 +30,14 @@ export class SwitchableState implements SharedState {
       return undefined;
     }
     this.calls++;
-    return fn(this.redis);
+    // The interface's contract: a failed command resolves undefined, never rejects (a command still
+    // in flight when a test disconnects its client fails with "Connection is closed").
+    try {
+      return await fn(this.redis);
+    } catch {
+      this.fallbacks++;
+      return undefined;
+    }
   }
   setDown(down: boolean): void {
     this.down = down;
