@@ -594,14 +594,17 @@ async function startRcloneSftp(settings, backend, bucket, password) {
 }
 
 /**
- * OpenSSH `sftp -b` through sshpass (password login), verbose so the negotiated cipher can be read.
+ * OpenSSH `sftp -b` with a password login (OpenSSH 8.4+ asks SSH_ASKPASS without a terminal when
+ * SSH_ASKPASS_REQUIRE=force), verbose so the negotiated cipher can be read.
  * Resolves `{ cipher }` once the batch succeeded; rejects with its last lines otherwise.
  */
 function sftpBatch(settings, port, password, commands, tmp) {
   const batch = join(tmp, `batch-${randomBytes(4).toString('hex')}`);
   writeFileSync(batch, commands.join('\n') + '\n');
+  const askpass = join(tmp, 'askpass');
+  writeFileSync(askpass, '#!/bin/sh\nprintf \'%s\\n\' "$BENCH_SFTP_PASSWORD"\n', { mode: 0o700 });
+  const env = { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', BENCH_SFTP_PASSWORD: password };
   const args = [
-    '-e', 'sftp',
     '-F', '/dev/null',
     '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null',
@@ -616,11 +619,11 @@ function sftpBatch(settings, port, password, commands, tmp) {
     '-b', batch,
     'bench@127.0.0.1',
   ];
-  // GNU time, where there is one, reports the client's CPU (sshpass, sftp and its ssh together).
+  // GNU time, where there is one, reports the client's CPU (sftp and its ssh together).
   const timed = existsSync('/usr/bin/time');
   const child = timed
-    ? spawn('/usr/bin/time', ['-f', 'bench-client-cpu %U %S', 'sshpass', ...args], { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('sshpass', args, { env: { ...process.env, SSHPASS: password }, stdio: ['ignore', 'ignore', 'pipe'] });
+    ? spawn('/usr/bin/time', ['-f', 'bench-client-cpu %U %S', 'sftp', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('sftp', args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let cipher;
   let clientCpu;
   const tail = [];

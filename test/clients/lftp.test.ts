@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, TestBridge, USER } from '../support/bridge.js';
+import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { runProgram } from '../support/clients.js';
 import { expectSameTree, expectTreeInS3, readTree, scratch, makeTree } from './helpers.js';
 
@@ -35,6 +36,14 @@ function tree200(): Record<string, number> {
 }
 
 describe('lftp', () => {
+  it('reads a file in active mode (PORT)', async () => {
+    const body = randomBytes(50_000);
+    await bridge.put('lftp-active.bin', body);
+    const r = await lftp('set ftp:passive-mode off; cat lftp-active.bin');
+    expect(r.code).toBe(0);
+    expect(sha256(r.stdout)).toBe(sha256(body));
+  });
+
   it('mirror -R then mirror back: 200 files with spaces and non-ASCII names, identical byte for byte and in S3', async () => {
     const src = scratch('lftp-src');
     const tree = makeTree(src, tree200());

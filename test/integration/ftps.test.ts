@@ -8,7 +8,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
-import { FtpReplyQueue, curl, python, readAll, runProgram, type FtpReply } from '../support/clients.js';
+import { FtpReplyQueue, curl, python, readAll, type FtpReply } from '../support/clients.js';
 import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
 
 const TLS_USER = 'bob';
@@ -156,34 +156,6 @@ f.quit()
 print(json.dumps(out))
 `;
 
-/** lftp (GnuTLS) puts a file and gets it back; checked in S3 and locally by hash. */
-async function lftpRoundTrip(url: string, name: string, mode: 'passive' | 'active'): Promise<void> {
-  const { path, data } = localFile(`${name}.src`, 400_000);
-  const back = join(dir, `${name}.back`);
-  const r = await runProgram(
-    'lftp',
-    [
-      '-c',
-      [
-        'set ftp:ssl-force true',
-        'set ftp:ssl-protect-data true',
-        'set ssl:verify-certificate no',
-        `set ftp:passive-mode ${mode === 'passive' ? 'on' : 'off'}`,
-        'set net:max-retries 1',
-        'set net:timeout 20',
-        `open -u ${USER},'${PASSWORD}' ${url}`,
-        `put ${path} -o ${name}.bin`,
-        `get ${name}.bin -o ${back}`,
-      ].join('; '),
-    ],
-    { timeoutMs: 60_000 },
-  );
-  expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
-  expect(await bridge.objectHash(`${name}.bin`)).toBe(sha256(data));
-  expect(sha256(readFileSync(back))).toBe(sha256(data));
-}
-
 describe('explicit FTPS (AUTH TLS)', () => {
   it('curl --ssl-reqd stores and retrieves a file in passive mode, certificate verified', async () => {
     const { path, data } = localFile('curl-explicit-passive.bin', 700_000);
@@ -245,10 +217,6 @@ describe('explicit FTPS (AUTH TLS)', () => {
     expect(out.retr_sha).toBe(sha256(data));
     expect(out.nlst).toContain(`py-${mode}-${prot}.bin`);
     expect(await bridge.objectHash(`py-${mode}-${prot}.bin`)).toBe(sha256(data));
-  });
-
-  it.each(['passive', 'active'] as const)('lftp with ftp:ssl-force stores and retrieves in %s mode', async (mode) => {
-    await lftpRoundTrip(`ftp://127.0.0.1:${bridge.port}`, `lftp-explicit-${mode}`, mode);
   });
 
   it('announces AUTH TLS, PBSZ and PROT in FEAT', async () => {
@@ -450,7 +418,7 @@ describe('data connections of clients that never read an upload (Perl Net::FTP, 
 
 describe('implicit FTPS (ftp.tls.implicitPort)', () => {
   // curl 7.88 cannot do active mode on an implicit FTPS connection ("sa_addr inet_ntop() failed
-  // with errno 97" before it sends anything): lftp covers implicit active mode.
+  // with errno 97" before it sends anything): lftp covers implicit active mode (test/system/ftps-lftp.test.ts).
   it('curl ftps:// stores and retrieves a file in passive mode', async () => {
     const mode = 'passive';
     const { path, data } = localFile(`curl-implicit-${mode}.bin`, 500_000);
@@ -463,10 +431,6 @@ describe('implicit FTPS (ftp.tls.implicitPort)', () => {
     const down = await curl([...auth, url]);
     expect(down.code).toBe(0);
     expect(sha256(down.stdout)).toBe(sha256(data));
-  });
-
-  it.each(['passive', 'active'] as const)('lftp ftps:// stores and retrieves in %s mode', async (mode) => {
-    await lftpRoundTrip(`ftps://127.0.0.1:${implicitPort()}`, `lftp-implicit-${mode}`, mode);
   });
 
   it('protects data connections without PROT P, as implicit FTPS clients expect', async () => {
@@ -694,53 +658,6 @@ describe('certificate reload', () => {
     writeFileSync(live.cert, readFileSync(certA.cert));
     writeFileSync(live.key, readFileSync(certA.key));
     await waitForFingerprint(certA.fingerprint256);
-  });
-
-  it('lftp keeps transferring on a session opened before the swap (its data connections resume the TLS session)', async () => {
-    const { path, data } = localFile('lftp-reload.src', 200_000);
-    const swap = join(dir, 'swap.sh');
-    const log = join(dir, 'lftp-reload.log');
-    writeFileSync(
-      swap,
-      [
-        `cp ${certB.key} ${live.key}.tmp && cp ${certB.cert} ${live.cert}.tmp`,
-        `mv ${live.key}.tmp ${live.key} && mv ${live.cert}.tmp ${live.cert}`,
-        'sleep 2.5',
-      ].join('\n'),
-    );
-    try {
-      const r = await runProgram(
-        'lftp',
-        [
-          '-c',
-          [
-            `debug -o ${log}`,
-            'set ftp:ssl-force true',
-            'set ftp:ssl-protect-data true',
-            'set ssl:verify-certificate no',
-            'set net:max-retries 1',
-            'set net:timeout 20',
-            `open -u ${USER},'${PASSWORD}' ftp://127.0.0.1:${bridge.port}`,
-            `put ${path} -o lftp-reload-1.bin`,
-            `!sh ${swap}`,
-            `put ${path} -o lftp-reload-2.bin`,
-          ].join('\n'),
-        ],
-        { timeoutMs: 60_000 },
-      );
-      expect(r.stderr).toBe('');
-      // lftp retries a failed transfer on a new control connection; that must not have been needed.
-      const transcript = readFileSync(log, 'utf8');
-      expect(transcript.match(/Connecting to /g)).toHaveLength(1);
-      expect(transcript).not.toMatch(/<--- 4\d\d/);
-      expect(await presentedFingerprint('explicit')).toBe(certB.fingerprint256);
-      expect(await bridge.objectHash('lftp-reload-1.bin')).toBe(sha256(data));
-      expect(await bridge.objectHash('lftp-reload-2.bin')).toBe(sha256(data));
-    } finally {
-      writeFileSync(live.cert, readFileSync(certA.cert));
-      writeFileSync(live.key, readFileSync(certA.key));
-      await waitForFingerprint(certA.fingerprint256);
-    }
   });
 
   it('follows a Kubernetes-style symlink swap of the mounted directory', async () => {

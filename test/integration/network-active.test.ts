@@ -58,16 +58,6 @@ describe('active mode (PORT, EPRT) on IPv4', () => {
     expect(sha256(down.stdout)).toBe(sha256(body));
   });
 
-  it('lftp in active mode', async () => {
-    const body = randomBytes(50_000);
-    await bridge.put('lftp.bin', body);
-    const r = await runProgram('lftp', [
-      '-c',
-      `set ftp:passive-mode off; set net:max-retries 1; set net:timeout 10; open -u ${USER},'${PASSWORD}' ftp://127.0.0.1:${bridge.port}; cat lftp.bin`,
-    ]);
-    expect(sha256(r.stdout)).toBe(sha256(body));
-  });
-
   describe('RFC 2577 bounce protection', () => {
     it('PORT/EPRT to another address or to a port below 1024 get 504, are logged and never connect', async () => {
       const target = await trap('127.0.0.2');

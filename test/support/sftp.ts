@@ -67,7 +67,7 @@ export const SSH_OPTIONS = [
 export interface SftpLogin {
   port: number;
   user: string;
-  /** Password login through sshpass; otherwise `key`. */
+  /** Password login (OpenSSH asks the askpass program below); otherwise `key`. */
   password?: string;
   key?: string;
   /** The local address the client connects from (OpenSSH BindAddress). */
@@ -75,15 +75,30 @@ export interface SftpLogin {
 }
 
 /**
- * The client program and its arguments for a login: with a password, sshpass (-e: from $SSHPASS)
- * runs the client, and BatchMode is turned off before `-b` turns it on (ssh takes an option's
- * first value), so that ssh asks for the password.
+ * The program OpenSSH runs for a password (SSH_ASKPASS): it prints $SFTP_TEST_PASSWORD. One per test
+ * process, removed when it exits. OpenSSH 8.4 and later use it without a terminal or $DISPLAY when
+ * SSH_ASKPASS_REQUIRE=force, so no other program (sshpass) is needed.
+ */
+let askpassProgram: string | undefined;
+function askpass(): string {
+  if (askpassProgram) return askpassProgram;
+  const dir = mkdtempSync(join(tmpdir(), 'sftp-askpass-'));
+  const file = join(dir, 'askpass');
+  writeFileSync(file, '#!/bin/sh\nprintf \'%s\\n\' "$SFTP_TEST_PASSWORD"\n', { mode: 0o700 });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  askpassProgram = file;
+  return file;
+}
+
+/**
+ * The client program and its arguments for a login: with a password, BatchMode is turned off before
+ * `-b` turns it on (ssh takes an option's first value), so that ssh asks the askpass program.
  */
 function client(program: 'sftp' | 'scp', login: SftpLogin): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const common = [...SSH_OPTIONS, '-P', String(login.port), ...(login.bindAddress ? ['-o', `BindAddress=${login.bindAddress}`] : [])];
   if (login.password !== undefined) {
     const auth = ['-o', 'BatchMode=no', '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
-    return { command: 'sshpass', args: ['-e', program, ...common, ...auth], env: { SSHPASS: login.password } };
+    return { command: program, args: [...common, ...auth], env: { SSH_ASKPASS: askpass(), SSH_ASKPASS_REQUIRE: 'force', SFTP_TEST_PASSWORD: login.password } };
   }
   const auth = ['-o', 'PreferredAuthentications=publickey', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-i', login.key as string];
   return { command: program, args: [...common, ...auth], env: {} };

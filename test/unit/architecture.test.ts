@@ -83,4 +83,21 @@ describe('architecture', () => {
       .map((file) => relative(SRC, file));
     expect(sftpServerImporters).toEqual([]);
   });
+
+  it('npm test needs no program from a package a fresh machine lacks: tests that start one live in test/system or test/clients', () => {
+    const TEST = resolve('test');
+    // Programs .ci/run installs from Debian's packages for `npm run test:system`; the test/support
+    // modules that start them.
+    const program = /\b(?:runProgram|run|spawn|spawnSync|execFile|execFileSync)\(\s*'(lftp|rclone|busybox|sshpass|haproxy|redis-server|clamd|ruby|go|python3-paramiko)'/;
+    const support = /from\s+'\.\.\/support\/(redis|clamd|haproxy)\.js'/;
+    const violations: string[] = [];
+    for (const dir of ['unit', 'integration']) {
+      for (const file of sourceFiles(join(TEST, dir))) {
+        const text = readFileSync(file, 'utf8');
+        const m = program.exec(text) ?? support.exec(text);
+        if (m) violations.push(`${relative(TEST, file)}: ${m[0]}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
 });

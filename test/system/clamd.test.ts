@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClamdError, ClamdStream, parseVerdict, pingClamd } from '../../../src/storage/clamd.js';
-import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../../support/clamd.js';
+import { ClamdError, ClamdStream, parseVerdict, pingClamd } from '../../src/storage/clamd.js';
+import { EICAR, EICAR_SIGNATURE, PATTERN_SIGNATURE, TEST_PATTERN, startClamd, type TestClamd } from '../support/clamd.js';
 
 /** Scans `data` in chunks of `chunkBytes`, as an upload would. */
 async function scan(socket: string, data: Buffer, chunkBytes = 64 * 1024, timeoutMs = 30_000) {

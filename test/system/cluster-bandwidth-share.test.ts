@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BandwidthShare } from '../../../src/cluster/bandwidth-share.js';
-import { TokenBucket } from '../../../src/sessions/bandwidth.js';
-import { startRedis, type TestRedis } from '../../support/redis.js';
-import { SwitchableState } from '../../support/switchable-state.js';
-import { until } from '../../support/until.js';
+import { BandwidthShare } from '../../src/cluster/bandwidth-share.js';
+import { TokenBucket } from '../../src/sessions/bandwidth.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+import { SwitchableState } from '../support/switchable-state.js';
+import { until } from '../support/until.js';
 
 let redis: TestRedis;
 let client: Redis;
