@@ -4,6 +4,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { requireProgram } from './programs.js';
+
+/** Debian's clamd (package clamav-daemon); CLAMD overrides. */
+const CLAMD = process.env.CLAMD ?? '/usr/sbin/clamd';
 
 /** The EICAR test file, put together here so that no scanner flags this source file. */
 export const EICAR = Buffer.from('X5O!P%@AP[4\\PZX54(P^)7CC)7}$' + 'EICAR-STANDARD-ANTIVIRUS-' + 'TEST-FILE!$H+H*');
@@ -62,7 +66,8 @@ export async function startClamd(options: { streamMaxMiB?: number } = {}): Promi
   );
   let child: ChildProcess | undefined;
   const start = async () => {
-    const proc = spawn('/usr/sbin/clamd', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    requireProgram(CLAMD, 'clamav-daemon');
+    const proc = spawn(CLAMD, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireProgram } from './programs.js';
 
 /** Debian's HAProxy (2.6), as the scale-out script runs it; HAPROXY overrides. */
 export const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
-
-export const hasHaproxy = (): boolean => existsSync(HAPROXY);
 
 /** A free TCP port on `host` (listened on, then released: a small window in which another may take it). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -70,6 +69,7 @@ export class Haproxy {
     ].join('\n');
     const file = join(dir, 'haproxy.cfg');
     writeFileSync(file, config);
+    requireProgram(HAPROXY, 'haproxy');
     const child = spawn(HAPROXY, ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const haproxy = new Haproxy(child, dir);
     let gone = false;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { requireProgram } from './programs.js';
 
 /** A free port on loopback (redis-server cannot be told to pick one and report it). */
 function freePort(): Promise<number> {
@@ -62,6 +63,7 @@ export interface TestRedis {
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 
 export async function startRedis(): Promise<TestRedis> {
+  requireProgram(REDIS_SERVER, 'redis-server');
   const dir = mkdtempSync(join(tmpdir(), 'bridge-redis-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
