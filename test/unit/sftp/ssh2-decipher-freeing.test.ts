@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -106,5 +106,42 @@ describe('ssh2 patch: decipher input and output freed early', () => {
     expect(handedOn.map(sha)).toEqual(expected);
     // The patch's promise holds for the two ciphers OpenSSH prefers.
     if (!macName) expect(decipher.retainsNoInput).toBe(true);
+  });
+});
+
+describe('ssh2 patch: chacha20-poly1305@openssh.com is the wire format OpenSSH expects', () => {
+  it('the length and payload of every packet are what a plain ChaCha20 per PROTOCOL.chacha20poly1305 gives, at any sequence number', async () => {
+    await sshCrypto.init;
+    const cipherInfo = sshCrypto.CIPHER_INFO['chacha20-poly1305@openssh.com'] as CipherInfo;
+    // ssh2's key layout: the payload key first, the length key second (OpenSSH's K_2, K_1).
+    const key = randomBytes(64);
+    const [mainKey, lengthKey] = [key.subarray(0, 32), key.subarray(32)];
+    /** The 16-byte IV OpenSSL's chacha20 takes: block counter (LE 32) then nonce; the seqno big-endian last. */
+    const iv = (counter: number, seqno: number) => {
+      const b = Buffer.alloc(16);
+      b.writeUInt32LE(counter, 0);
+      b.writeUInt32BE(seqno, 12);
+      return b;
+    };
+    // Sequence numbers whose bytes differ (byte order) and that wrap past 2^32.
+    for (const firstSeqno of [0, 0x01020304, 0xfffffffe]) {
+      const wire: Buffer[] = [];
+      const cipher = sshCrypto.createCipher({
+        outbound: { onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo, cipherKey: Buffer.from(key), cipherIV: Buffer.alloc(0), seqno: firstSeqno },
+      });
+      for (let i = 0; i < 4; i++) {
+        const seqno = (firstSeqno + i) >>> 0;
+        const payload = randomBytes(1 + i * 5000);
+        const packet = cipher.allocPacket(payload.length);
+        payload.copy(packet, 5);
+        const plain = Buffer.from(packet);
+        wire.length = 0;
+        cipher.encrypt(packet);
+        const [lengthEnc, payloadEnc, mac] = wire as [Buffer, Buffer, Buffer];
+        expect(lengthEnc).toEqual(createCipheriv('chacha20', lengthKey, iv(0, seqno)).update(plain.subarray(0, 4)));
+        expect(payloadEnc).toEqual(createCipheriv('chacha20', mainKey, iv(1, seqno)).update(plain.subarray(4)));
+        expect(mac).toHaveLength(16);
+      }
+    }
   });
 });
