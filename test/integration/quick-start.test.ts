@@ -51,7 +51,7 @@ describe('quick start (npm start)', () => {
       dev.process.kill('SIGTERM');
       const code = await dev.exited;
       rmSync(data, { recursive: true, force: true });
-      expect(code).toBe(0);
+      expect(code, `exit code after SIGTERM; output:\n${dev.output}`).toBe(0);
     }
   });
 
