@@ -25,6 +25,7 @@ describe('quick start (npm start)', () => {
     const httpPort = await freePort();
     const sftpPort = await freePort();
     const dev = spawnCli(['dev', '--data', data, '--port', String(port), '--http-port', String(httpPort), '--sftp-port', String(sftpPort)]);
+    let exitCode: number | null;
     try {
       await dev.waitForOutput('SFTP listening', 30_000);
       expect(dev.output).toContain(`ftp://dev:dev@127.0.0.1:${port}/`);
@@ -49,10 +50,12 @@ describe('quick start (npm start)', () => {
       expect(sha256(readFileSync(back))).toBe(sha256(body));
     } finally {
       dev.process.kill('SIGTERM');
-      const code = await dev.exited;
+      exitCode = await dev.exited;
       rmSync(data, { recursive: true, force: true });
-      expect(code, `exit code after SIGTERM; output:\n${dev.output}`).toBe(0);
     }
+    // Checked after the finally block, so that a failure above is the one reported, not the exit
+    // of a process stopped before it was up.
+    expect(exitCode, `exit code after SIGTERM; output:\n${dev.output}`).toBe(0);
   });
 
   it('a port in use: one line naming it and the flag to change it, exit 1', async () => {
