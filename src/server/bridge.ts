@@ -23,7 +23,7 @@ import { eventFor, WebhookPublisher } from './events.js';
 import { Readiness } from './health.js';
 import { OpsHttpServer } from './http.js';
 import { BridgeMetrics } from './metrics.js';
-import { startMemoryRelief } from './memory-relief.js';
+import { compactHeap, startMemoryRelief } from './memory-relief.js';
 import { startAccountServices, targetLabel, targetOf, type AccountTarget } from './account-services.js';
 
 export interface RunningBridge {
@@ -312,6 +312,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     await stop(false);
     throw err;
   }
+  compactHeap();
   logger.info({ address: ftpAddress.address, explicitFtps: tls !== undefined, port: ftpAddress.port }, 'FTP listening');
   if (ftpsImplicitAddress) logger.info({ address: ftpsImplicitAddress.address, port: ftpsImplicitAddress.port }, 'implicit FTPS listening');
   if (sftpAddress) {

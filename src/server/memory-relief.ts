@@ -13,6 +13,23 @@ export interface MemoryReliefOptions {
   gc?: () => void;
 }
 
+/** `globalThis.gc` as `node --expose-gc` gives it; the options are V8's gc extension's. */
+type ExposedGc = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+
+/**
+ * One memory-reducing collection: V8's last-resort flavour (what it runs before giving up on a full
+ * heap) collects until nothing more is freed, compacts, drops the bytecode of functions not running
+ * (compiled again from source if called again) and returns freed pages to the system. Start-up
+ * leaves much of that behind: config parsing and validation, the libraries' module bodies and the
+ * S3 probes run once. Returns false without `gc` (node --expose-gc, as bin/ftp-s3-bridge starts the
+ * bridge).
+ */
+export function compactHeap(gc = (globalThis as { gc?: ExposedGc }).gc): boolean {
+  if (typeof gc !== 'function') return false;
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return true;
+}
+
 export interface MemoryRelief {
   /** Full collections run so far. */
   readonly collections: number;
