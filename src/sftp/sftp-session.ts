@@ -18,8 +18,14 @@ const OPEN = { READ: 0x01, WRITE: 0x02, APPEND: 0x04, CREAT: 0x08, TRUNC: 0x10, 
 const MAX_READ_BYTES = 64 * 1024;
 /** Entries per READDIR answer, well within one SFTP packet. */
 const NAMES_PER_READDIR = 100;
-/** WRITE bytes received and not yet passed on beyond which the channel's SSH window stays shut. */
-const CHANNEL_BACKLOG_BYTES = 4 * 1024 * 1024;
+/**
+ * WRITE bytes received and not yet passed on beyond which the channel's SSH window stays shut. What
+ * one session can hold outside the memory budget is this plus the window the client still had
+ * (ssh2 grants 2 MiB). Small is enough: writes wait only while the upload's part buffers are all
+ * full, and the part that frees next takes a whole part's bytes at once, so the window reopens long
+ * before the upload could run dry.
+ */
+const CHANNEL_BACKLOG_BYTES = 512 * 1024;
 
 /** ssh2's own window update (not part of its typed API): reopens a channel's window after we held it. */
 const { windowAdjust } = createRequire(import.meta.url)('ssh2/lib/Channel.js') as { windowAdjust(channel: unknown): void };
