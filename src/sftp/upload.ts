@@ -1,5 +1,5 @@
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { freeMemoryOf } from '../storage/free-buffer.js';
 import type { CommittedObject, UploadSink } from '../storage/object-store.js';
 import { StorageError } from '../storage/errors.js';
@@ -44,6 +44,8 @@ export class OrderedUpload {
    */
   private readonly input: Writable;
   private readonly direct: boolean;
+  /** Owned WRITE data on its way through the wrap: freed if it reaches the sink as it went in. */
+  private readonly owned = new WeakSet<Buffer>();
   private failure: Error | undefined;
   /** Settles when the sink committed (or failed); never rejects unhandled. */
   private readonly done: Promise<CommittedObject>;
@@ -55,7 +57,7 @@ export class OrderedUpload {
     const source = wrap ? wrap(stream) : stream;
     this.direct = source === stream;
     this.input = this.direct ? sink : stream;
-    this.done = (this.direct ? finished(sink) : pipeline(source, sink)).then(() => sink.committed);
+    this.done = (this.direct ? finished(sink) : this.relay(source, sink)).then(() => sink.committed);
     this.done.catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
   }
 
@@ -97,7 +99,7 @@ export class OrderedUpload {
       this.early.set(offset, copy);
       return;
     }
-    let room = this.push(data, owned && this.direct ? () => freeMemoryOf(data) : undefined);
+    let room = this.push(data, owned);
     for (let chunk = this.early.get(this.next); chunk; chunk = this.early.get(this.next)) {
       this.early.delete(this.next);
       room = this.push(chunk);
@@ -140,10 +142,42 @@ export class OrderedUpload {
     );
   }
 
-  /** Passes bytes on; `copied` runs once the sink has copied them out (or failed). */
-  private push(chunk: Buffer, copied?: () => void): boolean {
+  /** Passes bytes on; `owned` ones are freed once the sink has copied them out (or failed). */
+  private push(chunk: Buffer, owned = false): boolean {
     this.next += chunk.length;
-    return copied ? this.input.write(chunk, copied) : this.input.write(chunk);
+    if (!owned) return this.input.write(chunk);
+    if (!this.direct) {
+      this.owned.add(chunk);
+      return this.input.write(chunk);
+    }
+    return this.input.write(chunk, () => freeMemoryOf(chunk));
+  }
+
+  /**
+   * pipeline(source, sink), except that owned WRITE data that comes out of the wrap as it went in
+   * (the quota's count passes chunks on unchanged; every upload has one) is freed once the sink has
+   * copied it, as FTP's relay frees its socket reads: left to the collector, every WRITE packet of
+   * an upload would stay in RSS until V8's next full collection. A chunk the wrap cut (bandwidth
+   * pacing) is another Buffer and is left to the collector.
+   */
+  private relay(source: Readable, sink: UploadSink): Promise<void> {
+    source.on('data', (chunk: Buffer) => {
+      const written = this.owned.has(chunk) ? sink.write(chunk, () => freeMemoryOf(chunk)) : sink.write(chunk);
+      if (!written) source.pause();
+    });
+    sink.on('drain', () => source.resume());
+    source.once('end', () => sink.end());
+    const sourceDone = finished(source).catch((err: unknown) => {
+      sink.destroy(err as Error);
+      throw err;
+    });
+    const sinkDone = finished(sink).catch((err: unknown) => {
+      source.destroy(err as Error);
+      throw err;
+    });
+    sourceDone.catch(() => undefined);
+    sinkDone.catch(() => undefined);
+    return Promise.all([sourceDone, sinkDone]).then(() => undefined);
   }
 
   /** Waits until the stream towards the sink drains, or the upload ends or fails. */

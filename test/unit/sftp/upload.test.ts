@@ -1,4 +1,4 @@
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, Transform, Writable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../../src/storage/errors.js';
@@ -139,14 +139,48 @@ describe('OrderedUpload', () => {
     expect(memory.held).toBe(0);
   });
 
-  it('leaves an owned WRITE packet to the collector when a wrap (bandwidth, quota) stands between it and the sink', async () => {
+  it('frees an owned WRITE packet that reaches the sink through a wrap (the quota count) as it went in, once copied; leaves one the wrap cut to the collector', async () => {
+    // Every upload has a wrap: the quota's count passes chunks on unchanged.
     const sink = fakeSink();
     const upload = new OrderedUpload({ sink, startOffset: 0, windowBytes: 100, wrap: (data) => data.pipe(new PassThrough()) });
     const packet = Buffer.alloc(40, 5);
     await upload.write(0, packet.subarray(20), true);
     await upload.finish();
-    expect(packet.buffer.byteLength).toBe(40);
+    expect(packet.buffer.byteLength).toBe(0);
     expect(Buffer.concat(sink.received)).toEqual(bytes(20, 5));
+
+    // Bandwidth pacing may cut a chunk: the pieces are other Buffers, still being read when the first is copied.
+    const cutSink = fakeSink();
+    const cut = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        this.push(chunk.subarray(0, 5));
+        this.push(chunk.subarray(5));
+        cb();
+      },
+    });
+    const paced = new OrderedUpload({ sink: cutSink, startOffset: 0, windowBytes: 100, wrap: (data) => data.pipe(cut) });
+    const cutPacket = Buffer.alloc(40, 6);
+    await paced.write(0, cutPacket.subarray(20), true);
+    await paced.finish();
+    expect(cutPacket.buffer.byteLength).toBe(40);
+    expect(Buffer.concat(cutSink.received)).toEqual(bytes(20, 6));
+  });
+
+  it('through a wrap, a failing sink fails the upload and its source, and a failing wrap aborts the sink', async () => {
+    const sink = fakeSink();
+    const upload = new OrderedUpload({ sink, startOffset: 0, windowBytes: 100, wrap: (data) => data.pipe(new PassThrough()) });
+    await upload.write(0, bytes(4, 1));
+    sink.destroy(new StorageError('UNAVAILABLE', 'S3 gone'));
+    await expect(upload.finish()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(upload.write(4, bytes(4, 1))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+    const sink2 = fakeSink();
+    const guard = new PassThrough();
+    const upload2 = new OrderedUpload({ sink: sink2, startOffset: 0, windowBytes: 100, wrap: (data) => data.pipe(guard) });
+    await upload2.write(0, bytes(4, 1));
+    guard.destroy(new StorageError('STORAGE_FULL', 'Quota exceeded'));
+    await expect(upload2.finish()).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+    expect(sink2.aborted()).toBe(true);
   });
 
   it('a resume counts offsets from the start offset; abort() aborts the sink and fails later writes', async () => {
