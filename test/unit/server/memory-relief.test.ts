@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { compactHeap, startMemoryRelief } from '../../../src/server/memory-relief.js';
 
 const MiB = 1024 * 1024;
@@ -49,7 +49,7 @@ describe('memory relief', () => {
 
   it('collects once memory outside the heap exceeds the budget by the headroom, then waits for new growth', async () => {
     let calls = 0;
-    const relief = startMemoryRelief({ budgetBytes: 0, headroomBytes: 8 * MiB, checkIntervalMs: 10, gc: () => calls++ })!;
+    const relief = startMemoryRelief({ budgetBytes: 0, headroomBytes: 8 * MiB, heapHeadroomBytes: Infinity, checkIntervalMs: 10, gc: () => calls++ })!;
     try {
       const held = Buffer.alloc(48 * MiB, 1);
       await sleep(100);
@@ -68,9 +68,60 @@ describe('memory relief', () => {
     }
   });
 
+  it('collects when the heap grew by its headroom over the least it used since the last collection, within its share of time', () => {
+    vi.useFakeTimers();
+    let heap = 10 * MiB;
+    let clock = 0;
+    let calls = 0;
+    const gc = () => {
+      calls++;
+      clock += 10; // a collection takes 10 ms
+      heap = 11 * MiB; // what survives is live
+    };
+    const relief = startMemoryRelief({
+      budgetBytes: 4096 * MiB,
+      heapHeadroomBytes: 2 * MiB,
+      heapTimeShare: 0.02,
+      checkIntervalMs: 5,
+      gc,
+      heapUsedBytes: () => heap,
+      now: () => clock,
+    })!;
+    try {
+      heap = 11.5 * MiB;
+      vi.advanceTimersByTime(50); // ten checks
+      expect(calls).toBe(0); // within the headroom over the 10 MiB at start
+      heap = 12.5 * MiB;
+      vi.advanceTimersByTime(5);
+      expect(calls).toBe(1);
+      // Grown again at once: the 10 ms collection may take 2 % of the time, so not before 500 ms.
+      heap = 14 * MiB;
+      clock += 480;
+      vi.advanceTimersByTime(50);
+      expect(calls).toBe(1);
+      clock += 30;
+      vi.advanceTimersByTime(5);
+      expect(calls).toBe(2);
+      // A collection of V8's own (or the compaction after start) lowers the mark: 9 + 2 MiB.
+      clock += 1000;
+      heap = 9 * MiB;
+      vi.advanceTimersByTime(5);
+      heap = 10.5 * MiB;
+      vi.advanceTimersByTime(50);
+      expect(calls).toBe(2);
+      heap = 11.5 * MiB;
+      vi.advanceTimersByTime(5);
+      expect(calls).toBe(3);
+      expect(relief.collections).toBe(3);
+    } finally {
+      relief.stop();
+      vi.useRealTimers();
+    }
+  });
+
   it('never collects below the budget', async () => {
     let calls = 0;
-    const relief = startMemoryRelief({ budgetBytes: 4096 * MiB, checkIntervalMs: 10, gc: () => calls++ })!;
+    const relief = startMemoryRelief({ budgetBytes: 4096 * MiB, heapHeadroomBytes: Infinity, checkIntervalMs: 10, gc: () => calls++ })!;
     try {
       const held = Buffer.alloc(32 * MiB, 1);
       await sleep(100);
