@@ -52,11 +52,18 @@ async function startBridge(s3, bucket) {
   const dir = tempDir(cleanups, 'ftp-s3-bridge-load-');
   // argon2id verifies on libuv's thread pool; bcryptjs would run 200 logins on the event loop
   const hash = hashPassword('pw', { bin: settings.bridgeBin, algorithm: 'argon2id' });
+  const pasvMax = settings.pasvMin + Math.max(64, settings.clients + 32) - 1;
   const file = writeBridgeConfig(join(dir, 'bridge.yaml'), {
     store: s3,
-    passivePorts: [settings.pasvMin, settings.pasvMin + Math.max(64, settings.clients + 32) - 1],
-    ftp: { maxConnections: 0, maxConnectionsPerIp: 0 },
-    s3: { storeOntoDirectory: settings.storeOntoDirectory },
+    passivePorts: [settings.pasvMin, pasvMax],
+    // Every client connects from 127.0.0.1, which the per-address limits (passive ports, memory
+    // share) would otherwise treat as one device: as for a fleet behind one NAT address.
+    ftp: {
+      maxConnections: 0,
+      maxConnectionsPerIp: 0,
+      passive: { address: '127.0.0.1', portMin: settings.pasvMin, portMax: pasvMax, maxPerClient: pasvMax - settings.pasvMin + 1 },
+    },
+    s3: { storeOntoDirectory: settings.storeOntoDirectory, memoryShare: { perClientPercent: 100, perAccountPercent: 100 } },
     http: { enabled: false },
     log: { level: 'warn' },
     accounts: [{ username: 'cam', passwordHash: hash, bucket, prefix: 'bridge/' }],
