@@ -9,44 +9,32 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { FtpReplyQueue, curl, python, readAll, type FtpReply } from '../support/clients.js';
-import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
+import { certDir, startFtpsBridge, type FtpsBridge, type TestCertificate } from '../support/tls.js';
 
 const TLS_USER = 'bob';
 const TLS_PASSWORD = 'tls only please';
 
 const dir = certDir();
+let ftps: FtpsBridge;
+let bridge: TestBridge;
 let certA: TestCertificate;
 let certB: TestCertificate;
 /** The files the bridge is configured with; tests swap their content. */
-const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
-let bridge: TestBridge;
+let live: FtpsBridge['live'];
+const implicitPort = () => ftps.implicitPort();
+const localFile = (name: string, size: number) => ftps.localFile(name, size);
 
 beforeAll(async () => {
-  [certA, certB] = await Promise.all([makeCertificate(dir, 'a'), makeCertificate(dir, 'b')]);
-  copyFileSync(certA.cert, live.cert);
-  copyFileSync(certA.key, live.key);
-  bridge = await TestBridge.start({
-    accounts: [
-      { username: USER, password: PASSWORD },
-      { username: TLS_USER, password: TLS_PASSWORD, policy: { requireTls: true } },
-    ],
-    ftp: { tls: { cert: live.cert, key: live.key, implicitPort: 0, reloadCheckSeconds: 1 } },
-  });
+  ftps = await startFtpsBridge(dir, [
+    { username: USER, password: PASSWORD },
+    { username: TLS_USER, password: TLS_PASSWORD, policy: { requireTls: true } },
+  ]);
+  ({ bridge, certA, certB, live } = ftps);
 });
 afterAll(async () => {
   await bridge?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const implicitPort = () => bridge.ftpsImplicitPort as number;
-
-/** A file of random bytes in the temp dir, and its hash. */
-function localFile(name: string, size: number): { path: string; data: Buffer } {
-  const data = randomBytes(size);
-  const path = join(dir, name);
-  writeFileSync(path, data);
-  return { path, data };
-}
 
 /** A control connection that can be upgraded to TLS (AUTH TLS) or start in TLS (implicit). */
 class Control {

@@ -1,7 +1,8 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TestBridge, type TestAccount } from './bridge.js';
 import { runProgram } from './clients.js';
 
 export interface TestCertificate {
@@ -32,4 +33,42 @@ export async function makeCertificate(dir: string, name: string): Promise<TestCe
   if (res.code !== 0) throw new Error('openssl failed: ' + res.stderr);
   const x509 = new X509Certificate(readFileSync(cert));
   return { cert, key, fingerprint256: x509.fingerprint256, serialNumber: x509.serialNumber };
+}
+
+/** A bridge serving FTPS (explicit and implicit) from certificate files it re-reads every second. */
+export interface FtpsBridge {
+  bridge: TestBridge;
+  /** Two certificates for 127.0.0.1; the bridge starts with `certA`. */
+  certA: TestCertificate;
+  certB: TestCertificate;
+  /** The files the bridge is configured with: a test swaps their content to check the reload. */
+  live: { cert: string; key: string };
+  implicitPort(): number;
+  /** A file of `size` random bytes in `dir`. */
+  localFile(name: string, size: number): { path: string; data: Buffer };
+}
+
+/** Starts an FTPS bridge for `accounts` with its certificates and files in `dir` (see certDir). */
+export async function startFtpsBridge(dir: string, accounts: TestAccount[]): Promise<FtpsBridge> {
+  const [certA, certB] = await Promise.all([makeCertificate(dir, 'a'), makeCertificate(dir, 'b')]);
+  const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
+  copyFileSync(certA.cert, live.cert);
+  copyFileSync(certA.key, live.key);
+  const bridge = await TestBridge.start({
+    accounts,
+    ftp: { tls: { cert: live.cert, key: live.key, implicitPort: 0, reloadCheckSeconds: 1 } },
+  });
+  return {
+    bridge,
+    certA,
+    certB,
+    live,
+    implicitPort: () => bridge.ftpsImplicitPort as number,
+    localFile: (name, size) => {
+      const data = randomBytes(size);
+      const path = join(dir, name);
+      writeFileSync(path, data);
+      return { path, data };
+    },
+  };
 }

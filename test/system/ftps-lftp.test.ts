@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -7,39 +6,28 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, TestBridge, USER, sha256 } from '../support/bridge.js';
 import { FtpReplyQueue, runProgram } from '../support/clients.js';
-import { certDir, makeCertificate, type TestCertificate } from '../support/tls.js';
+import { certDir, startFtpsBridge, type FtpsBridge, type TestCertificate } from '../support/tls.js';
 
 // FTPS with lftp (GnuTLS), Debian's `lftp`; the Node-only FTPS tests are in test/integration/ftps.test.ts.
 
 const dir = certDir();
+let ftps: FtpsBridge;
+let bridge: TestBridge;
 let certA: TestCertificate;
 let certB: TestCertificate;
-/** The files the bridge is configured with; the reload test swaps their content. */
-const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
-let bridge: TestBridge;
+/** The files the bridge is configured with; tests swap their content. */
+let live: FtpsBridge['live'];
+const implicitPort = () => ftps.implicitPort();
+const localFile = (name: string, size: number) => ftps.localFile(name, size);
 
 beforeAll(async () => {
-  [certA, certB] = await Promise.all([makeCertificate(dir, 'a'), makeCertificate(dir, 'b')]);
-  copyFileSync(certA.cert, live.cert);
-  copyFileSync(certA.key, live.key);
-  bridge = await TestBridge.start({
-    accounts: [{ username: USER, password: PASSWORD }],
-    ftp: { tls: { cert: live.cert, key: live.key, implicitPort: 0, reloadCheckSeconds: 1 } },
-  });
+  ftps = await startFtpsBridge(dir, [{ username: USER, password: PASSWORD }]);
+  ({ bridge, certA, certB, live } = ftps);
 });
 afterAll(async () => {
   await bridge?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const implicitPort = () => bridge.ftpsImplicitPort as number;
-
-function localFile(name: string, size: number): { path: string; data: Buffer } {
-  const data = randomBytes(size);
-  const path = join(dir, name);
-  writeFileSync(path, data);
-  return { path, data };
-}
 
 /** The fingerprint of the certificate the explicit port presents after AUTH TLS. */
 async function explicitFingerprint(): Promise<string> {
