@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { http } from '../config/node-http.js';
 import type { Readiness, ReadinessReport } from './health.js';
 
 /** What /readyz answers without `http.readyzDetails`: ok/failed per named check, nothing about the targets. */
@@ -41,7 +42,7 @@ export class OpsHttpServer {
     /** http.readyzDetails: /readyz names buckets, endpoints and key ids. */
     private readonly readyzDetails = false,
   ) {
-    this.server = createServer((req, res) => {
+    this.server = http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       const send = (status: number, type: string, body: string) => {
         res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });

@@ -1,6 +1,7 @@
-import { Agent as HttpAgent, type AgentOptions } from 'node:http';
+import type { Agent as HttpAgent, AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { http } from '../config/node-http.js';
 import { freeBuffer } from './free-buffer.js';
 
 /**
@@ -23,7 +24,7 @@ export function createS3Agents(options: AgentOptions): { httpAgent: HttpAgent; h
   return { httpAgent: new ReadFreeingHttpAgent(options), httpsAgent: new HttpsAgent(options) };
 }
 
-class ReadFreeingHttpAgent extends HttpAgent {
+class ReadFreeingHttpAgent extends http.Agent {
   override createConnection(...args: Parameters<HttpAgent['createConnection']>): ReturnType<HttpAgent['createConnection']> {
     return freeReadsAfterUse(super.createConnection(...args));
   }

@@ -84,6 +84,13 @@ describe('architecture', () => {
     expect(sftpServerImporters).toEqual([]);
   });
 
+  it('node:http is never imported as an ES module (its namespace loads undici): config/node-http.ts requires it', () => {
+    const importers = sourceFiles(SRC)
+      .filter((file) => /^import (?!type )[^;]*from 'node:http';/m.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file));
+    expect(importers).toEqual([]);
+  });
+
   it('npm test needs no program from a package a fresh machine lacks: tests that start one live in test/system or test/clients', () => {
     const TEST = resolve('test');
     // Programs .ci/run installs from Debian's packages for `npm run test:system`; the test/support
