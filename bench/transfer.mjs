@@ -92,6 +92,8 @@ function readSettings() {
     rclone: process.env.BENCH_RCLONE || 'rclone',
     // OpenSSH's Ciphers for the SFTP client (e.g. aes128-gcm@openssh.com); unset: its default order
     sftpCiphers: process.env.BENCH_SFTP_CIPHERS || undefined,
+    // bridge/rclone pairs per direction, in alternating order (bridge first, then rclone first)
+    sftpRounds: intEnv('BENCH_SFTP_ROUNDS', 2, 1),
   };
 }
 
@@ -717,8 +719,24 @@ async function sftpComparison(ctx, tmp) {
   } finally {
     ftp.close();
   }
-  up.bridgeSftp = await viaSftp(sizeCtx, `sftp: bridge upload   ${keys.bridgeSftp}`, 'bridge', bridge.sftpPort, [`put ${source} /${keys.bridgeSftp}`]);
-  up.rclone = await viaSftp(rcloneCtx, `sftp: rclone upload   ${keys.rclone}`, 'rclone', rclone.port, [`put ${source} /${keys.rclone}`]);
+  const pairs = async (transfer) => {
+    const bridgeRuns = [];
+    const rcloneRuns = [];
+    for (let round = 1; round <= settings.sftpRounds; round += 1) {
+      const viaBridge = () => transfer(sizeCtx, 'bridge', bridge.sftpPort, round).then((r) => bridgeRuns.push(r));
+      const viaRclone = () => transfer(rcloneCtx, 'rclone', rclone.port, round).then((r) => rcloneRuns.push(r));
+      if (round % 2) await viaBridge().then(viaRclone);
+      else await viaRclone().then(viaBridge);
+    }
+    return { bridgeSftp: pooled(bridgeRuns), rclone: pooled(rcloneRuns) };
+  };
+  Object.assign(
+    up,
+    await pairs((c, server, port, round) => {
+      const key = server === 'bridge' ? keys.bridgeSftp : keys.rclone;
+      return viaSftp(c, `sftp: ${server} upload   ${key} (round ${round})`, server, port, [`put ${source} /${key}`]);
+    }),
+  );
   for (const key of Object.values(keys)) {
     const stored = await withTimeout(`verifying ${key}`, settings.timeoutMs, () => getObjectHash(ctx, key));
     expectHash(`object ${key} in S3`, stored.sha256, sourceSha256);
@@ -747,10 +765,14 @@ async function sftpComparison(ctx, tmp) {
     ftpDown.close();
   }
   expectHash('FTP download', down.ftp.sha256, sourceSha256);
-  down.bridgeSftp = await viaSftp(sizeCtx, `sftp: bridge download ${keys.direct}`, 'bridgeDown', bridge.sftpPort, [`get /${keys.direct} ${target}`]);
-  await checkDownload('bridge SFTP download');
-  down.rclone = await viaSftp(rcloneCtx, `sftp: rclone download ${keys.direct}`, 'rcloneDown', rclone.port, [`get /${keys.direct} ${target}`]);
-  await checkDownload('rclone SFTP download');
+  Object.assign(
+    down,
+    await pairs(async (c, server, port, round) => {
+      const result = await viaSftp(c, `sftp: ${server} download ${keys.direct} (round ${round})`, `${server}Down`, port, [`get /${keys.direct} ${target}`]);
+      await checkDownload(`${server} SFTP download (round ${round})`);
+      return result;
+    }),
+  );
 
   for (const key of Object.values(keys)) {
     await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key }));
@@ -764,6 +786,25 @@ async function sftpComparison(ctx, tmp) {
   return { up, down, ciphers, rclone: { version: rclone.version, vmHwmMiB: round(rcloneStatus.hwmKiB / 1024, 1), sampledMaxMiB: round(rcloneMonitor.maxRssKiB / 1024, 1) } };
 }
 
+/**
+ * Several runs of one transfer as one: the mean time (so MB/s is total bytes over total time) and
+ * the mean CPU seconds per run, the highest RSS; the runs themselves under `runs`.
+ */
+function pooled(runs) {
+  const mean = (f) => runs.reduce((sum, r) => sum + f(r), 0) / runs.length;
+  const seconds = mean((r) => r.seconds);
+  const cpuSeconds = Object.fromEntries(Object.keys(runs[0].cpuSeconds).map((k) => [k, round(mean((r) => r.cpuSeconds[k] ?? 0), 2)]));
+  return {
+    ...runs[0],
+    label: runs[0].label.replace(/ \(round \d+\)$/, ''),
+    seconds: round(seconds, 3),
+    mbPerS: round(runs[0].mbPerS * (runs[0].seconds / seconds), 1),
+    cpuSeconds,
+    bridgeRssMaxMiB: Math.max(...runs.map((r) => r.bridgeRssMaxMiB)),
+    runs: runs.map(({ seconds: s, mbPerS, cpuSeconds: cpu, bridgeRssMaxMiB }) => ({ seconds: s, mbPerS, cpuSeconds: cpu, bridgeRssMaxMiB })),
+  };
+}
+
 /** The SFTP rows: MB/s and ratio against direct, the server's CPU seconds per GiB, its peak RSS per transfer. */
 function summarizeSftp(settings, sftp, bridgeHwmMiB) {
   const gib = (settings.sftpMiB * MiB) / GiB;
@@ -775,6 +816,7 @@ function summarizeSftp(settings, sftp, bridgeHwmMiB) {
     otherCpuPerGiB: round(t.cpuSeconds.other / gib, 2),
     clientCpuPerGiB: t.cpuSeconds.client === undefined ? undefined : round(t.cpuSeconds.client / gib, 2),
     serverRssMaxMiB: t.bridgeRssMaxMiB,
+    ...(t.runs ? { runsMBps: t.runs.map((r) => r.mbPerS) } : {}),
   });
   const dir = (d) => Object.fromEntries(Object.entries(d).map(([k, t]) => [k, row(t, d.direct)]));
   const upload = dir(sftp.up);
@@ -804,6 +846,10 @@ function sftpReport(s) {
       const rss = k === 'direct' ? '-' : r.serverRssMaxMiB.toFixed(1);
       out.push(`${padEnd(dirName, 10)}${padEnd(names[k], 20)}${pad(r.mbPerS.toFixed(1), 8)}${pad(r.ratio.toFixed(3), 9)}${pad(server, 18)}${pad(r.s3CpuPerGiB.toFixed(2), 14)}${pad(r.clientCpuPerGiB === undefined ? '-' : r.clientCpuPerGiB.toFixed(2), 19)}${pad(r.otherCpuPerGiB.toFixed(2), 13)}${pad(rss, 20)}`);
     }
+  }
+  if (s.upload.bridgeSftp.runsMBps?.length > 1) {
+    const runs = (d) => d.bridgeSftp.runsMBps.map((b, i) => `${b} / ${d.rclone.runsMBps[i]}`).join(', ');
+    out.push(`rounds, bridge / rclone MB/s (odd rounds bridge first, even rounds rclone first): upload ${runs(s.upload)}; download ${runs(s.download)}`);
   }
   out.push(`target: SFTP via the bridge at least as fast as rclone serve sftp: upload ${s.uploadPass ? 'PASS' : 'FAIL'}, download ${s.downloadPass ? 'PASS' : 'FAIL'}`);
   out.push(`bridge peak RSS ${s.rss.bridgePeakMiB} MiB vs budget ${s.rss.budgetMiB} MiB (${RSS_BASE_MiB} + partSize x queueSize + ${SFTP_REORDER_WINDOW_MiB} MiB reorder window)  ${s.rss.pass ? 'PASS' : 'FAIL'}; rclone peak RSS ${s.rss.rclonePeakMiB} MiB`);
