@@ -84,6 +84,13 @@ describe('architecture', () => {
     expect(sftpServerImporters).toEqual([]);
   });
 
+  it("zod's locales are not used (patches/zod+*.patch leaves them unloaded)", () => {
+    const users = sourceFiles(SRC)
+      .filter((file) => /\blocales\b/.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file));
+    expect(users).toEqual([]);
+  });
+
   it('node:http is never imported as an ES module (its namespace loads undici): config/node-http.ts requires it', () => {
     const importers = sourceFiles(SRC)
       .filter((file) => /^import (?!type )[^;]*from 'node:http';/m.test(readFileSync(file, 'utf8')))
