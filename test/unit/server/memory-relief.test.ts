@@ -49,7 +49,12 @@ describe('memory relief', () => {
 
   it('collects once memory outside the heap exceeds the budget by the headroom, then waits for new growth', async () => {
     let calls = 0;
-    const relief = startMemoryRelief({ budgetBytes: 0, headroomBytes: 8 * MiB, heapHeadroomBytes: Infinity, checkIntervalMs: 10, gc: () => calls++ })!;
+    const flavors = new Set<unknown>();
+    const gc = (options?: { flavor?: string }) => {
+      calls++;
+      flavors.add(options?.flavor);
+    };
+    const relief = startMemoryRelief({ budgetBytes: 0, headroomBytes: 8 * MiB, heapHeadroomBytes: Infinity, checkIntervalMs: 10, gc })!;
     try {
       const held = Buffer.alloc(48 * MiB, 1);
       await sleep(100);
@@ -63,6 +68,8 @@ describe('memory relief', () => {
       expect(calls).toBeGreaterThan(after);
       expect(relief.collections).toBe(calls);
       expect(held.length + more.length).toBe(72 * MiB);
+      // Regular ones: what they are for is buffers outside the heap, not its layout.
+      expect([...flavors]).toEqual([undefined]);
     } finally {
       relief.stop();
     }
@@ -73,8 +80,10 @@ describe('memory relief', () => {
     let heap = 10 * MiB;
     let clock = 0;
     let calls = 0;
-    const gc = () => {
+    const flavors: unknown[] = [];
+    const gc = (options?: { flavor?: string }) => {
       calls++;
+      flavors.push(options?.flavor);
       clock += 10; // a collection takes 10 ms
       heap = 11 * MiB; // what survives is live
     };
@@ -113,6 +122,8 @@ describe('memory relief', () => {
       vi.advanceTimersByTime(5);
       expect(calls).toBe(3);
       expect(relief.collections).toBe(3);
+      // Memory-reducing ones: they compact what the regular ones leave fragmented.
+      expect(flavors).toEqual(['last-resort', 'last-resort', 'last-resort']);
     } finally {
       relief.stop();
       vi.useRealTimers();
