@@ -725,10 +725,11 @@ async function sftpComparison(ctx, tmp) {
     for (let round = 1; round <= settings.sftpRounds; round += 1) {
       const viaBridge = () => transfer(sizeCtx, 'bridge', bridge.sftpPort, round).then((r) => bridgeRuns.push(r));
       const viaRclone = () => transfer(rcloneCtx, 'rclone', rclone.port, round).then((r) => rcloneRuns.push(r));
-      if (round % 2) await viaBridge().then(viaRclone);
-      else await viaRclone().then(viaBridge);
+      const [first, second] = round % 2 ? [viaBridge, viaRclone] : [viaRclone, viaBridge];
+      await first();
+      await second();
     }
-    return { bridgeSftp: pooled(bridgeRuns), rclone: pooled(rcloneRuns) };
+    return { bridgeSftp: pooled(bridgeRuns, bytes), rclone: pooled(rcloneRuns, bytes) };
   };
   Object.assign(
     up,
@@ -787,10 +788,10 @@ async function sftpComparison(ctx, tmp) {
 }
 
 /**
- * Several runs of one transfer as one: the mean time (so MB/s is total bytes over total time) and
- * the mean CPU seconds per run, the highest RSS; the runs themselves under `runs`.
+ * Several runs of one transfer of `bytes` as one: the mean time (so MB/s is total bytes over total
+ * time) and the mean CPU seconds per run, the highest RSS; the runs themselves under `runs`.
  */
-function pooled(runs) {
+function pooled(runs, bytes) {
   const mean = (f) => runs.reduce((sum, r) => sum + f(r), 0) / runs.length;
   const seconds = mean((r) => r.seconds);
   const cpuSeconds = Object.fromEntries(Object.keys(runs[0].cpuSeconds).map((k) => [k, round(mean((r) => r.cpuSeconds[k] ?? 0), 2)]));
@@ -798,7 +799,7 @@ function pooled(runs) {
     ...runs[0],
     label: runs[0].label.replace(/ \(round \d+\)$/, ''),
     seconds: round(seconds, 3),
-    mbPerS: round(runs[0].mbPerS * (runs[0].seconds / seconds), 1),
+    mbPerS: round(bytes / seconds / 1e6, 1),
     cpuSeconds,
     bridgeRssMaxMiB: Math.max(...runs.map((r) => r.bridgeRssMaxMiB)),
     runs: runs.map(({ seconds: s, mbPerS, cpuSeconds: cpu, bridgeRssMaxMiB }) => ({ seconds: s, mbPerS, cpuSeconds: cpu, bridgeRssMaxMiB })),

@@ -21,7 +21,9 @@ export interface MemoryReliefOptions {
 }
 
 /** `globalThis.gc` as `node --expose-gc` gives it; the options are V8's gc extension's. */
-export type ExposedGc = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+type ExposedGc = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+
+const MEMORY_REDUCING = { type: 'major', execution: 'sync', flavor: 'last-resort' } as const;
 
 /**
  * One memory-reducing collection: V8's last-resort flavour (what it runs before giving up on a full
@@ -36,8 +38,6 @@ export function compactHeap(gc = (globalThis as { gc?: ExposedGc }).gc): boolean
   gc(MEMORY_REDUCING);
   return true;
 }
-
-const MEMORY_REDUCING = { type: 'major', execution: 'sync', flavor: 'last-resort' } as const;
 
 export interface MemoryRelief {
   /** Full collections run so far. */
